@@ -1,0 +1,50 @@
+"""Where the models are and how they run, read from the environment.
+
+Django settings pass the same variables through; this module reads them itself so
+that ``inference`` works from the command line without Django.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from inference.errors import InferenceError
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    models_dir: Path
+    chat_model: str  # a folder in Hugging Face format; "" means the packaged SmolLM2
+    embedding_model: str  # "" means the packaged all-MiniLM-L6-v2
+    sentiment_model: str  # "" means the trained head shipped in inference/sentiment_head/
+    device: str
+    dtype: str
+    quantize: str  # "none" or "int8" (weight-only, chat model)
+
+    @classmethod
+    def from_env(cls) -> InferenceConfig:
+        var_dir = Path(os.environ.get("PARLEY_VAR_DIR") or PROJECT_DIR / "var")
+        device = os.environ.get("PARLEY_DEVICE", "auto").strip().lower()
+        dtype = os.environ.get("PARLEY_DTYPE", "auto").strip().lower()
+        quantize = os.environ.get("PARLEY_QUANTIZE", "none").strip().lower()
+        if device not in DEVICES:
+            raise InferenceError(f"PARLEY_DEVICE={device!r} must be one of {', '.join(DEVICES)}.")
+        if dtype not in DTYPES:
+            raise InferenceError(f"PARLEY_DTYPE={dtype!r} must be one of {', '.join(DTYPES)}.")
+        if quantize not in ("none", "int8"):
+            raise InferenceError(f"PARLEY_QUANTIZE={quantize!r} must be 'none' or 'int8'.")
+        return cls(
+            models_dir=Path(os.environ.get("PARLEY_MODELS_DIR") or var_dir / "models"),
+            chat_model=os.environ.get("PARLEY_CHAT_MODEL", ""),
+            embedding_model=os.environ.get("PARLEY_EMBEDDING_MODEL", ""),
+            sentiment_model=os.environ.get("PARLEY_SENTIMENT_MODEL", ""),
+            device=device,
+            dtype=dtype,
+            quantize=quantize,
+        )

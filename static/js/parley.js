@@ -1,0 +1,2 @@
+// Parley's shared page behaviour. Loaded with defer; no inline scripts (the CSP forbids them).
+"use strict";

@@ -1,0 +1,40 @@
+"""Shared fixtures. The test command points DATABASE_URL and REDIS_URL at real servers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.test import Client
+
+PASSWORD = "correct-horse-battery-9"
+
+
+@pytest.fixture
+def make_user(db: Any) -> Callable[..., Any]:
+    from webapp.accounts.models import User
+
+    counter = iter(range(1, 10_000))
+
+    def make(email: str | None = None, password: str = PASSWORD, **extra: Any) -> User:
+        return User.objects.create_user(email=email or f"user{next(counter)}@example.com", password=password, **extra)
+
+    return make
+
+
+@pytest.fixture
+def user(make_user: Callable[..., Any]) -> Any:
+    return make_user("alice@example.com")
+
+
+@pytest.fixture
+def staff_user(make_user: Callable[..., Any]) -> Any:
+    return make_user("staff@example.com", is_staff=True)
+
+
+@pytest.fixture
+def logged_in_client(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
