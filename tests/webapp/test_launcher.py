@@ -1,0 +1,75 @@
+"""The launcher's answers to an operator's mistakes: one clear line each."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from webapp.launcher import BASE_DIR, LauncherError, check_database, check_port_free, run_lock
+
+
+def test_a_port_in_use_is_named_with_what_to_do() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(LauncherError, match=f"port {port} on 127.0.0.1 is already in use.*PARLEY_PORT={port + 1}"):
+            check_port_free("127.0.0.1", port)
+
+
+def test_a_stale_lock_from_a_killed_run_is_removed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "parley.pid").write_text(str(dead.pid))
+    with run_lock(tmp_path, "parley"):
+        assert (tmp_path / "parley.pid").read_text() == str(os.getpid())
+    assert "removed a stale lock" in capsys.readouterr().out
+    assert not (tmp_path / "parley.pid").exists()
+
+
+def test_a_live_lock_refuses_a_second_run(tmp_path: Path) -> None:
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (tmp_path / "parley.pid").write_text(str(alive.pid))
+        with pytest.raises(LauncherError, match=f"already running from this folder \\(pid {alive.pid}\\)"):
+            run_lock(tmp_path, "parley").__enter__()
+    finally:
+        alive.kill()
+
+
+def test_an_unreachable_database_url_is_one_clear_line() -> None:
+    with pytest.raises(LauncherError, match="cannot reach the database at 127.0.0.1 named by DATABASE_URL"):
+        check_database("postgres://nobody:secret@127.0.0.1:1/parley")
+
+
+def test_run_with_an_unreachable_database_prints_one_line(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgres://nobody@127.0.0.1:1/parley",
+        "PARLEY_VAR_DIR": str(tmp_path),
+        "SECRET_KEY": "k" * 50,
+        "PARLEY_PORT": "0",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "webapp.launcher", "run"], env=env, cwd=BASE_DIR, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "parley: cannot reach the database" in result.stdout
+
+
+def test_production_mode_without_a_secret_key_is_refused(tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": "postgres://x@127.0.0.1:1/p", "PARLEY_VAR_DIR": str(tmp_path)}
+    env.pop("SECRET_KEY", None)
+    env.pop("DEBUG", None)
+    env["PARLEY_PORT"] = "0"
+    result = subprocess.run(
+        [sys.executable, "-m", "webapp.launcher", "run"], env=env, cwd=BASE_DIR, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "parley: SECRET_KEY is not set" in result.stdout
