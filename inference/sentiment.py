@@ -1,0 +1,159 @@
+"""Sentiment: negative / neutral / positive, with a confidence.
+
+The default model is the packaged all-MiniLM-L6-v2 encoder whose top layers were
+fine-tuned, with a linear head on mean-pooled tokens, by ``scripts/train_sentiment.py``.
+Only what training changed is committed (``inference/sentiment_head/``): the tuned
+layers and the head, in float16, applied over the packaged encoder at load time.
+Any Hugging Face sequence-classification folder can replace it (PARLEY_SENTIMENT_MODEL).
+
+``classify`` sorts texts by length and pads per batch, so a batch of short texts does
+not pay for one long one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from inference.config import InferenceConfig
+from inference.models import SENTIMENT_HEAD_DIR, choose_device, embedding_model_dir
+from inference.errors import ModelNotFoundError
+
+if TYPE_CHECKING:
+    import torch
+
+LABELS = ("negative", "neutral", "positive")
+EMPTY = "empty"
+HEAD_WEIGHTS = "tuned.safetensors"
+HEAD_CONFIG = "head.json"
+
+
+@dataclass(frozen=True)
+class SentimentResult:
+    label: str  # one of LABELS, or "empty" for a text with nothing to classify
+    score: float  # the probability of that label; 0 for "empty"
+    probabilities: dict[str, float]
+
+
+def build_classifier(encoder: Any, num_labels: int) -> Any:
+    """MiniLM encoder + mean pooling + linear head, as trained by the script."""
+    import torch
+    from torch import nn
+
+    class Classifier(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
+            self.dropout = nn.Dropout(0.1)
+            self.head = nn.Linear(encoder.config.hidden_size, num_labels)
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            logits: torch.Tensor = self.head(self.dropout(pooled))
+            return logits
+
+    return Classifier()
+
+
+class SentimentClassifier:
+    def __init__(self, model: Any, tokenizer: Any, labels: Sequence[str], device: torch.device, name: str) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.labels = tuple(labels)
+        self.device = device
+        self.name = name
+
+    @classmethod
+    def from_config(cls, config: InferenceConfig | None = None) -> SentimentClassifier:
+        config = config or InferenceConfig.from_env()
+        device = choose_device(config)
+        if config.sentiment_model:
+            return cls._from_checkpoint(Path(config.sentiment_model), device)
+        return cls._from_head(SENTIMENT_HEAD_DIR, embedding_model_dir(config), device)
+
+    @classmethod
+    def _from_head(cls, head_dir: Path, encoder_dir: Path, device: torch.device) -> SentimentClassifier:
+        from safetensors.torch import load_file
+        from transformers import AutoModel, AutoTokenizer
+
+        if not (head_dir / HEAD_WEIGHTS).exists():
+            raise ModelNotFoundError(
+                f"the sentiment head is missing from {head_dir}; rebuild it with: python scripts/train_sentiment.py"
+            )
+        meta = json.loads((head_dir / HEAD_CONFIG).read_text())
+        tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
+        model = build_classifier(AutoModel.from_pretrained(encoder_dir), len(meta["labels"]))
+        tuned = {name: tensor.float() for name, tensor in load_file(head_dir / HEAD_WEIGHTS).items()}
+        missing = set(tuned) - set(model.state_dict())
+        if missing:
+            raise ModelNotFoundError(f"the sentiment head in {head_dir} does not fit the encoder in {encoder_dir}.")
+        model.load_state_dict(tuned, strict=False)
+        model.to(device).eval()
+        return cls(model, tokenizer, meta["labels"], device, meta.get("name", "minilm-sentiment"))
+
+    @classmethod
+    def _from_checkpoint(cls, folder: Path, device: torch.device) -> SentimentClassifier:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        if not (folder / "config.json").exists():
+            raise ModelNotFoundError(
+                f"PARLEY_SENTIMENT_MODEL={folder} is not a Hugging Face model folder (no config.json)."
+            )
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            checkpoint = AutoModelForSequenceClassification.from_pretrained(folder)
+        except (OSError, ValueError) as error:
+            raise ModelNotFoundError(f"cannot load a sentiment classifier from {folder}: {error}") from None
+        id2label = checkpoint.config.id2label
+        labels = [str(id2label[i]).lower() for i in range(len(id2label))]
+
+        class Wrapped:
+            def __call__(self, input_ids: Any, attention_mask: Any) -> Any:
+                return checkpoint(input_ids=input_ids, attention_mask=attention_mask).logits
+
+        checkpoint.to(device).eval()
+        return cls(Wrapped(), tokenizer, labels, device, folder.name)
+
+    def classify(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 64,
+        max_length: int = 256,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> list[SentimentResult]:
+        """Classify every text; an empty or blank text gets the explicit label "empty"."""
+        import torch
+
+        results: list[SentimentResult | None] = [None] * len(texts)
+        order = sorted((i for i, t in enumerate(texts) if t and t.strip()), key=lambda i: len(texts[i]))
+        for i, text in enumerate(texts):
+            if not text or not text.strip():
+                results[i] = SentimentResult(EMPTY, 0.0, {})
+        done = len(texts) - len(order)
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                batch = order[start : start + batch_size]
+                encoded = self.tokenizer(
+                    [texts[i] for i in batch], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+                )
+                logits = self.model(
+                    input_ids=encoded["input_ids"].to(self.device),
+                    attention_mask=encoded["attention_mask"].to(self.device),
+                )
+                probabilities = torch.softmax(logits.float(), dim=-1).cpu()
+                for row, index in enumerate(batch):
+                    probs = probabilities[row].tolist()
+                    best = max(range(len(probs)), key=probs.__getitem__)
+                    results[index] = SentimentResult(
+                        self.labels[best], float(probs[best]), dict(zip(self.labels, probs, strict=True))
+                    )
+                done += len(batch)
+                if on_progress is not None:
+                    on_progress(done, len(texts))
+        return [r for r in results if r is not None]

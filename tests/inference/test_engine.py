@@ -1,0 +1,226 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inference import Engine, GenerationRequest, InvalidRequestError, ModelNotFoundError
+from inference.config import InferenceConfig
+from inference.models import chat_model_dir, choose_device, load_causal_lm
+from tests.inference.conftest import build_tiny_model
+
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+def greedy(messages: list[dict[str, str]], tokens: int = 24, **extra: Any) -> GenerationRequest:
+    return GenerationRequest.of(messages, max_new_tokens=tokens, temperature=0, **extra)
+
+
+def test_streamed_deltas_join_to_the_non_streaming_result(real_engine: Engine) -> None:
+    request = greedy(QUESTION, 32)
+    deltas = list(real_engine.stream(request))
+    whole = real_engine.generate(request)
+    assert len(deltas) > 1
+    assert "".join(deltas) == whole.text
+    assert "Paris" in whole.text
+    stats = whole.stats
+    assert stats.finish_reason in ("stop", "length")
+    assert stats.prompt_tokens > 10
+    assert 0 < stats.completion_tokens <= 32
+    assert stats.time_to_first_token is not None
+    assert stats.time_to_first_token > 0
+    assert stats.tokens_per_second > 0
+
+
+def test_greedy_output_does_not_depend_on_the_batch(tiny_engine: Engine) -> None:
+    request = greedy([{"role": "user", "content": "Tell me about rivers."}], 40)
+    alone = tiny_engine.generate(request).text
+    others = [
+        greedy([{"role": "user", "content": "word " * n}], 10 + n) for n in (1, 7, 30, 3, 60)
+    ]  # different lengths, so the batch is padded and rows leave at different steps
+    first = [tiny_engine.submit(r) for r in others[:3]]
+    target = tiny_engine.submit(request)
+    later = [tiny_engine.submit(r) for r in others[3:]]  # join while the target is decoding
+    together = target.result().text
+    for stream in first + later:
+        stream.result()
+    assert together == alone
+    assert len(alone) > 0
+
+
+def test_the_whole_text_is_the_decoded_tokens_and_never_a_broken_character(tiny_engine: Engine) -> None:
+    # A random model emits arbitrary byte tokens, the hard case for incremental decoding.
+    stream = tiny_engine.submit(greedy([{"role": "user", "content": "Emoji: 😀🎉 and ünïcödé"}], 80))
+    deltas = list(stream)
+    text = "".join(deltas)
+    assert stream.stats is not None
+    assert stream.stats.completion_tokens == 80
+    complete = [d for d in deltas if "\ufffd" in d]
+    assert complete == [] or "\ufffd" in text
+
+
+def test_cancel_stops_the_stream_and_keeps_the_text_shown(tiny_engine: Engine) -> None:
+    other = tiny_engine.submit(greedy([{"role": "user", "content": "keep going"}], 60))
+    stream = tiny_engine.submit(greedy([{"role": "user", "content": "long story"}], 500))
+    iterator = iter(stream)
+    shown = [next(iterator) for _ in range(3)]
+    stream.cancel()
+    rest = list(iterator)
+    assert stream.stats is not None
+    assert stream.stats.finish_reason == "cancelled"
+    # at most the one step already under way when cancel arrived
+    assert len(rest) <= 1
+    assert stream.stats.completion_tokens < 10
+    assert "".join(shown)
+    # the other request is not disturbed
+    result = other.result()
+    assert result.stats.finish_reason == "length"
+    assert result.stats.completion_tokens == 60
+
+
+def test_cancelling_twice_is_a_clear_error_and_the_engine_keeps_serving(tiny_engine: Engine) -> None:
+    stream = tiny_engine.submit(greedy(QUESTION, 300))
+    stream.cancel()
+    with pytest.raises(InvalidRequestError, match="already cancelled"):
+        stream.cancel()
+    list(stream)
+    with pytest.raises(InvalidRequestError, match="already finished"):
+        stream.cancel()
+    assert tiny_engine.generate(greedy(QUESTION, 5)).stats.completion_tokens == 5
+
+
+def test_many_concurrent_requests_from_threads_all_complete(tiny_engine: Engine) -> None:
+    results: dict[int, Any] = {}
+
+    def ask(n: int) -> None:
+        results[n] = tiny_engine.generate(greedy([{"role": "user", "content": f"question {n} " * (n + 1)}], 5 + n))
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(results) == list(range(24))
+    for n, result in results.items():
+        assert result.stats.finish_reason == "length"
+        assert result.stats.completion_tokens == 5 + n
+        assert result.stats.prompt_tokens == tiny_engine.count_tokens(
+            GenerationRequest.of([{"role": "user", "content": f"question {n} " * (n + 1)}]).messages
+        )
+        assert result.stats.time_to_first_token is not None
+    assert tiny_engine.queue_length == 0
+
+
+def test_a_full_batch_reports_each_waiting_request_its_place(chat_tokenizer: Any) -> None:
+    engine = Engine(build_tiny_model(len(chat_tokenizer)), chat_tokenizer, max_batch_size=2)
+    try:
+        running = [engine.submit(greedy(QUESTION, 400)) for _ in range(2)]
+        for stream in running:
+            next(iter(stream))  # both are in the batch now
+        waiting = [engine.submit(greedy(QUESTION, 5)) for _ in range(2)]
+        assert [w.queue_position for w in waiting] == [1, 2]
+        assert engine.queue_length == 2
+        for stream in running:
+            stream.cancel()
+        assert all(w.result().stats.completion_tokens == 5 for w in waiting)
+        assert waiting[0].queue_position == 0
+    finally:
+        engine.close()
+
+
+def test_stop_strings_end_the_answer_without_showing_them(real_engine: Engine) -> None:
+    plain = real_engine.generate(greedy(QUESTION, 32)).text
+    assert "Paris" in plain
+    stopped = real_engine.submit(greedy(QUESTION, 32, stop=["Paris"]))
+    deltas = list(stopped)
+    assert "".join(deltas) == plain[: plain.index("Paris")]
+    assert stopped.stats is not None
+    assert stopped.stats.finish_reason == "stop"
+
+
+def test_a_long_conversation_is_trimmed_from_the_oldest_turns(chat_tokenizer: Any) -> None:
+    engine = Engine(build_tiny_model(len(chat_tokenizer), max_positions=300), chat_tokenizer)
+    try:
+        history: list[dict[str, str]] = [{"role": "system", "content": "SYSTEM-RULES stay."}]
+        for n in range(20):
+            history += [
+                {"role": "user", "content": f"turn {n} " + "blah " * 10},
+                {"role": "assistant", "content": "ok " * 10},
+            ]
+        history.append({"role": "user", "content": "latest question"})
+        request = greedy(history, 20)
+        stream = engine.submit(request)
+        stream.result()
+        assert stream.stats is not None
+        assert stream.stats.trimmed_messages > 0
+        assert stream.stats.prompt_tokens <= 300 - 20
+        prompt = chat_tokenizer.decode(engine._prompt(request)[0])
+        assert "SYSTEM-RULES stay." in prompt
+        assert "latest question" in prompt
+        assert "turn 0 " not in prompt
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize(
+    ("messages", "params", "message"),
+    [
+        ([], {}, "no messages"),
+        ([{"role": "user", "content": "   "}], {}, "message 0 \\(user\\) is empty"),
+        ([{"role": "wizard", "content": "hi"}], {}, "role 'wizard'"),
+        (QUESTION, {"max_new_tokens": 0}, "max_new_tokens must be between 1 and"),
+        (QUESTION, {"max_new_tokens": 10**6}, "max_new_tokens must be between 1 and"),
+        (QUESTION, {"temperature": -0.1}, "temperature must be 0 or more"),
+        (QUESTION, {"top_p": 0}, "top_p must be in \\(0, 1\\]"),
+        (QUESTION, {"top_p": 1.5}, "top_p must be in \\(0, 1\\]"),
+        ([{"role": "user", "content": "x" * 200_000}], {}, "200,000 characters"),
+    ],
+)
+def test_bad_requests_get_a_clear_error_and_the_engine_keeps_serving(
+    tiny_engine: Engine, messages: list[dict[str, str]], params: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidRequestError, match=message):
+        tiny_engine.submit(GenerationRequest.of(messages, **params))
+    assert tiny_engine.generate(greedy(QUESTION, 3)).stats.completion_tokens == 3
+
+
+def test_an_engine_failure_marks_the_live_requests_failed_and_serving_goes_on(tiny_engine: Engine) -> None:
+    original = tiny_engine.model.forward
+    calls = {"n": 0}
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("simulated device failure")
+        return original(*args, **kwargs)
+
+    tiny_engine.model.forward = flaky
+    broken = tiny_engine.submit(greedy(QUESTION, 50)).result()
+    assert broken.stats.finish_reason == "error"
+    assert broken.stats.error is not None
+    assert "simulated device failure" in broken.stats.error
+    assert tiny_engine.generate(greedy(QUESTION, 4)).stats.completion_tokens == 4
+
+
+def test_a_missing_model_folder_names_the_path(tmp_path: Path) -> None:
+    config = InferenceConfig.from_env()
+    missing = tmp_path / "nope"
+    with pytest.raises(ModelNotFoundError, match=f"model folder {missing} .*does not exist"):
+        chat_model_dir(type(config)(**{**config.__dict__, "chat_model": str(missing)}))
+
+
+def test_a_corrupt_model_folder_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{not json")
+    config = InferenceConfig.from_env()
+    with pytest.raises(ModelNotFoundError, match=f"cannot load a causal language model from {tmp_path}"):
+        load_causal_lm(tmp_path, choose_device(config), __import__("torch").float32)
+
+
+def test_importing_inference_does_not_import_torch() -> None:
+    code = "import sys, inference, inference.summarize, inference.sentiment; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
