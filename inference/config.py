@@ -25,20 +25,16 @@ class InferenceConfig:
     sentiment_model: str  # "" means the trained head shipped in inference/sentiment_head/
     device: str
     dtype: str
-    quantize: str  # "none" or "int8" (weight-only, chat model)
 
     @classmethod
     def from_env(cls) -> InferenceConfig:
         var_dir = Path(os.environ.get("PARLEY_VAR_DIR") or PROJECT_DIR / "var")
         device = os.environ.get("PARLEY_DEVICE", "auto").strip().lower()
         dtype = os.environ.get("PARLEY_DTYPE", "auto").strip().lower()
-        quantize = os.environ.get("PARLEY_QUANTIZE", "none").strip().lower()
         if device not in DEVICES:
             raise InferenceError(f"PARLEY_DEVICE={device!r} must be one of {', '.join(DEVICES)}.")
         if dtype not in DTYPES:
             raise InferenceError(f"PARLEY_DTYPE={dtype!r} must be one of {', '.join(DTYPES)}.")
-        if quantize not in ("none", "int8"):
-            raise InferenceError(f"PARLEY_QUANTIZE={quantize!r} must be 'none' or 'int8'.")
         return cls(
             models_dir=Path(os.environ.get("PARLEY_MODELS_DIR") or var_dir / "models"),
             chat_model=os.environ.get("PARLEY_CHAT_MODEL", ""),
@@ -46,5 +42,4 @@ class InferenceConfig:
             sentiment_model=os.environ.get("PARLEY_SENTIMENT_MODEL", ""),
             device=device,
             dtype=dtype,
-            quantize=quantize,
         )

@@ -49,6 +49,7 @@ class SamplingParams:
     top_p: float = 0.95
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    ignore_eos: bool = False  # benchmarks: always produce max_new_tokens
 
 
 @dataclass(frozen=True)
@@ -232,10 +233,6 @@ class Engine:
         config = config or InferenceConfig.from_env()
         device = choose_device(config)
         model, tokenizer = load_causal_lm(chat_model_dir(config), device, choose_dtype(config, device))
-        if config.quantize == "int8":
-            from inference.quantize import quantize_int8_weight_only
-
-            quantize_int8_weight_only(model)
         return cls(model, tokenizer, model_name=chat_model_name(config), **options)
 
     # ---- public API --------------------------------------------------------------
@@ -510,7 +507,7 @@ class Engine:
                 continue
             if sequence.first_token_at is None:
                 sequence.first_token_at = now
-            if token in self.eos_ids:
+            if token in self.eos_ids and not sequence.params.ignore_eos:
                 self._finish(sequence, "stop")
                 leaving.append(sequence)
                 continue

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inference.config import InferenceConfig
-from inference.models import SENTIMENT_HEAD_DIR, choose_device, embedding_model_dir
 from inference.errors import ModelNotFoundError
+from inference.models import SENTIMENT_HEAD_DIR, choose_device, embedding_model_dir
 
 if TYPE_CHECKING:
     import torch
@@ -40,7 +40,6 @@ class SentimentResult:
 
 def build_classifier(encoder: Any, num_labels: int) -> Any:
     """MiniLM encoder + mean pooling + linear head, as trained by the script."""
-    import torch
     from torch import nn
 
     class Classifier(nn.Module):

@@ -173,7 +173,10 @@ class Summarizer:
             if form == "bullets"
             else f"as one paragraph of about {words} words"
         )
-        prompt = f"These are summaries of consecutive parts of one document. Write a summary of the whole document {shape}.\n\n"
+        prompt = (
+            "These are summaries of consecutive parts of one document. "
+            f"Write a summary of the whole document {shape}.\n\n"
+        )
         prompt += "\n\n".join(pieces)
         return self._request(prompt, max_new_tokens=max_tokens)
 
@@ -216,4 +219,3 @@ def split_sentences(text: str) -> list[str]:
         flat = " ".join(paragraph.split())
         sentences += [s.strip() for s in _SENTENCE_END.split(flat) if len(s.strip()) > 1]
     return sentences
-

@@ -109,7 +109,7 @@ def main() -> None:
     model = build_classifier(AutoModel.from_pretrained(encoder_dir), len(LABELS))
     layers = model.encoder.encoder.layer
     first_tuned = len(layers) - args.tuned_layers
-    tuned_prefixes = tuple(f"encoder.encoder.layer.{i}." for i in range(first_tuned, len(layers))) + ("head.",)
+    tuned_prefixes = (*(f"encoder.encoder.layer.{i}." for i in range(first_tuned, len(layers))), "head.")
     for name, parameter in model.named_parameters():
         parameter.requires_grad = name.startswith(tuned_prefixes)
     counts = [sum(1 for _, y in train if y == c) for c in range(3)]
@@ -147,7 +147,10 @@ def main() -> None:
             scheduler.step()
             step += 1
             if step % 50 == 0:
-                print(f"epoch {epoch + 1} step {step}/{steps} loss {loss.item():.3f} {time.time() - started:.0f}s", flush=True)
+                print(
+                    f"epoch {epoch + 1} step {step}/{steps} loss {loss.item():.3f} {time.time() - started:.0f}s",
+                    flush=True,
+                )
 
     model.eval()
 

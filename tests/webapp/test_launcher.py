@@ -43,7 +43,7 @@ def test_a_live_lock_refuses_a_second_run(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_database_url_is_one_clear_line() -> None:
-    with pytest.raises(LauncherError, match="cannot reach the database at 127.0.0.1 named by DATABASE_URL"):
+    with pytest.raises(LauncherError, match=r"cannot reach the database at 127\.0\.0\.1 named by DATABASE_URL"):
         check_database("postgres://nobody:secret@127.0.0.1:1/parley")
 
 

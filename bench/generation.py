@@ -1,0 +1,124 @@
+"""Generation throughput: transformers generate() one request at a time against the engine.
+
+    python bench/generation.py [--new-tokens 64] [--repeats 3]
+
+Everything runs in one process and one run, greedy, with a fixed number of new tokens;
+figures are medians over the repeats. Ends with one summary line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.int8 import perplexity, quantize_int8_dynamic
+from inference import Engine, GenerationRequest
+from inference.config import InferenceConfig
+from inference.models import chat_model_dir, choose_device, choose_dtype, load_causal_lm
+
+TOPICS = [
+    "the history of Rome", "how bread is made", "why the sky is blue", "the water cycle", "how bees make honey",
+    "the rules of chess", "how a bicycle works", "the life of a star", "what volcanoes are", "how to plant a tree",
+    "the moon's phases", "how rainbows form", "what clouds are made of", "how trains run", "the first computers",
+    "how fish breathe", "why leaves change colour", "how a compass works", "what tides are", "how ants live",
+    "the Great Wall of China", "how paper is made", "what a glacier is", "how birds migrate", "how soap cleans",
+    "what electricity is", "how the heart pumps blood", "the invention of printing", "how coral reefs grow",
+    "why we sleep", "how wind turbines work", "what deserts are like",
+]  # fmt: skip
+HELD_OUT_TEXT = Path(__file__).resolve().parent / "heldout_english.txt"
+
+
+def request(topic: str, new_tokens: int) -> GenerationRequest:
+    return GenerationRequest.of(
+        [{"role": "user", "content": f"Explain {topic} in a short paragraph."}],
+        max_new_tokens=new_tokens,
+        temperature=0,
+        ignore_eos=True,
+    )
+
+
+def serial_generate(model: Any, tokenizer: Any, topics: list[str], new_tokens: int) -> float:
+    import torch
+
+    started, produced = time.perf_counter(), 0
+    for topic in topics:
+        inputs = tokenizer.apply_chat_template(
+            [{"role": "user", "content": f"Explain {topic} in a short paragraph."}],
+            add_generation_prompt=True,
+            return_tensors="pt",
+            return_dict=True,
+        )
+        with torch.inference_mode():
+            output = model.generate(
+                **inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, top_p=None, top_k=None
+            )
+        produced += output.shape[1] - inputs["input_ids"].shape[1]
+    return produced / (time.perf_counter() - started)
+
+
+def engine_run(engine: Engine, topics: list[str], new_tokens: int) -> tuple[float, list[float]]:
+    started = time.perf_counter()
+    streams = [engine.submit(request(topic, new_tokens)) for topic in topics]
+    results = [s.result() for s in streams]
+    elapsed = time.perf_counter() - started
+    produced = sum(r.stats.completion_tokens for r in results)
+    ttfts = [r.stats.time_to_first_token or 0.0 for r in results]
+    return produced / elapsed, ttfts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--serial-requests", type=int, default=4)
+    args = parser.parse_args()
+    config = InferenceConfig.from_env()
+    device = choose_device(config)
+    model, tokenizer = load_causal_lm(chat_model_dir(config), device, choose_dtype(config, device))
+    engine = Engine(model, tokenizer, max_batch_size=32)
+    n = args.new_tokens
+    engine_run(engine, TOPICS[:2], 8)  # warm up
+
+    serial, one, eight, thirty_two, ttft8 = [], [], [], [], []
+    for repeat in range(args.repeats):
+        serial.append(serial_generate(model, tokenizer, TOPICS[: args.serial_requests], n))
+        one.append(statistics.mean(engine_run(engine, [t], n)[0] for t in TOPICS[: args.serial_requests]))
+        tps8, ttfts = engine_run(engine, TOPICS[:8], n)
+        eight.append(tps8)
+        ttft8.append(statistics.median(ttfts) * 1000)
+        thirty_two.append(engine_run(engine, TOPICS[:32], n)[0])
+        print(
+            f"repeat {repeat + 1}: generate() serial {serial[-1]:.1f} tok/s, engine 1 {one[-1]:.1f}, "
+            f"8 {eight[-1]:.1f}, 32 {thirty_two[-1]:.1f}",
+            flush=True,
+        )
+    engine.close()
+
+    text = HELD_OUT_TEXT.read_text()
+    ppl_fp32 = perplexity(model, tokenizer, text)
+    quantize_int8_dynamic(model)
+    ppl_int8 = perplexity(model, tokenizer, text)
+    int8_engine = Engine(model, tokenizer, max_batch_size=32)
+    engine_run(int8_engine, TOPICS[:2], 8)
+    int8 = [engine_run(int8_engine, TOPICS[:32], n)[0] for _ in range(args.repeats)]
+    int8_engine.close()
+
+    a, b, c, d = (statistics.median(x) for x in (serial, one, eight, thirty_two))
+    e, f = statistics.median(ttft8), statistics.median(int8)
+    change = ppl_int8 / ppl_fp32 - 1
+    print(f"perplexity on {HELD_OUT_TEXT.name}: fp32 {ppl_fp32:.2f}, int8 {ppl_int8:.2f} ({change:+.1%})")
+    print(
+        f"serial_tps={a:.1f} engine1_tps={b:.1f} engine8_tps={c:.1f} engine32_tps={d:.1f} "
+        f"speedup1={b / a:.2f} speedup8={c / a:.2f} speedup32={d / a:.2f} "
+        f"ttft8_p50_ms={e:.0f} int8_engine32_tps={f:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

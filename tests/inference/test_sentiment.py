@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from inference.config import PROJECT_DIR
+from inference.models import SENTIMENT_HEAD_DIR
+from inference.sentiment import SentimentClassifier
+
+
+@pytest.fixture(scope="module")
+def classifier() -> SentimentClassifier:
+    return SentimentClassifier.from_config()
+
+
+def test_clear_sentences_get_their_label(classifier: SentimentClassifier) -> None:
+    texts = [
+        "I absolutely love this phone, it is wonderful and works perfectly!",
+        "This was the worst meal I have ever had. Disgusting and rude staff.",
+        "The meeting is scheduled for 3 pm on Thursday in room 204.",
+        "Terrible battery, it broke after two days. Total waste of money.",
+        "What a fantastic concert, the band was amazing!",
+    ]
+    labels = [r.label for r in classifier.classify(texts)]
+    assert labels == ["positive", "negative", "neutral", "negative", "positive"]
+
+
+def test_results_keep_the_input_order_and_carry_a_confidence(classifier: SentimentClassifier) -> None:
+    texts = ["Great!", "An awful, awful experience that I would not wish on anyone at all.", "Great!"]
+    results = classifier.classify(texts, batch_size=2)
+    assert results[0] == results[2]
+    assert results[1].label == "negative"
+    for result in results:
+        assert 0.33 < result.score <= 1
+        assert abs(sum(result.probabilities.values()) - 1) < 1e-4
+
+
+def test_empty_texts_get_an_explicit_empty_result(classifier: SentimentClassifier) -> None:
+    results = classifier.classify(["", "   \n", "Lovely day!"])
+    assert [r.label for r in results] == ["empty", "empty", "positive"]
+    assert results[0].score == 0.0
+
+
+def test_the_model_card_reports_figures_that_meet_the_targets() -> None:
+    meta = json.loads((SENTIMENT_HEAD_DIR / "head.json").read_text())
+    assert meta["figures"]["tweeteval_macro_recall"] >= 0.65
+    assert meta["figures"]["uci_accuracy"] >= 0.90
+    assert meta["vader_baseline"]["tweeteval_macro_recall"] < meta["figures"]["tweeteval_macro_recall"]
+
+
+def test_the_command_line_prints_one_json_object_a_line(tmp_path: Path) -> None:
+    source = tmp_path / "texts.txt"
+    source.write_text("I love it\nI hate it\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "inference", "sentiment", str(source)],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_DIR,
+        check=True,
+    )
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["label"] for r in rows] == ["positive", "negative"]
+    assert all(0 < r["score"] <= 1 for r in rows)
