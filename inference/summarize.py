@@ -206,7 +206,8 @@ class Summarizer:
             size += tokens
         # a group of one cannot shrink by combining; pair it with its neighbour
         if len(groups) > 1 and len(groups[-1]) == 1:
-            groups[-2] += groups.pop()
+            last = groups.pop()
+            groups[-1].extend(last)
         return groups
 
 
