@@ -12,6 +12,12 @@ if TYPE_CHECKING:
     import torch
 
 
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Average the token vectors of each row, ignoring padding (MiniLM's own pooling)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
 class Embedder:
     def __init__(self, model: Any, tokenizer: Any, device: torch.device) -> None:
         self.model = model
@@ -40,8 +46,6 @@ class Embedder:
                 encoded = self.tokenizer(
                     [texts[i] for i in batch], padding=True, truncation=True, max_length=256, return_tensors="pt"
                 ).to(self.device)
-                hidden = self.model(**encoded).last_hidden_state
-                mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                pooled = mean_pool(self.model(**encoded).last_hidden_state, encoded["attention_mask"])
                 rows[batch] = torch.nn.functional.normalize(pooled.float(), dim=-1).cpu()
         return rows

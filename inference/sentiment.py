@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inference.config import InferenceConfig
+from inference.embeddings import mean_pool
 from inference.errors import ModelNotFoundError
 from inference.models import SENTIMENT_HEAD_DIR, choose_device, embedding_model_dir
 
@@ -51,8 +52,7 @@ def build_classifier(encoder: Any, num_labels: int) -> Any:
 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
             hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            pooled = mean_pool(hidden, attention_mask)
             logits: torch.Tensor = self.head(self.dropout(pooled))
             return logits
 
