@@ -144,26 +144,6 @@ class Stream:
         self._events.put(_END)
 
 
-@dataclass
-class _Sequence:
-    """A request's state inside the scheduler."""
-
-    stream: Stream
-    prompt_ids: list[int]
-    params: SamplingParams
-    submitted_at: float
-    generator: torch.Generator | None = None
-    token_ids: list[int] = field(default_factory=list)
-    length: int = 0  # tokens in the cache for this row, prompt included
-    first_token_at: float | None = None
-    admitted_at: float = 0.0
-    # incremental detokenization: text is decoded from token_ids[prefix_offset:]
-    prefix_offset: int = 0
-    read_offset: int = 0
-    text: str = ""
-    emitted: int = 0  # characters of text already sent
-
-
 class _StopMatcher:
     """Finds stop strings in growing text without ever emitting part of one."""
 
@@ -186,6 +166,27 @@ class _StopMatcher:
                     hold = max(hold, size)
                     break
         return len(text) - hold, False
+
+
+@dataclass
+class _Sequence:
+    """A request's state inside the scheduler."""
+
+    stream: Stream
+    prompt_ids: list[int]
+    params: SamplingParams
+    submitted_at: float
+    stop_matcher: _StopMatcher
+    generator: torch.Generator | None = None
+    token_ids: list[int] = field(default_factory=list)
+    length: int = 0  # tokens in the cache for this row, prompt included
+    first_token_at: float | None = None
+    admitted_at: float = 0.0
+    # incremental detokenization: text is decoded from token_ids[prefix_offset:]
+    prefix_offset: int = 0
+    read_offset: int = 0
+    text: str = ""
+    emitted: int = 0  # characters of text already sent
 
 
 class Engine:
@@ -246,6 +247,7 @@ class Engine:
             prompt_ids=prompt_ids,
             params=request.params,
             submitted_at=time.perf_counter(),
+            stop_matcher=_StopMatcher(request.params.stop),
         )
         if request.params.temperature > 0:
             generator = self._torch.Generator(device="cpu")
@@ -410,7 +412,11 @@ class Engine:
         torch = self._torch
         from transformers import DynamicCache
 
-        sequences = [s for s in sequences if not s.stream.cancelled or self._finish(s, "cancelled")]
+        # a request cancelled while it waited ends here, without a prefill
+        for sequence in sequences:
+            if sequence.stream.cancelled:
+                self._finish(sequence, "cancelled")
+        sequences = [s for s in sequences if not s.stream.cancelled]
         if not sequences:
             return
         longest = max(len(s.prompt_ids) for s in sequences)
@@ -439,12 +445,11 @@ class Engine:
     def _merge(self, cache: Any, mask: torch.Tensor, sequences: list[_Sequence]) -> None:
         torch = self._torch
         with self._lock:
-            if self._cache is None or not self._active:
+            if self._cache is None or self._mask is None or not self._active:
                 self._cache, self._mask = cache, mask.to(self.device)
                 self._active = list(sequences)
                 return
-            old_len, new_len = self._mask.shape[1] if self._mask is not None else 0, mask.shape[1]
-            width = max(old_len, new_len)
+            width = max(self._mask.shape[1], mask.shape[1])
             for old_layer, new_layer in zip(self._cache.layers, cache.layers, strict=True):
                 old_layer.keys = torch.cat(
                     [_left_pad(old_layer.keys, width, dim=2), _left_pad(new_layer.keys, width, dim=2)]
@@ -452,7 +457,6 @@ class Engine:
                 old_layer.values = torch.cat(
                     [_left_pad(old_layer.values, width, dim=2), _left_pad(new_layer.values, width, dim=2)]
                 )
-            assert self._mask is not None
             self._mask = torch.cat([_left_pad(self._mask, width, dim=1), _left_pad(mask.to(self.device), width, dim=1)])
             self._active = self._active + sequences
 
@@ -533,7 +537,7 @@ class Engine:
             sequence.text += after[len(before) :]
             sequence.prefix_offset = sequence.read_offset
             sequence.read_offset = len(ids)
-        upto, stopped = _StopMatcher(sequence.params.stop).cut(sequence.text, sequence.emitted)
+        upto, stopped = sequence.stop_matcher.cut(sequence.text, sequence.emitted)
         if upto > sequence.emitted:
             sequence.stream._emit(sequence.text[sequence.emitted : upto])
             sequence.emitted = upto
@@ -573,7 +577,7 @@ class Engine:
             self._mask = mask
             self._active = [self._active[i] for i in keep]
 
-    def _finish(self, sequence: _Sequence, reason: FinishReason, error: str | None = None) -> bool:
+    def _finish(self, sequence: _Sequence, reason: FinishReason, error: str | None = None) -> None:
         now = time.perf_counter()
         started = sequence.admitted_at or now
         completion = len(sequence.token_ids)
@@ -591,7 +595,6 @@ class Engine:
                 error=error,
             )
         )
-        return False
 
 
 def _left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
