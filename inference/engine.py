@@ -106,6 +106,27 @@ class Stream:
             assert isinstance(event, str)
             yield event
 
+    def chunks(self) -> Iterator[str]:
+        """Like iterating, but each item joins every delta already waiting.
+
+        A consumer that is slower than the model (a network hop per item, say) gets
+        fewer, larger pieces instead of falling further behind.
+        """
+        while True:
+            parts: list[str] = []
+            event = self._events.get()
+            while event is not _END:
+                assert isinstance(event, str)
+                parts.append(event)
+                try:
+                    event = self._events.get_nowait()
+                except queue.Empty:
+                    break
+            if parts:
+                yield "".join(parts)
+            if event is _END:
+                return
+
     def cancel(self) -> None:
         """Stop generating within one decoding step; the text already yielded stands."""
         if self._finished.is_set():

@@ -11,6 +11,13 @@ from django.test import Client
 PASSWORD = "correct-horse-battery-9"
 
 
+@pytest.fixture(scope="session")
+def chat_tokenizer() -> Any:
+    from tests.models import load_chat_tokenizer
+
+    return load_chat_tokenizer()
+
+
 @pytest.fixture
 def make_user(db: Any) -> Callable[..., Any]:
     from webapp.accounts.models import User

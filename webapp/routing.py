@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver
 
-websocket_urlpatterns: list[URLPattern | URLResolver] = []
+from webapp.chat.routing import websocket_urlpatterns as chat_routes
+
+websocket_urlpatterns: list[URLPattern | URLResolver] = [*chat_routes]

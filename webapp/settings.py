@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "axes",
     "webapp.accounts",
     "webapp.core",
+    "webapp.chat",
 ]
 
 MIDDLEWARE = [
@@ -236,6 +237,15 @@ PARLEY_EMBEDDING_MODEL = env_str("PARLEY_EMBEDDING_MODEL", "")
 PARLEY_SENTIMENT_MODEL = env_str("PARLEY_SENTIMENT_MODEL", "")
 PARLEY_DEVICE = env_choice("PARLEY_DEVICE", "auto", ("auto", "cpu", "cuda"))
 PARLEY_DTYPE = env_choice("PARLEY_DTYPE", "auto", ("auto", "float32", "bfloat16", "float16"))
+
+# Chat: limits on what one user may ask for, and the generation worker's batch.
+PARLEY_CHAT_MAX_MESSAGE_CHARS = env_int("PARLEY_CHAT_MAX_MESSAGE_CHARS", 16_000, minimum=1)
+PARLEY_CHAT_MAX_ANSWER_TOKENS = env_int("PARLEY_CHAT_MAX_ANSWER_TOKENS", 2048, minimum=16)
+PARLEY_CHAT_MAX_IN_FLIGHT_PER_USER = env_int("PARLEY_CHAT_MAX_IN_FLIGHT_PER_USER", 3, minimum=1)
+PARLEY_CHAT_RATE = env_str("PARLEY_CHAT_RATE", "20/m")  # messages per user, django-ratelimit's notation
+PARLEY_CHAT_MAX_FRAME_BYTES = env_int("PARLEY_CHAT_MAX_FRAME_BYTES", 4096, minimum=64)
+PARLEY_GENERATION_BATCH_SIZE = env_int("PARLEY_GENERATION_BATCH_SIZE", 32, minimum=1)
+RATELIMIT_USE_CACHE = "default"
 
 LOGGING = {
     "version": 1,

@@ -9,5 +9,6 @@ urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("accounts/", include("webapp.accounts.urls")),
+    path("chat/", include("webapp.chat.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -11,7 +11,7 @@ import pytest
 from inference import Engine, GenerationRequest, InvalidRequestError, ModelNotFoundError
 from inference.config import InferenceConfig
 from inference.models import chat_model_dir, choose_device, load_causal_lm
-from tests.inference.conftest import build_tiny_model
+from tests.models import build_tiny_model
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 

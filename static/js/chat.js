@@ -1,0 +1,154 @@
+// The conversation page: a websocket per conversation that replays saved answers and
+// streams new text, reconnecting by itself; the composer's keyboard behaviour; Copy.
+// All HTML put into the page comes rendered and sanitized from the server.
+"use strict";
+
+(() => {
+  const FINAL = new Set(["complete", "interrupted", "failed"]);
+  let socket = null;
+  let retryDelay = 500;
+  let threadRefresh = null;
+
+  const thread = () => document.getElementById("thread");
+  const messageElement = (id) => document.getElementById(`message-${id}`);
+
+  function nearBottom() {
+    const scroller = document.scrollingElement;
+    return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
+  }
+
+  function keepScrolled(wasNearBottom) {
+    if (wasNearBottom) window.scrollTo(0, document.scrollingElement.scrollHeight);
+  }
+
+  function refreshThread() {
+    // several frames may ask at once; one request is enough
+    if (threadRefresh || !thread()) return;
+    threadRefresh = htmx.ajax("GET", thread().dataset.threadUrl, { target: "#thread", swap: "outerHTML" })
+      .finally(() => { threadRefresh = null; });
+  }
+
+  function refreshMessage(element) {
+    htmx.ajax("GET", element.dataset.messageUrl, { target: element, swap: "outerHTML" });
+  }
+
+  function setBody(element, html) {
+    const body = element.querySelector(".message-body");
+    if (body) body.innerHTML = html;
+  }
+
+  function handle(frame) {
+    const element = frame.message ? messageElement(frame.message) : null;
+    const stick = nearBottom();
+    switch (frame.type) {
+      case "answer":
+        if (!element) return refreshThread();
+        element.dataset.seq = frame.seq;
+        element.dataset.status = frame.status;
+        setBody(element, frame.html);
+        setQueue(element, frame.position);
+        if (FINAL.has(frame.status)) refreshMessage(element);
+        break;
+      case "delta":
+        if (!element) return refreshThread();
+        element.dataset.seq = frame.seq;
+        element.dataset.status = "generating";
+        setBody(element, frame.html);
+        break;
+      case "status":
+        if (!element) return refreshThread();
+        element.dataset.status = frame.status;
+        if (frame.html !== undefined) setBody(element, frame.html);
+        if (FINAL.has(frame.status)) refreshMessage(element);
+        break;
+      case "queue":
+        if (element) setQueue(element, frame.position);
+        break;
+      case "created":
+        if (!element) refreshThread();
+        break;
+      case "error":
+        showError(frame.error);
+        break;
+    }
+    keepScrolled(stick);
+  }
+
+  function setQueue(element, position) {
+    const note = element.querySelector(".queue-position");
+    if (note) note.textContent = position > 1 ? `(number ${position} in the queue)` : "";
+  }
+
+  function showError(text) {
+    const box = document.getElementById("chat-error");
+    if (!box) return;
+    const p = document.createElement("p");
+    p.className = "form-error";
+    p.setAttribute("role", "alert");
+    p.textContent = text;
+    box.replaceChildren(p);
+  }
+
+  function connect() {
+    const element = thread();
+    if (!element) return;
+    const scheme = window.location.protocol === "https:" ? "wss" : "ws";
+    socket = new WebSocket(`${scheme}://${window.location.host}${element.dataset.wsUrl}`);
+    document.body.dataset.socket = "connecting";
+    socket.addEventListener("open", () => {
+      retryDelay = 500;
+      document.body.dataset.socket = "open";
+    });
+    socket.addEventListener("message", (event) => handle(JSON.parse(event.data)));
+    socket.addEventListener("close", (event) => {
+      document.body.dataset.socket = "closed";
+      if (event.code === 4401 || event.code === 4403) return; // logged out: do not knock again
+      // reconnect with backoff; the server replays what was missed
+      window.setTimeout(connect, retryDelay);
+      retryDelay = Math.min(retryDelay * 2, 8000);
+    });
+  }
+
+  function setUpComposer() {
+    const composer = document.getElementById("composer");
+    if (!composer) return;
+    const input = composer.querySelector("textarea");
+    const grow = () => {
+      input.style.height = "auto";
+      input.style.height = `${Math.min(input.scrollHeight, 320)}px`;
+    };
+    input.addEventListener("input", grow);
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        if (input.value.trim()) composer.requestSubmit();
+      }
+    });
+    composer.addEventListener("htmx:afterRequest", (event) => {
+      if (event.detail.successful) {
+        input.value = "";
+        grow();
+        document.getElementById("chat-error").replaceChildren();
+      }
+    });
+    input.focus();
+  }
+
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("button.copy");
+    if (!button) return;
+    const message = button.closest(".message");
+    const raw = message.querySelector(".raw");
+    const text = raw && raw.textContent ? raw.textContent : message.querySelector(".message-body").innerText;
+    navigator.clipboard.writeText(text).then(() => {
+      button.textContent = "Copied";
+      window.setTimeout(() => { button.textContent = "Copy"; }, 1500);
+    });
+  });
+
+  document.addEventListener("DOMContentLoaded", () => {
+    setUpComposer();
+    connect();
+    keepScrolled(true);
+  });
+})();

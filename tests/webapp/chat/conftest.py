@@ -1,0 +1,87 @@
+"""Fixtures for chat: conversations, and a real generation worker on a tiny model.
+
+The worker runs in this process (threads) against the test database and real Redis,
+exactly as ``manage.py generation_worker`` runs it, only with a tiny random model slowed
+to a few milliseconds a step so that a test can act in the middle of an answer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from inference.engine import Engine
+from tests.models import build_tiny_model
+from webapp.chat import services
+from webapp.chat.models import Conversation, Message
+from webapp.chat.worker import GenerationWorker
+
+STEP_SECONDS = 0.01
+
+
+def slow_tiny_engine(tokenizer: Any, *, step_seconds: float = STEP_SECONDS, **options: Any) -> Engine:
+    model = build_tiny_model(len(tokenizer))
+    model.register_forward_hook(lambda *args: time.sleep(step_seconds))
+    return Engine(model, tokenizer, model_name="tiny-test-model", **options)
+
+
+class RunningWorker:
+    def __init__(self, worker: GenerationWorker) -> None:
+        self.worker = worker
+        self.thread = threading.Thread(target=worker.run, name="generation-worker", daemon=True)
+
+    def stop(self) -> None:
+        self.worker.stop()
+        self.thread.join(timeout=30)
+        self.worker.engine.close()
+
+
+@pytest.fixture
+def start_worker(chat_tokenizer: Any) -> Iterator[Callable[..., GenerationWorker]]:
+    running: list[RunningWorker] = []
+
+    def start(*, capacity: int = 8, step_seconds: float = STEP_SECONDS, **options: Any) -> GenerationWorker:
+        engine = slow_tiny_engine(chat_tokenizer, step_seconds=step_seconds, max_batch_size=capacity)
+        worker = GenerationWorker(engine, poll_interval=0.2, save_interval=0.05, **options)
+        handle = RunningWorker(worker)
+        handle.thread.start()
+        running.append(handle)
+        return worker
+
+    yield start
+    for handle in running:
+        handle.stop()
+    connection.close()
+
+
+@pytest.fixture
+def converse(user: Any) -> Callable[..., tuple[Conversation, Message]]:
+    """Start a conversation of ``user`` whose first answer is queued."""
+
+    def make(content: str = "Hello there", owner: Any = None, max_tokens: int = 60) -> tuple[Conversation, Message]:
+        conversation = Conversation.objects.create(owner=owner or user, max_tokens=max_tokens, temperature=0)
+        answer = services.message_send(conversation, content)
+        conversation.refresh_from_db()
+        return conversation, answer
+
+    return make
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.02) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
+
+
+def settled(answer: Message) -> Message | None:
+    answer.refresh_from_db()
+    return None if answer.in_flight else answer

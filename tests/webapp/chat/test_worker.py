@@ -1,0 +1,193 @@
+"""The generation worker against the real test database and Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from webapp.chat import services
+from webapp.chat.models import Message
+from webapp.chat.worker import GenerationWorker, reap
+from tests.webapp.chat.conftest import settled, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BASE_DIR = Path(__file__).resolve().parents[3]
+
+
+def test_a_queued_answer_is_generated_saved_and_counted(start_worker: Callable[..., Any], converse: Any) -> None:
+    conversation, answer = converse("Tell me a story", max_tokens=40)
+    start_worker()
+    done = wait_for(lambda: settled(answer))
+    assert done.status == Message.Status.COMPLETE
+    assert done.content
+    assert done.model_name == "tiny-test-model"
+    assert done.completion_tokens == 40  # the tiny model never says it is done
+    assert done.prompt_tokens and done.prompt_tokens > 0
+    assert done.tokens_per_second and done.tokens_per_second > 0
+    assert done.time_to_first_token_ms is not None
+    assert done.seq > 0
+
+
+def test_text_is_saved_while_it_grows(start_worker: Callable[..., Any], converse: Any) -> None:
+    conversation, answer = converse(max_tokens=300)
+    start_worker()
+    seen: list[str] = []
+
+    def partial() -> bool:
+        answer.refresh_from_db()
+        if answer.status == Message.Status.GENERATING and answer.content:
+            seen.append(answer.content)
+        return len(set(seen)) >= 3 or not answer.in_flight
+
+    wait_for(partial)
+    assert len(set(seen)) >= 3, "the growing answer was not saved along the way"
+    final = wait_for(lambda: settled(answer))
+    assert all(final.content.startswith(text) for text in seen)
+
+
+def test_two_workers_claim_each_answer_once(
+    start_worker: Callable[..., Any], make_user: Any, converse: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = [converse(f"question {i}", owner=make_user(), max_tokens=20)[1] for i in range(8)]
+    served: dict[int, list[int]] = {}
+    original = GenerationWorker.serve
+
+    def recording(worker: GenerationWorker, message_id: int) -> None:
+        served.setdefault(message_id, []).append(worker.key)
+        original(worker, message_id)
+
+    monkeypatch.setattr(GenerationWorker, "serve", recording)
+    first, second = start_worker(capacity=3), start_worker(capacity=3)
+    for answer in answers:
+        assert wait_for(lambda answer=answer: settled(answer)).status == Message.Status.COMPLETE
+    assert sorted(served) == sorted(a.pk for a in answers)
+    assert all(len(keys) == 1 for keys in served.values())
+    assert {keys[0] for keys in served.values()} == {first.key, second.key}, "both workers should have taken some"
+
+
+def test_stop_interrupts_within_a_step_and_keeps_the_text(start_worker: Callable[..., Any], converse: Any) -> None:
+    conversation, answer = converse(max_tokens=450)
+    start_worker(step_seconds=0.02)
+    wait_for(lambda: Message.objects.filter(pk=answer.pk, seq__gte=3).exists())
+    assert services.message_stop(answer)
+    stopped = wait_for(lambda: settled(answer), timeout=5)
+    assert stopped.status == Message.Status.INTERRUPTED
+    assert stopped.content
+    assert 0 < stopped.completion_tokens < 450
+
+
+def test_stop_before_a_worker_claims_it(converse: Any) -> None:
+    conversation, answer = converse()
+    assert services.message_stop(answer)
+    answer.refresh_from_db()
+    assert answer.status == Message.Status.INTERRUPTED
+    assert answer.content == ""
+
+
+def test_other_answers_go_on_when_one_is_stopped(
+    start_worker: Callable[..., Any], converse: Any, make_user: Any
+) -> None:
+    _, stopped = converse(max_tokens=450)
+    _, other = converse(owner=make_user(), max_tokens=150)
+    start_worker()
+    wait_for(lambda: Message.objects.filter(pk=stopped.pk, seq__gte=2).exists())
+    services.message_stop(stopped)
+    assert wait_for(lambda: settled(stopped)).status == Message.Status.INTERRUPTED
+    assert wait_for(lambda: settled(other)).status == Message.Status.COMPLETE
+    assert other.completion_tokens == 150
+
+
+def test_an_engine_failure_marks_the_answer_failed_with_a_reason(
+    start_worker: Callable[..., Any], converse: Any
+) -> None:
+    worker = start_worker()
+
+    def broken_forward(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    worker.engine.model.forward = broken_forward
+    _, answer = converse()
+    failed = wait_for(lambda: settled(answer))
+    assert failed.status == Message.Status.FAILED
+    assert "CUDA out of memory (simulated)" in failed.error
+
+
+def test_a_request_the_engine_refuses_fails_with_its_reason(start_worker: Callable[..., Any], converse: Any) -> None:
+    start_worker()
+    _, answer = converse(max_tokens=100_000)
+    failed = wait_for(lambda: settled(answer))
+    assert failed.status == Message.Status.FAILED
+    assert "max_new_tokens" in failed.error
+
+
+def test_a_killed_worker_leaves_an_interrupted_answer_with_its_partial_text(converse: Any) -> None:
+    """The real command, with the real default model, killed with SIGKILL mid-answer."""
+    _, answer = converse("Write a long essay about the history of bread.", max_tokens=800)
+    env = {**os.environ, "DATABASE_URL": _database_url()}
+    process = subprocess.Popen([sys.executable, "manage.py", "generation_worker"], cwd=BASE_DIR, env=env)
+    try:
+        wait_for(lambda: Message.objects.filter(pk=answer.pk, status="generating").exclude(content="").exists(), 120)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    answer.refresh_from_db()
+    assert answer.status == Message.Status.GENERATING  # nobody has cleaned up yet
+    partial = answer.content
+    time.sleep(0.2)  # Postgres notices the closed session and frees its lock
+    assert reap() == 1
+    answer.refresh_from_db()
+    assert answer.status == Message.Status.INTERRUPTED
+    assert answer.content == partial and partial
+    assert "stopped" in answer.error
+
+
+def test_the_reaper_leaves_a_live_workers_answers_alone(start_worker: Callable[..., Any], converse: Any) -> None:
+    _, answer = converse(max_tokens=450)
+    start_worker(step_seconds=0.02)
+    wait_for(lambda: Message.objects.filter(pk=answer.pk, status="generating").exists())
+    assert reap() == 0
+    answer.refresh_from_db()
+    assert answer.status == Message.Status.GENERATING
+    services.message_stop(answer)
+
+
+def test_a_new_worker_reaps_at_start(start_worker: Callable[..., Any], converse: Any) -> None:
+    _, answer = converse()
+    Message.objects.filter(pk=answer.pk).update(status="generating", worker_key=12345, content="half an ans", seq=3)
+    start_worker()
+    reaped = wait_for(lambda: settled(answer))
+    assert reaped.status == Message.Status.INTERRUPTED
+    assert reaped.content == "half an ans"
+
+
+def test_a_full_worker_leaves_the_rest_queued_and_reports_their_place(
+    start_worker: Callable[..., Any], converse: Any, make_user: Any
+) -> None:
+    _, first = converse(max_tokens=400)
+    _, second = converse(owner=make_user(), max_tokens=10)
+    _, third = converse(owner=make_user(), max_tokens=10)
+    start_worker(capacity=1, step_seconds=0.02)
+    wait_for(lambda: Message.objects.filter(pk=first.pk, status="generating").exists())
+    second.refresh_from_db()
+    third.refresh_from_db()
+    assert (second.status, third.status) == ("queued", "queued")
+    assert (services.queue_position(second), services.queue_position(third)) == (1, 2)
+    for answer in (first, second, third):
+        assert wait_for(lambda answer=answer: settled(answer)).status == Message.Status.COMPLETE
+
+
+def _database_url() -> str:
+    params = connection.settings_dict
+    return f"postgres://{params['USER']}@{params['HOST'].replace('/', '%2F')}/{params['NAME']}"
+
+

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from webapp.chat.models import Conversation, Feedback, Message
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "owner", "archived", "created_at", "updated_at"]
+    list_filter = ["archived", "created_at"]
+    search_fields = ["title", "owner__email"]
+    list_select_related = ["owner"]
+    raw_id_fields = ["owner", "current_leaf"]
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["pk", "conversation", "role", "status", "model_name", "completion_tokens", "created_at"]
+    list_filter = ["role", "status", "model_name"]
+    search_fields = ["content", "conversation__owner__email"]
+    list_select_related = ["conversation"]
+    raw_id_fields = ["conversation", "parent"]
+    readonly_fields = ["content", "settings", "prompt_tokens", "completion_tokens", "time_to_first_token_ms", "tokens_per_second", "seq", "worker_key"]
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(admin.ModelAdmin):
+    list_display = ["message", "user", "rating", "created_at"]
+    list_filter = ["rating"]
+    search_fields = ["comment", "user__email"]
+    list_select_related = ["message", "user"]
+    raw_id_fields = ["message", "user"]

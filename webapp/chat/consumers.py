@@ -1,0 +1,192 @@
+"""The websocket of one conversation: replays saved answers, then forwards live deltas.
+
+Frames to the browser (JSON):
+- ``{"type": "answer", "message", "status", "seq", "content", "html", "position"}``: the saved state
+  of an answer, sent on (re)connect and whenever a gap has to be filled from Postgres;
+- ``{"type": "delta", "message", "seq", "delta", "html"}``: one more piece; ``html`` is
+  the whole answer so far, rendered and sanitized on the server;
+- ``{"type": "status", "message", "status", "html", ...}``: generating / complete /
+  interrupted / failed, with the final text and statistics when it ends;
+- ``{"type": "queue", "message", "position"}``, ``{"type": "created", "message"}``,
+  ``{"type": "error", "error"}``.
+
+Frames from the browser: ``{"type": "stop", "message": id}``.
+
+Every delta has a sequence number; the saved text carries the number of the last delta
+it includes. A socket forwards a delta only when it is the next one, drops repeats, and
+on a gap reads the saved text again (the worker saves at least every 250 ms), so a
+reload mid-answer shows everything once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.http import Http404
+
+from webapp.chat import services
+from webapp.chat.models import Conversation, Message
+from webapp.chat.rendering import render_markdown
+
+GAP_WAIT = 0.05  # seconds between reads of the saved text while filling a gap
+GAP_PATIENCE = 3.0  # then the saved text is taken as it is
+
+
+@dataclass
+class AnswerState:
+    seq: int
+    text: str
+
+
+class ConversationConsumer(AsyncWebsocketConsumer):
+    conversation: Conversation
+    groups_joined: list[str]
+
+    async def connect(self) -> None:
+        self.groups_joined = []
+        self.answers: dict[int, AnswerState] = {}
+        user = self.scope["user"]
+        if not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        try:
+            self.conversation = await database_sync_to_async(services.conversation_get)(
+                user, self.scope["url_route"]["kwargs"]["conversation_id"]
+            )
+        except Http404:
+            await self.close(code=4404)
+            return
+        # Join before reading the saved text, so no delta falls between the two.
+        self.groups_joined = [self.conversation.group_name]
+        session_key = self.scope["session"].session_key
+        if session_key:
+            self.groups_joined.append(services.session_group(session_key))
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        for answer in await self._in_flight_answers():
+            await self._send_saved(answer)
+
+    async def disconnect(self, code: int) -> None:
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    # ---- from the browser ---------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None or len(text_data) > settings.PARLEY_CHAT_MAX_FRAME_BYTES:
+            await self._error("That frame is too large or not text; nothing was done.")
+            return
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            await self._error("That frame is not JSON; nothing was done.")
+            return
+        if not isinstance(frame, dict) or frame.get("type") != "stop":
+            await self._error('Unknown frame; the only one accepted is {"type": "stop", "message": <id>}.')
+            return
+        message_id = frame.get("message")
+        if not isinstance(message_id, int) or isinstance(message_id, bool):
+            await self._error("A stop frame needs the answer's id as a number.")
+            return
+        try:
+            await database_sync_to_async(self._stop)(message_id)
+        except Http404:
+            await self._error("There is no such answer in this conversation.")
+        except services.ChatError as error:
+            await self._error(str(error))
+
+    def _stop(self, message_id: int) -> None:
+        answer = services.message_get(self.scope["user"], message_id, conversation=self.conversation)
+        services.message_stop(answer)
+
+    async def _error(self, text: str) -> None:
+        await self._send({"type": "error", "error": text})
+
+    # ---- from the generation worker, through the channel layer -----------------------------
+
+    async def chat_delta(self, event: dict[str, Any]) -> None:
+        message_id, seq = event["message"], event["seq"]
+        state = self.answers.setdefault(message_id, AnswerState(seq=0, text=""))
+        if seq <= state.seq:
+            return  # already in the saved text this socket started from
+        if seq > state.seq + 1:
+            await self._fill_gap(message_id, seq)
+            state = self.answers[message_id]
+            if seq != state.seq + 1:
+                return
+        state.seq = seq
+        state.text += event["delta"]
+        await self._send(
+            {"type": "delta", "message": message_id, "seq": seq, "delta": event["delta"], "html": render_markdown(state.text)}
+        )
+
+    async def chat_status(self, event: dict[str, Any]) -> None:
+        message_id = event["message"]
+        frame = {key: value for key, value in event.items() if key not in ("type", "content")}
+        frame["type"] = "status"
+        if "content" in event:  # the final text
+            self.answers[message_id] = AnswerState(seq=event["seq"], text=event["content"])
+            frame["html"] = render_markdown(event["content"])
+        await self._send(frame)
+
+    async def chat_queue(self, event: dict[str, Any]) -> None:
+        await self._send({"type": "queue", "message": event["message"], "position": event["position"]})
+
+    async def chat_created(self, event: dict[str, Any]) -> None:
+        await self._send({"type": "created", "message": event["message"]})
+
+    async def session_closed(self, event: dict[str, Any]) -> None:
+        await self.close(code=4403)
+
+    # ---- saved state ---------------------------------------------------------------------
+
+    async def _fill_gap(self, message_id: int, wanted_seq: int) -> None:
+        """Read the saved text until it reaches the delta before ``wanted_seq``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + GAP_PATIENCE
+        while True:
+            answer = await self._saved(message_id)
+            if answer is None:
+                return
+            if answer.seq >= wanted_seq - 1 or not answer.in_flight or loop.time() >= deadline:
+                await self._send_saved(answer)
+                return
+            await asyncio.sleep(GAP_WAIT)
+
+    async def _send_saved(self, answer: Message) -> None:
+        self.answers[answer.pk] = AnswerState(seq=answer.seq, text=answer.content)
+        await self._send(
+            {
+                "type": "answer",
+                "message": answer.pk,
+                "status": answer.status,
+                "seq": answer.seq,
+                "content": answer.content,
+                "html": render_markdown(answer.content),
+                "position": answer.position,  # type: ignore[attr-defined]
+            }
+        )
+
+    @database_sync_to_async
+    def _in_flight_answers(self) -> list[Message]:
+        answers = list(self.conversation.messages.filter(status__in=Message.IN_FLIGHT, role=Message.Role.ASSISTANT))
+        for answer in answers:
+            answer.position = services.queue_position(answer)  # type: ignore[attr-defined]
+        return answers
+
+    @database_sync_to_async
+    def _saved(self, message_id: int) -> Message | None:
+        answer = self.conversation.messages.filter(pk=message_id).first()
+        if answer is not None:
+            answer.position = services.queue_position(answer)  # type: ignore[attr-defined]
+        return answer
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(frame))

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+
+from webapp.chat.models import Conversation, Feedback
+
+
+class MessageForm(forms.Form):
+    content = forms.CharField(
+        strip=False,
+        max_length=settings.PARLEY_CHAT_MAX_MESSAGE_CHARS,
+        widget=forms.Textarea(attrs={"rows": 1, "placeholder": "Message Parley…"}),
+        error_messages={
+            "required": "Write a message first.",
+            "max_length": "That message is %(show_value)s characters long; the limit is %(limit_value)s.",
+        },
+    )
+
+    def clean_content(self) -> str:
+        content: str = self.cleaned_data["content"]
+        if not content.strip():
+            raise forms.ValidationError("Write a message first.")
+        return content
+
+
+class SettingsForm(forms.ModelForm):
+    system_prompt = forms.CharField(
+        required=False, max_length=8000, widget=forms.Textarea(attrs={"rows": 3}), label="System prompt"
+    )
+    temperature = forms.FloatField(
+        min_value=0.0,
+        max_value=2.0,
+        widget=forms.NumberInput(attrs={"step": "0.05"}),
+        help_text="0 always picks the likeliest word.",
+    )
+    top_p = forms.FloatField(
+        min_value=0.05, max_value=1.0, widget=forms.NumberInput(attrs={"step": "0.05"}), label="Top-p"
+    )
+    max_tokens = forms.IntegerField(
+        min_value=16, max_value=settings.PARLEY_CHAT_MAX_ANSWER_TOKENS, label="Maximum answer length (tokens)"
+    )
+
+    class Meta:
+        model = Conversation
+        fields = ["system_prompt", "temperature", "top_p", "max_tokens"]
+
+
+class RenameForm(forms.Form):
+    title = forms.CharField(max_length=200, error_messages={"required": "A title cannot be empty."})
+
+
+class FeedbackForm(forms.Form):
+    rating = forms.TypedChoiceField(choices=Feedback.Rating.choices, coerce=int)
+    comment = forms.CharField(required=False, max_length=2000)

@@ -1,0 +1,37 @@
+"""``manage.py generation_worker``: the process that owns the chat model."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from inference.engine import Engine
+from inference.errors import InferenceError
+from webapp.chat.worker import GenerationWorker
+
+
+class Command(BaseCommand):
+    help = "Generate chat answers: claim queued answers from Postgres and stream them to the browser."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            engine = Engine.from_config(
+                max_batch_size=settings.PARLEY_GENERATION_BATCH_SIZE,
+                max_new_tokens_limit=settings.PARLEY_CHAT_MAX_ANSWER_TOKENS,
+            )
+        except InferenceError as error:
+            raise CommandError(str(error)) from None
+        worker = GenerationWorker(engine)
+
+        def stop(signum: int, frame: Any) -> None:
+            worker.stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        try:
+            worker.run()
+        finally:
+            engine.close()

@@ -1,0 +1,24 @@
+from django.urls import path
+
+from webapp.chat import views
+
+app_name = "chat"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("list", views.conversation_list, name="list"),
+    path("start", views.start, name="start"),
+    path("<int:conversation_id>/", views.conversation, name="conversation"),
+    path("<int:conversation_id>/thread", views.thread, name="thread"),
+    path("<int:conversation_id>/send", views.send, name="send"),
+    path("<int:conversation_id>/settings", views.update_settings, name="settings"),
+    path("<int:conversation_id>/rename", views.rename, name="rename"),
+    path("<int:conversation_id>/archive", views.archive, name="archive"),
+    path("<int:conversation_id>/delete", views.delete, name="delete"),
+    path("<int:conversation_id>/messages/<int:message_id>/", views.message, name="message"),
+    path("<int:conversation_id>/messages/<int:message_id>/regenerate", views.regenerate, name="regenerate"),
+    path("<int:conversation_id>/messages/<int:message_id>/edit", views.edit, name="edit"),
+    path("<int:conversation_id>/messages/<int:message_id>/switch", views.switch, name="switch"),
+    path("<int:conversation_id>/messages/<int:message_id>/stop", views.stop, name="stop"),
+    path("<int:conversation_id>/messages/<int:message_id>/feedback", views.feedback, name="feedback"),
+]

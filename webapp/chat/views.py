@@ -1,0 +1,248 @@
+"""Chat pages and htmx partials. Each view looks its objects up scoped to the user."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
+from django_ratelimit.core import is_ratelimited
+
+from webapp.chat import services
+from webapp.core.http import AuthedRequest
+from webapp.chat.forms import FeedbackForm, MessageForm, RenameForm, SettingsForm
+from webapp.chat.models import Conversation
+
+
+def _sidebar(request: AuthedRequest) -> dict[str, Any]:
+    query = request.GET.get("q", "")
+    archived = request.GET.get("archived") == "1"
+    return {
+        "conversations": services.conversations_for(request.user, query=query, archived=archived)[:200],
+        "query": query,
+        "archived": archived,
+    }
+
+
+def _page(request: AuthedRequest, conversation: Conversation | None, **extra: Any) -> HttpResponse:
+    context = {
+        **_sidebar(request),
+        "conversation": conversation,
+        "thread": services.thread(conversation) if conversation else [],
+        "form": extra.pop("form", None) or MessageForm(),
+        "settings_form": extra.pop("settings_form", None) or (SettingsForm(instance=conversation) if conversation else None),
+        "max_chars": MAX_CHARS,
+        **extra,
+    }
+    return render(request, "chat/conversation.html", context, status=extra.get("status", 200))
+
+
+def _thread(request: AuthedRequest, conversation: Conversation) -> HttpResponse:
+    return render(
+        request,
+        "chat/conversation.html#thread",
+        {"conversation": conversation, "thread": services.thread(conversation), "max_chars": MAX_CHARS},
+    )
+
+
+def _refused(request: AuthedRequest, text: str, conversation: Conversation | None = None) -> HttpResponse:
+    """Say what is wrong next to the composer (htmx) or as a flash message."""
+    if request.htmx:
+        response = render(request, "chat/_error.html", {"error": text}, status=422)
+        return reswap(retarget(response, "#chat-error"), "innerHTML")
+    messages.error(request, text)
+    return redirect(reverse("chat:conversation", args=[conversation.pk]) if conversation else reverse("chat:index"))
+
+
+def _rate_limited(request: AuthedRequest) -> bool:
+    return is_ratelimited(
+        request, group="chat-generate", key="user", rate=settings.PARLEY_CHAT_RATE, method="POST", increment=True
+    )
+
+
+MAX_CHARS = settings.PARLEY_CHAT_MAX_MESSAGE_CHARS
+RATE_MESSAGE = "You are sending messages faster than this server allows ({rate}). Wait a minute and try again."
+
+
+@require_GET
+def index(request: AuthedRequest) -> HttpResponse:
+    return _page(request, None)
+
+
+@require_GET
+def conversation_list(request: AuthedRequest) -> HttpResponse:
+    return render(request, "chat/conversation.html#conversation_list", _sidebar(request))
+
+
+@require_POST
+def start(request: AuthedRequest) -> HttpResponse:
+    form = MessageForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, form.errors["content"][0])
+    if _rate_limited(request):
+        return _refused(request, RATE_MESSAGE.format(rate=settings.PARLEY_CHAT_RATE))
+    try:
+        conversation, _ = services.conversation_start(request.user, form.cleaned_data["content"])
+    except services.ChatError as error:
+        return _refused(request, str(error))
+    url = reverse("chat:conversation", args=[conversation.pk])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@require_GET
+def conversation(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+    return _page(request, services.conversation_get(request.user, conversation_id))
+
+
+@require_GET
+def thread(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+    return _thread(request, services.conversation_get(request.user, conversation_id))
+
+
+@require_GET
+def message(request: AuthedRequest, conversation_id: int, message_id: int) -> HttpResponse:
+    conversation = services.conversation_get(request.user, conversation_id)
+    entries = services.thread(conversation)
+    entry = next((e for e in entries if e.message.pk == message_id), None)
+    if entry is None:
+        # not on the branch being shown (another tab switched): show the whole thread instead
+        return reswap(retarget(_thread(request, conversation), "#thread"), "outerHTML")
+    context = {"conversation": conversation, "entry": entry, "is_last": entry is entries[-1], "max_chars": MAX_CHARS}
+    return render(request, "chat/conversation.html#message", context)
+
+
+@require_POST
+def send(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+    conversation = services.conversation_get(request.user, conversation_id)
+    form = MessageForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, form.errors["content"][0], conversation)
+    if _rate_limited(request):
+        return _refused(request, RATE_MESSAGE.format(rate=settings.PARLEY_CHAT_RATE), conversation)
+    try:
+        services.message_send(conversation, form.cleaned_data["content"])
+    except services.ChatError as error:
+        return _refused(request, str(error), conversation)
+    conversation.refresh_from_db()
+    return _thread(request, conversation) if request.htmx else redirect(conversation_url(conversation))
+
+
+def conversation_url(conversation: Conversation) -> str:
+    return reverse("chat:conversation", args=[conversation.pk])
+
+
+@require_POST
+def regenerate(request: AuthedRequest, conversation_id: int, message_id: int) -> HttpResponse:
+    conversation = services.conversation_get(request.user, conversation_id)
+    answer = services.message_get(request.user, message_id, conversation=conversation)
+    if _rate_limited(request):
+        return _refused(request, RATE_MESSAGE.format(rate=settings.PARLEY_CHAT_RATE), conversation)
+    try:
+        services.message_regenerate(answer)
+    except services.ChatError as error:
+        return _refused(request, str(error), conversation)
+    conversation.refresh_from_db()
+    return _thread(request, conversation) if request.htmx else redirect(conversation_url(conversation))
+
+
+@require_POST
+def edit(request: AuthedRequest, conversation_id: int, message_id: int) -> HttpResponse:
+    conversation = services.conversation_get(request.user, conversation_id)
+    question = services.message_get(request.user, message_id, conversation=conversation)
+    form = MessageForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, form.errors["content"][0], conversation)
+    if _rate_limited(request):
+        return _refused(request, RATE_MESSAGE.format(rate=settings.PARLEY_CHAT_RATE), conversation)
+    try:
+        services.message_edit(question, form.cleaned_data["content"])
+    except services.ChatError as error:
+        return _refused(request, str(error), conversation)
+    conversation.refresh_from_db()
+    return _thread(request, conversation) if request.htmx else redirect(conversation_url(conversation))
+
+
+@require_POST
+def switch(request: AuthedRequest, conversation_id: int, message_id: int) -> HttpResponse:
+    conversation = services.conversation_get(request.user, conversation_id)
+    services.branch_switch(services.message_get(request.user, message_id, conversation=conversation))
+    conversation.refresh_from_db()
+    return _thread(request, conversation) if request.htmx else redirect(conversation_url(conversation))
+
+
+@require_POST
+def stop(request: AuthedRequest, conversation_id: int, message_id: int) -> HttpResponse:
+    conversation = services.conversation_get(request.user, conversation_id)
+    answer = services.message_get(request.user, message_id, conversation=conversation)
+    try:
+        services.message_stop(answer)
+    except services.ChatError as error:
+        return _refused(request, str(error), conversation)
+    return HttpResponse(status=204) if request.htmx else redirect(conversation_url(conversation))
+
+
+@require_POST
+def feedback(request: AuthedRequest, conversation_id: int, message_id: int) -> HttpResponse:
+    conversation = services.conversation_get(request.user, conversation_id)
+    answer = services.message_get(request.user, message_id, conversation=conversation)
+    form = FeedbackForm(request.POST)
+    if not form.is_valid():
+        first_error = next(iter(form.errors.values()))[0]
+        return _refused(request, f"Feedback not saved: {first_error}", conversation)
+    try:
+        services.feedback_set(answer, request.user, form.cleaned_data["rating"], form.cleaned_data["comment"])
+    except services.ChatError as error:
+        return _refused(request, str(error), conversation)
+    answer.refresh_from_db()
+    if not request.htmx:
+        return redirect(conversation_url(conversation))
+    return render(request, "chat/conversation.html#feedback", {"conversation": conversation, "m": answer})
+
+
+@require_POST
+def update_settings(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+    conversation = services.conversation_get(request.user, conversation_id)
+    form = SettingsForm(request.POST, instance=Conversation.objects.get(pk=conversation.pk))
+    if not form.is_valid():
+        return _page(request, conversation, settings_form=form, settings_open=True, status=422)
+    form.save()
+    messages.success(request, "Settings saved; they apply to the next answer.")
+    return redirect(conversation_url(conversation))
+
+
+@require_POST
+def rename(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+    conversation = services.conversation_get(request.user, conversation_id)
+    form = RenameForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise services.ChatError(next(iter(form.errors.values()))[0])
+        services.conversation_rename(conversation, form.cleaned_data["title"])
+    except services.ChatError as error:
+        messages.error(request, str(error))
+    return redirect(request.POST.get("next") or conversation_url(conversation))
+
+
+@require_POST
+def archive(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+    conversation = services.conversation_get(request.user, conversation_id)
+    archived = request.POST.get("archived") != "0"
+    services.conversation_set_archived(conversation, archived)
+    messages.success(request, f"“{conversation}” {'archived' if archived else 'restored'}.")
+    return redirect("chat:index")
+
+
+@require_POST
+def delete(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+    conversation = services.conversation_get(request.user, conversation_id)
+    title = str(conversation)
+    services.conversation_delete(conversation)
+    messages.success(request, f"“{title}” deleted.")
+    return redirect("chat:index")
+
+
