@@ -1,0 +1,265 @@
+"""The conversation websocket, through the real ASGI stack, Redis and a live worker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import connection
+from django.test import Client
+
+from webapp.asgi import application
+from webapp.chat.models import Message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FINAL = {"complete", "interrupted", "failed"}
+
+
+async def session_cookie(user: Any) -> str:
+    client = Client()
+    await database_sync_to_async(client.force_login)(user)
+    return client.cookies["sessionid"].value
+
+
+def communicator(
+    conversation_id: int, session: str | None = None, origin: str = "http://localhost"
+) -> WebsocketCommunicator:
+    headers = [(b"origin", origin.encode()), (b"host", b"localhost")]
+    if session:
+        headers.append((b"cookie", f"sessionid={session}".encode()))
+    return WebsocketCommunicator(application, f"/ws/chat/{conversation_id}/", headers=headers)
+
+
+class Reader:
+    """Rebuilds answers from frames as the browser does, failing on any gap or repeat."""
+
+    def __init__(self, socket: WebsocketCommunicator) -> None:
+        self.socket = socket
+        self.frames: list[dict[str, Any]] = []
+        self.text: dict[int, str] = {}
+        self.seq: dict[int, int] = {}
+        self.status: dict[int, str] = {}
+
+    async def next(self, timeout: float = 10) -> dict[str, Any]:
+        frame = json.loads(await self.socket.receive_from(timeout=timeout))
+        self.frames.append(frame)
+        message = frame.get("message")
+        if frame["type"] == "answer":
+            self.text[message], self.seq[message] = frame["content"], frame["seq"]
+            self.status[message] = frame["status"]
+        elif frame["type"] == "delta":
+            assert frame["seq"] == self.seq.get(message, 0) + 1, f"gap or repeat: {frame['seq']} after {self.seq}"
+            self.seq[message] = frame["seq"]
+            self.text[message] = self.text.get(message, "") + frame["delta"]
+        elif frame["type"] == "status":
+            self.status[message] = frame["status"]
+        return frame
+
+    async def until(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            while True:
+                frame = await self.next(timeout=timeout)
+                if predicate(frame):
+                    return frame
+
+    async def until_final(self, message_id: int) -> dict[str, Any]:
+        return await self.until(lambda f: f["type"] == "status" and f["message"] == message_id and f["status"] in FINAL)
+
+
+@pytest.fixture
+async def close_db() -> Any:
+    yield
+    # the connection that sync_to_async's thread opened (looked up in that thread)
+    await database_sync_to_async(lambda: connection.close())()
+
+
+async def saved(answer: Message) -> Message:
+    await answer.arefresh_from_db()
+    return answer
+
+
+async def test_a_full_answer_streams_and_is_saved(
+    user: Any, converse: Any, start_worker: Any, close_db: None
+) -> None:
+    conversation, answer = await database_sync_to_async(converse)(max_tokens=80)
+    socket = communicator(conversation.pk, await session_cookie(user))
+    connected, _ = await socket.connect()
+    assert connected
+    reader = Reader(socket)
+    first = await reader.next()
+    assert first == {**first, "type": "answer", "message": answer.pk, "status": "queued", "position": 1}
+    await database_sync_to_async(start_worker)()
+    final = await reader.until_final(answer.pk)
+    assert final["status"] == "complete"
+    stored = await saved(answer)
+    assert reader.text[answer.pk] == stored.content
+    assert stored.completion_tokens == 80
+    deltas = [f for f in reader.frames if f["type"] == "delta"]
+    assert len(deltas) > 3, "the answer should arrive in several pieces"
+    assert "<" not in deltas[-1]["delta"] or "&lt;" in deltas[-1]["html"]
+    await socket.disconnect()
+
+
+async def test_reconnecting_mid_answer_replays_the_saved_text_then_continues(
+    user: Any, converse: Any, start_worker: Any, close_db: None
+) -> None:
+    conversation, answer = await database_sync_to_async(converse)(max_tokens=400)
+    session = await session_cookie(user)
+    await database_sync_to_async(start_worker)(step_seconds=0.02)
+    first = communicator(conversation.pk, session)
+    await first.connect()
+    reader = Reader(first)
+    await reader.until(lambda f: f["type"] == "delta" and f["seq"] >= 5)
+    await first.disconnect()
+    await asyncio.sleep(0.3)  # deltas go by with nobody listening
+
+    second = communicator(conversation.pk, session)
+    await second.connect()
+    again = Reader(second)
+    replay = await again.next()
+    assert replay["type"] == "answer" and replay["status"] == "generating"
+    assert replay["seq"] > reader.seq[answer.pk], "the saved text should include what was missed"
+    assert replay["content"].startswith(reader.text[answer.pk])
+    final = await again.until_final(answer.pk)
+    assert final["status"] == "complete"
+    stored = await saved(answer)
+    assert again.text[answer.pk] == stored.content  # no gap, no repeat
+    await second.disconnect()
+
+
+async def test_two_sockets_on_one_conversation_see_the_same_answer(
+    user: Any, converse: Any, start_worker: Any, close_db: None
+) -> None:
+    conversation, answer = await database_sync_to_async(converse)(max_tokens=120)
+    session = await session_cookie(user)
+    sockets = [communicator(conversation.pk, session) for _ in range(2)]
+    for socket in sockets:
+        assert (await socket.connect())[0]
+    readers = [Reader(socket) for socket in sockets]
+    await database_sync_to_async(start_worker)()
+    for reader in readers:
+        await reader.until_final(answer.pk)
+    stored = await saved(answer)
+    assert readers[0].text[answer.pk] == readers[1].text[answer.pk] == stored.content
+    for socket in sockets:
+        await socket.disconnect()
+
+
+async def test_stop_frame_stops_the_answer_and_keeps_the_text_shown(
+    user: Any, converse: Any, start_worker: Any, close_db: None
+) -> None:
+    conversation, answer = await database_sync_to_async(converse)(max_tokens=450)
+    socket = communicator(conversation.pk, await session_cookie(user))
+    await socket.connect()
+    reader = Reader(socket)
+    await database_sync_to_async(start_worker)(step_seconds=0.02)
+    await reader.until(lambda f: f["type"] == "delta" and f["seq"] >= 3)
+    await socket.send_json_to({"type": "stop", "message": answer.pk})
+    final = await reader.until_final(answer.pk)
+    assert final["status"] == "interrupted"
+    stored = await saved(answer)
+    assert stored.status == "interrupted"
+    assert reader.text[answer.pk] == stored.content
+    assert stored.completion_tokens is not None and stored.completion_tokens < 450
+    await socket.disconnect()
+
+
+async def test_a_closed_socket_does_not_stop_the_answer(
+    user: Any, converse: Any, start_worker: Any, close_db: None
+) -> None:
+    conversation, answer = await database_sync_to_async(converse)(max_tokens=200)
+    socket = communicator(conversation.pk, await session_cookie(user))
+    await socket.connect()
+    await database_sync_to_async(start_worker)()
+    await Reader(socket).until(lambda f: f["type"] == "delta")
+    await socket.disconnect()
+    for _ in range(300):
+        stored = await saved(answer)
+        if not stored.in_flight:
+            break
+        await asyncio.sleep(0.05)
+    assert stored.status == "complete"
+    assert stored.completion_tokens == 200
+
+
+async def test_anonymous_handshake_is_refused(converse: Any, close_db: None) -> None:
+    conversation, _ = await database_sync_to_async(converse)()
+    connected, _ = await communicator(conversation.pk).connect()
+    assert not connected
+
+
+async def test_foreign_origin_handshake_is_refused(user: Any, converse: Any, close_db: None) -> None:
+    conversation, _ = await database_sync_to_async(converse)()
+    socket = communicator(conversation.pk, await session_cookie(user), origin="https://evil.example")
+    connected, _ = await socket.connect()
+    assert not connected
+
+
+async def test_another_users_conversation_is_refused(make_user: Any, converse: Any, close_db: None) -> None:
+    conversation, _ = await database_sync_to_async(converse)()
+    intruder = await database_sync_to_async(make_user)()
+    connected, _ = await communicator(conversation.pk, await session_cookie(intruder)).connect()
+    assert not connected
+    connected, _ = await communicator(999_999, await session_cookie(intruder)).connect()
+    assert not connected
+
+
+@pytest.mark.parametrize(
+    ("frame", "error"),
+    [
+        ("x" * 5000, "too large"),
+        ("{not json", "not JSON"),
+        (json.dumps({"type": "delete-everything"}), "Unknown frame"),
+        (json.dumps(["stop"]), "Unknown frame"),
+        (json.dumps({"type": "stop", "message": "12"}), "as a number"),
+        (json.dumps({"type": "stop", "message": True}), "as a number"),
+    ],
+)
+async def test_bad_frames_get_an_error_frame_and_change_nothing(
+    user: Any, converse: Any, close_db: None, frame: str, error: str
+) -> None:
+    conversation, answer = await database_sync_to_async(converse)()
+    socket = communicator(conversation.pk, await session_cookie(user))
+    await socket.connect()
+    reader = Reader(socket)
+    await reader.next()  # the queued answer
+    await socket.send_to(text_data=frame)
+    reply = await reader.next()
+    assert reply["type"] == "error" and error in reply["error"]
+    assert (await saved(answer)).status == "queued"
+    await socket.disconnect()
+
+
+async def test_stopping_another_users_answer_is_refused(
+    user: Any, make_user: Any, converse: Any, close_db: None
+) -> None:
+    conversation, _ = await database_sync_to_async(converse)()
+    other_user = await database_sync_to_async(make_user)()
+    _, foreign_answer = await database_sync_to_async(converse)(owner=other_user)
+    socket = communicator(conversation.pk, await session_cookie(user))
+    await socket.connect()
+    reader = Reader(socket)
+    await reader.next()
+    await socket.send_json_to({"type": "stop", "message": foreign_answer.pk})
+    reply = await reader.next()
+    assert reply == {"type": "error", "error": "There is no such answer in this conversation."}
+    assert (await saved(foreign_answer)).status == "queued"
+    await socket.disconnect()
+
+
+async def test_logging_out_closes_that_sessions_sockets(user: Any, converse: Any, close_db: None) -> None:
+    conversation, _ = await database_sync_to_async(converse)()
+    client = Client()
+    await database_sync_to_async(client.force_login)(user)
+    socket = communicator(conversation.pk, client.cookies["sessionid"].value)
+    assert (await socket.connect())[0]
+    await socket.receive_from()  # the queued answer
+    await database_sync_to_async(client.post)("/accounts/logout/")
+    closed = await socket.receive_output(timeout=5)
+    assert closed["type"] == "websocket.close"
