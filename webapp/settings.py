@@ -199,6 +199,10 @@ STORAGES = {
     },
 }
 
+# In development whitenoise serves files straight from the app folders, without collectstatic.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+
 # Security headers. Plain-HTTP local runs set PARLEY_HTTPS=0; production keeps the default.
 HTTPS = env_bool("PARLEY_HTTPS", not DEBUG)
 SECURE_SSL_REDIRECT = HTTPS

@@ -21,7 +21,16 @@ class MessageAdmin(admin.ModelAdmin):
     search_fields = ["content", "conversation__owner__email"]
     list_select_related = ["conversation"]
     raw_id_fields = ["conversation", "parent"]
-    readonly_fields = ["content", "settings", "prompt_tokens", "completion_tokens", "time_to_first_token_ms", "tokens_per_second", "seq", "worker_key"]
+    readonly_fields = [
+        "content",
+        "settings",
+        "prompt_tokens",
+        "completion_tokens",
+        "time_to_first_token_ms",
+        "tokens_per_second",
+        "seq",
+        "worker_key",
+    ]
 
 
 @admin.register(Feedback)

@@ -124,7 +124,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         state.seq = seq
         state.text += event["delta"]
         await self._send(
-            {"type": "delta", "message": message_id, "seq": seq, "delta": event["delta"], "html": render_markdown(state.text)}
+            {
+                "type": "delta",
+                "message": message_id,
+                "seq": seq,
+                "delta": event["delta"],
+                "html": render_markdown(state.text),
+            }
         )
 
     async def chat_status(self, event: dict[str, Any]) -> None:

@@ -184,7 +184,9 @@ def message_send(conversation: Conversation, content: str) -> Message:
     with transaction.atomic():
         conversation = _lock_conversation(conversation)
         parent = conversation.current_leaf
-        question = Message.objects.create(conversation=conversation, parent=parent, role=Message.Role.USER, content=content)
+        question = Message.objects.create(
+            conversation=conversation, parent=parent, role=Message.Role.USER, content=content
+        )
         if not conversation.title:
             conversation.title = title_from(content)
             conversation.save(update_fields=["title", "updated_at"])

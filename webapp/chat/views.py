@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.forms import Form
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -14,9 +15,12 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 from django_ratelimit.core import is_ratelimited
 
 from webapp.chat import services
-from webapp.core.http import AuthedRequest
 from webapp.chat.forms import FeedbackForm, MessageForm, RenameForm, SettingsForm
 from webapp.chat.models import Conversation
+from webapp.core.http import AuthedRequest
+
+MAX_CHARS = settings.PARLEY_CHAT_MAX_MESSAGE_CHARS
+RATE_MESSAGE = "You are sending messages faster than this server allows ({rate}). Wait a minute and try again."
 
 
 def _sidebar(request: AuthedRequest) -> dict[str, Any]:
@@ -35,7 +39,8 @@ def _page(request: AuthedRequest, conversation: Conversation | None, **extra: An
         "conversation": conversation,
         "thread": services.thread(conversation) if conversation else [],
         "form": extra.pop("form", None) or MessageForm(),
-        "settings_form": extra.pop("settings_form", None) or (SettingsForm(instance=conversation) if conversation else None),
+        "settings_form": extra.pop("settings_form", None)
+        or (SettingsForm(instance=conversation) if conversation else None),
         "max_chars": MAX_CHARS,
         **extra,
     }
@@ -59,14 +64,14 @@ def _refused(request: AuthedRequest, text: str, conversation: Conversation | Non
     return redirect(reverse("chat:conversation", args=[conversation.pk]) if conversation else reverse("chat:index"))
 
 
+def first_error(form: Form) -> str:
+    return str(next(iter(form.errors.values()))[0])
+
+
 def _rate_limited(request: AuthedRequest) -> bool:
     return is_ratelimited(
         request, group="chat-generate", key="user", rate=settings.PARLEY_CHAT_RATE, method="POST", increment=True
     )
-
-
-MAX_CHARS = settings.PARLEY_CHAT_MAX_MESSAGE_CHARS
-RATE_MESSAGE = "You are sending messages faster than this server allows ({rate}). Wait a minute and try again."
 
 
 @require_GET
@@ -83,7 +88,7 @@ def conversation_list(request: AuthedRequest) -> HttpResponse:
 def start(request: AuthedRequest) -> HttpResponse:
     form = MessageForm(request.POST)
     if not form.is_valid():
-        return _refused(request, form.errors["content"][0])
+        return _refused(request, first_error(form))
     if _rate_limited(request):
         return _refused(request, RATE_MESSAGE.format(rate=settings.PARLEY_CHAT_RATE))
     try:
@@ -121,7 +126,7 @@ def send(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     conversation = services.conversation_get(request.user, conversation_id)
     form = MessageForm(request.POST)
     if not form.is_valid():
-        return _refused(request, form.errors["content"][0], conversation)
+        return _refused(request, first_error(form), conversation)
     if _rate_limited(request):
         return _refused(request, RATE_MESSAGE.format(rate=settings.PARLEY_CHAT_RATE), conversation)
     try:
@@ -156,7 +161,7 @@ def edit(request: AuthedRequest, conversation_id: int, message_id: int) -> HttpR
     question = services.message_get(request.user, message_id, conversation=conversation)
     form = MessageForm(request.POST)
     if not form.is_valid():
-        return _refused(request, form.errors["content"][0], conversation)
+        return _refused(request, first_error(form), conversation)
     if _rate_limited(request):
         return _refused(request, RATE_MESSAGE.format(rate=settings.PARLEY_CHAT_RATE), conversation)
     try:
@@ -192,8 +197,7 @@ def feedback(request: AuthedRequest, conversation_id: int, message_id: int) -> H
     answer = services.message_get(request.user, message_id, conversation=conversation)
     form = FeedbackForm(request.POST)
     if not form.is_valid():
-        first_error = next(iter(form.errors.values()))[0]
-        return _refused(request, f"Feedback not saved: {first_error}", conversation)
+        return _refused(request, f"Feedback not saved: {first_error(form)}", conversation)
     try:
         services.feedback_set(answer, request.user, form.cleaned_data["rating"], form.cleaned_data["comment"])
     except services.ChatError as error:
@@ -221,7 +225,7 @@ def rename(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     form = RenameForm(request.POST)
     try:
         if not form.is_valid():
-            raise services.ChatError(next(iter(form.errors.values()))[0])
+            raise services.ChatError(first_error(form))
         services.conversation_rename(conversation, form.cleaned_data["title"])
     except services.ChatError as error:
         messages.error(request, str(error))
@@ -244,5 +248,3 @@ def delete(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     services.conversation_delete(conversation)
     messages.success(request, f"“{title}” deleted.")
     return redirect("chat:index")
-
-

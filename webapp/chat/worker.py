@@ -14,6 +14,7 @@ answers marked as generating by a worker whose lock is free, which is to say dea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import threading
@@ -76,7 +77,7 @@ def reap(own_key: int | None = None) -> int:
     with connection.cursor() as cursor:
         for key in keys:
             cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-            (free,) = cursor.fetchone()  # type: ignore[misc]
+            (free,) = cursor.fetchone()
             if not free:
                 continue  # that worker is alive
             try:
@@ -238,10 +239,8 @@ class GenerationWorker:
         with self._streams_lock:
             stream = self._streams.get(message_id)
         if stream is not None and not stream.cancelled and not stream.finished:
-            try:
+            with contextlib.suppress(InferenceError):  # it finished in the meantime
                 stream.cancel()
-            except InferenceError:
-                pass  # finished in the meantime
 
     def _poll_stop_requests(self) -> None:
         """The fallback for a stop whose notification was missed."""
@@ -309,7 +308,9 @@ class GenerationWorker:
                 seq += 1
                 self.publisher.publish(group, {"type": "chat.delta", "message": message_id, "seq": seq, "delta": chunk})
                 if time.monotonic() - last_save >= self.save_interval:
-                    Message.objects.filter(pk=message_id, status=Message.Status.GENERATING).update(content=text, seq=seq)
+                    Message.objects.filter(pk=message_id, status=Message.Status.GENERATING).update(
+                        content=text, seq=seq
+                    )
                     last_save = time.monotonic()
         finally:
             with self._streams_lock:
@@ -317,14 +318,14 @@ class GenerationWorker:
         stats = stream.stats
         assert stats is not None
         status = FINAL_STATUS[stats.finish_reason]
-        error = ""
+        reason = ""
         if status == Message.Status.FAILED:
-            error = f"The model failed while writing this answer: {stats.error or 'unknown error'}."
+            reason = f"The model failed while writing this answer: {stats.error or 'unknown error'}."
         updated = Message.objects.filter(pk=message_id, status=Message.Status.GENERATING).update(
             content=text,
             seq=seq,
             status=status,
-            error=error,
+            error=reason,
             prompt_tokens=stats.prompt_tokens,
             completion_tokens=stats.completion_tokens,
             time_to_first_token_ms=None if stats.time_to_first_token is None else stats.time_to_first_token * 1000,
@@ -337,7 +338,7 @@ class GenerationWorker:
                 self.publisher.publish,
                 answer,
                 status,
-                error=error,
+                error=reason,
                 completion_tokens=stats.completion_tokens,
                 tokens_per_second=round(stats.tokens_per_second, 1),
             )

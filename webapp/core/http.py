@@ -10,5 +10,5 @@ from webapp.accounts.models import User
 
 class AuthedRequest(HttpRequest):
     # LoginRequiredMiddleware lets only logged-in users through; HtmxMiddleware adds htmx.
-    user: User  # type: ignore[assignment]
+    user: User
     htmx: HtmxDetails

@@ -16,7 +16,9 @@ class NavItem(TypedDict):
 
 
 # (label, url name, description, staff only)
-_ENTRIES: list[tuple[str, str, str, bool]] = []
+_ENTRIES: list[tuple[str, str, str, bool]] = [
+    ("Chat", "chat:index", "Talk with the model running on this server.", False),
+]
 
 
 def nav_items(request: HttpRequest) -> dict[str, list[NavItem]]:

@@ -84,9 +84,7 @@ async def saved(answer: Message) -> Message:
     return answer
 
 
-async def test_a_full_answer_streams_and_is_saved(
-    user: Any, converse: Any, start_worker: Any, close_db: None
-) -> None:
+async def test_a_full_answer_streams_and_is_saved(user: Any, converse: Any, start_worker: Any, close_db: None) -> None:
     conversation, answer = await database_sync_to_async(converse)(max_tokens=80)
     socket = communicator(conversation.pk, await session_cookie(user))
     connected, _ = await socket.connect()
@@ -123,7 +121,8 @@ async def test_reconnecting_mid_answer_replays_the_saved_text_then_continues(
     await second.connect()
     again = Reader(second)
     replay = await again.next()
-    assert replay["type"] == "answer" and replay["status"] == "generating"
+    assert replay["type"] == "answer"
+    assert replay["status"] == "generating"
     assert replay["seq"] > reader.seq[answer.pk], "the saved text should include what was missed"
     assert replay["content"].startswith(reader.text[answer.pk])
     final = await again.until_final(answer.pk)
@@ -166,7 +165,8 @@ async def test_stop_frame_stops_the_answer_and_keeps_the_text_shown(
     stored = await saved(answer)
     assert stored.status == "interrupted"
     assert reader.text[answer.pk] == stored.content
-    assert stored.completion_tokens is not None and stored.completion_tokens < 450
+    assert stored.completion_tokens is not None
+    assert stored.completion_tokens < 450
     await socket.disconnect()
 
 
@@ -231,7 +231,8 @@ async def test_bad_frames_get_an_error_frame_and_change_nothing(
     await reader.next()  # the queued answer
     await socket.send_to(text_data=frame)
     reply = await reader.next()
-    assert reply["type"] == "error" and error in reply["error"]
+    assert reply["type"] == "error"
+    assert error in reply["error"]
     assert (await saved(answer)).status == "queued"
     await socket.disconnect()
 

@@ -2,44 +2,42 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 
+from tests.processes import BASE_DIR, process_env
+from tests.webapp.chat.conftest import settled, wait_for
 from webapp.chat import services
 from webapp.chat.models import Message
 from webapp.chat.worker import GenerationWorker, reap
-from tests.webapp.chat.conftest import settled, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BASE_DIR = Path(__file__).resolve().parents[3]
-
 
 def test_a_queued_answer_is_generated_saved_and_counted(start_worker: Callable[..., Any], converse: Any) -> None:
-    conversation, answer = converse("Tell me a story", max_tokens=40)
+    _conversation, answer = converse("Tell me a story", max_tokens=40)
     start_worker()
     done = wait_for(lambda: settled(answer))
     assert done.status == Message.Status.COMPLETE
     assert done.content
     assert done.model_name == "tiny-test-model"
     assert done.completion_tokens == 40  # the tiny model never says it is done
-    assert done.prompt_tokens and done.prompt_tokens > 0
-    assert done.tokens_per_second and done.tokens_per_second > 0
+    assert done.prompt_tokens
+    assert done.prompt_tokens > 0
+    assert done.tokens_per_second
+    assert done.tokens_per_second > 0
     assert done.time_to_first_token_ms is not None
     assert done.seq > 0
 
 
 def test_text_is_saved_while_it_grows(start_worker: Callable[..., Any], converse: Any) -> None:
-    conversation, answer = converse(max_tokens=300)
+    _conversation, answer = converse(max_tokens=300)
     start_worker()
     seen: list[str] = []
 
@@ -76,7 +74,7 @@ def test_two_workers_claim_each_answer_once(
 
 
 def test_stop_interrupts_within_a_step_and_keeps_the_text(start_worker: Callable[..., Any], converse: Any) -> None:
-    conversation, answer = converse(max_tokens=450)
+    _conversation, answer = converse(max_tokens=450)
     start_worker(step_seconds=0.02)
     wait_for(lambda: Message.objects.filter(pk=answer.pk, seq__gte=3).exists())
     assert services.message_stop(answer)
@@ -87,7 +85,7 @@ def test_stop_interrupts_within_a_step_and_keeps_the_text(start_worker: Callable
 
 
 def test_stop_before_a_worker_claims_it(converse: Any) -> None:
-    conversation, answer = converse()
+    _conversation, answer = converse()
     assert services.message_stop(answer)
     answer.refresh_from_db()
     assert answer.status == Message.Status.INTERRUPTED
@@ -133,8 +131,7 @@ def test_a_request_the_engine_refuses_fails_with_its_reason(start_worker: Callab
 def test_a_killed_worker_leaves_an_interrupted_answer_with_its_partial_text(converse: Any) -> None:
     """The real command, with the real default model, killed with SIGKILL mid-answer."""
     _, answer = converse("Write a long essay about the history of bread.", max_tokens=800)
-    env = {**os.environ, "DATABASE_URL": _database_url()}
-    process = subprocess.Popen([sys.executable, "manage.py", "generation_worker"], cwd=BASE_DIR, env=env)
+    process = subprocess.Popen([sys.executable, "manage.py", "generation_worker"], cwd=BASE_DIR, env=process_env())
     try:
         wait_for(lambda: Message.objects.filter(pk=answer.pk, status="generating").exclude(content="").exists(), 120)
     finally:
@@ -147,7 +144,8 @@ def test_a_killed_worker_leaves_an_interrupted_answer_with_its_partial_text(conv
     assert reap() == 1
     answer.refresh_from_db()
     assert answer.status == Message.Status.INTERRUPTED
-    assert answer.content == partial and partial
+    assert answer.content == partial
+    assert partial
     assert "stopped" in answer.error
 
 
@@ -184,10 +182,3 @@ def test_a_full_worker_leaves_the_rest_queued_and_reports_their_place(
     assert (services.queue_position(second), services.queue_position(third)) == (1, 2)
     for answer in (first, second, third):
         assert wait_for(lambda answer=answer: settled(answer)).status == Message.Status.COMPLETE
-
-
-def _database_url() -> str:
-    params = connection.settings_dict
-    return f"postgres://{params['USER']}@{params['HOST'].replace('/', '%2F')}/{params['NAME']}"
-
-

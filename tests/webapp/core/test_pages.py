@@ -109,8 +109,14 @@ def test_the_web_layer_does_not_load_torch() -> None:
         "import os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'webapp.settings');"
         "import django, sys; django.setup();"
         "import webapp.asgi, webapp.urls, webapp.celery;"
-        "import webapp.core.views, webapp.accounts.views;"
+        "import webapp.core.views, webapp.accounts.views, webapp.chat.views, webapp.chat.consumers;"
         "print('torch' in sys.modules, 'transformers' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False False"
+
+
+def test_the_top_bar_links_to_chat(logged_in_client: Client) -> None:
+    html = logged_in_client.get(reverse("home")).content.decode()
+    assert f'href="{reverse("chat:index")}"' in html
+    assert "Chat" in html

@@ -1,0 +1,126 @@
+"""A person chatting in a real browser, with the real model behind it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pytest
+from django.db import connection
+
+from tests.conftest import PASSWORD
+from webapp.chat.models import Conversation, Message
+
+T = TypeVar("T")
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def orm(query: Callable[[], T]) -> T:
+    """Run ORM code in its own thread: Playwright's sync API keeps an event loop running in
+    this one, where Django refuses synchronous queries (and its connection would be left open)."""
+    results: list[T] = []
+
+    def run() -> None:
+        try:
+            results.append(query())
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert results, "the query failed; see the thread's traceback above"
+    return results[0]
+
+
+def log_in(page: Any, url: str, email: str) -> None:
+    page.goto(f"{url}/accounts/login/")
+    page.fill("input[name=username]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/")
+
+
+def send(page: Any, text: str) -> None:
+    page.fill("#composer textarea", text)
+    page.press("#composer textarea", "Enter")
+
+
+def answer_text(page: Any) -> str:
+    return str(page.locator(".message-assistant .message-body").last.inner_text())
+
+
+def wait_for_status(page: Any, status: str, timeout: float = 120_000) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.locator(".message-assistant").last).to_have_attribute("data-status", status, timeout=timeout)
+
+
+def wait_for_text(page: Any, characters: int, timeout: float = 60) -> None:
+    # polled from here: the page's CSP (rightly) refuses the eval behind wait_for_function
+    deadline = time.monotonic() + timeout
+    while len(answer_text(page)) <= characters:
+        assert time.monotonic() < deadline, f"the answer did not reach {characters} characters"
+        page.wait_for_timeout(50)
+
+
+def watch_growth(page: Any, seconds: float) -> list[int]:
+    lengths: list[int] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        lengths.append(len(answer_text(page)))
+        page.wait_for_timeout(100)
+    return lengths
+
+
+def test_chatting_streaming_stop_regenerate_and_reload(parley: str, page: Any, make_user: Any) -> None:
+    user = orm(lambda: make_user("browser@example.com"))
+    log_in(page, parley, user.email)
+    page.goto(f"{parley}/chat/")
+
+    # Send with Enter: the page moves to the new conversation and the answer grows.
+    send(page, "Write three sentences about the ocean.")
+    page.wait_for_url(f"{parley}/chat/*/")
+    conversation = orm(lambda: Conversation.objects.get(owner=user))
+    wait_for_status(page, "generating")
+    lengths = watch_growth(page, 2.5)
+    assert len({n for n in lengths if n > 0}) >= 2, f"the answer should grow in steps, saw lengths {lengths}"
+    wait_for_status(page, "complete")
+    first = orm(lambda: Message.objects.filter(conversation=conversation, role="assistant").get())
+    assert first.status == "complete"
+    assert first.content
+    assert page.locator(".message-user").count() == 1
+
+    # Regenerate the last answer: a second version, shown as 2/2.
+    page.locator(".message-assistant button.regenerate").last.click()
+    page.locator(".version-count", has_text="2/2").wait_for()
+    wait_for_status(page, "complete")
+    assert orm(Message.objects.filter(conversation=conversation, role="assistant", status="complete").count) == 2
+
+    # A long answer, stopped while it is being written, keeps the text shown.
+    orm(lambda: Conversation.objects.filter(pk=conversation.pk).update(max_tokens=800))
+    send(page, "Now write a long essay about the history of sailing ships.")
+    wait_for_status(page, "generating")
+    wait_for_text(page, 40)
+    page.locator(".message-assistant button.stop").last.click()
+    wait_for_status(page, "interrupted", timeout=10_000)
+    stopped = orm(lambda: Message.objects.filter(conversation=conversation, role="assistant").latest("created_at"))
+    assert stopped.status == "interrupted"
+    assert stopped.completion_tokens is not None
+    assert stopped.completion_tokens < 800
+    assert " ".join(stopped.content.split())[:30] in " ".join(answer_text(page).split())
+
+    # Reload in the middle of an answer: the page shows what was written and follows it to the end.
+    send(page, "Tell me about lighthouses in two short paragraphs.")
+    wait_for_status(page, "generating")
+    wait_for_text(page, 20)
+    page.reload()
+    assert len(answer_text(page)) > 0, "after a reload the partial answer should be on the page at once"
+    wait_for_status(page, "complete")
+    last = orm(lambda: Message.objects.filter(conversation=conversation, role="assistant").latest("created_at"))
+    assert last.status == "complete"
+    shown = " ".join(answer_text(page).split())
+    assert " ".join(last.content.split())[-30:].strip("*_#` ") in shown
