@@ -106,26 +106,24 @@ class Stream:
             assert isinstance(event, str)
             yield event
 
-    def chunks(self) -> Iterator[str]:
-        """Like iterating, but each item joins every delta already waiting.
+    def drain(self) -> tuple[str, bool]:
+        """Without waiting: every delta produced since the last call, joined, and whether
+        the request has ended (after which ``stats`` is set and nothing more comes).
 
-        A consumer that is slower than the model (a network hop per item, say) gets
-        fewer, larger pieces instead of falling further behind.
+        One thread can serve many streams this way, polling them together, instead of
+        one waiting thread per stream.
         """
+        parts: list[str] = []
         while True:
-            parts: list[str] = []
-            event = self._events.get()
-            while event is not _END:
-                assert isinstance(event, str)
-                parts.append(event)
-                try:
-                    event = self._events.get_nowait()
-                except queue.Empty:
-                    break
-            if parts:
-                yield "".join(parts)
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                # every delta is queued before the request is marked finished
+                return "".join(parts), self._finished.is_set()
             if event is _END:
-                return
+                return "".join(parts), True
+            assert isinstance(event, str)
+            parts.append(event)
 
     def cancel(self) -> None:
         """Stop generating within one decoding step; the text already yielded stands."""

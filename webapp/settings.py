@@ -133,7 +133,13 @@ except InvalidRedisUrl as error:
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URLS.channels], "capacity": 1500, "expiry": 30},
+        "CONFIG": {
+            # redis-py 8 reads with a 5 s socket timeout by default, the same as channels-redis'
+            # blocking BZPOPMIN, so an idle websocket would die every 5 s: give reads more time.
+            "hosts": [{"address": REDIS_URLS.channels, "socket_timeout": 30}],
+            "capacity": 1500,
+            "expiry": 30,
+        },
     }
 }
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URLS.cache}}

@@ -3,6 +3,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +225,21 @@ def test_importing_inference_does_not_import_torch() -> None:
     code = "import sys, inference, inference.summarize, inference.sentiment; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_drain_returns_what_is_ready_without_waiting_and_then_the_end(tiny_engine: Engine) -> None:
+    request = GenerationRequest.of([{"role": "user", "content": "hi"}], max_new_tokens=30, temperature=0)
+    reference = tiny_engine.generate(request)
+    stream = tiny_engine.submit(request)
+    text, ended = "", False
+    polls = 0
+    while not ended:
+        piece, ended = stream.drain()
+        text += piece
+        polls += 1
+        time.sleep(0.001)
+    assert text == reference.text
+    assert stream.stats is not None
+    assert stream.stats.completion_tokens == 30
+    assert polls > 1
+    assert stream.drain() == ("", True)  # nothing more after the end

@@ -2,10 +2,13 @@
 
 One process owns the chat model. Its main loop claims queued answers with
 ``FOR UPDATE SKIP LOCKED`` (so two workers never take the same one), woken by a
-Postgres notification with polling as the fallback, and hands each to a thread that
-feeds it through the engine's continuous batch, publishes every delta to the
-conversation's group with a sequence number, and saves the growing text at least every
-``save_interval`` seconds. Postgres is the truth; the channel layer is only the fast path.
+Postgres notification with polling as the fallback, and submits each to the engine's
+continuous batch. One pump thread then serves every live answer together: every
+``flush_interval`` it takes what each stream has produced, publishes it to the
+conversation's group as one delta with a sequence number, and saves the growing text at
+least every ``save_interval`` seconds. (One thread for all answers, not one per answer:
+on a CPU the model needs every core and every wake-up of another Python thread slows
+it down.) Postgres is the truth; the channel layer is only the fast path.
 
 A worker holds a Postgres advisory lock for as long as it lives. The reaper interrupts
 answers marked as generating by a worker whose lock is free, which is to say dead.
@@ -19,7 +22,7 @@ import logging
 import secrets
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -51,17 +54,47 @@ class Publisher:
         self._thread.start()
 
     def publish(self, group: str, event: dict[str, Any]) -> None:
-        if self.layer is None:
+        self.publish_many([(group, event)])
+
+    def publish_many(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Send them concurrently and wait; a failure is logged, never raised."""
+        if self.layer is None or not events:
             return
-        future = asyncio.run_coroutine_threadsafe(self.layer.group_send(group, event), self.loop)
+        layer = self.layer
+
+        async def send_all() -> list[Any]:
+            return await asyncio.gather(
+                *(layer.group_send(group, event) for group, event in events), return_exceptions=True
+            )
+
         try:
-            future.result(timeout=5)
+            results = asyncio.run_coroutine_threadsafe(send_all(), self.loop).result(timeout=5)
         except Exception:
-            logger.warning("could not publish %s to %s", event["type"], group, exc_info=True)
+            logger.warning("could not publish %d events", len(events), exc_info=True)
+            return
+        for result in results:
+            if isinstance(result, BaseException):
+                logger.warning("could not publish an event: %s", result)
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
+
+
+@dataclass
+class LiveAnswer:
+    """An answer the engine is writing, as the pump thread keeps it."""
+
+    message: Message
+    stream: Stream
+    text: str = ""
+    seq: int = 0
+    saved_seq: int = 0
+    saved_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def group(self) -> str:
+        return self.message.conversation.group_name
 
 
 def reap(own_key: int | None = None) -> int:
@@ -123,21 +156,22 @@ class GenerationWorker:
         poll_interval: float = 2.0,
         reap_interval: float = 30.0,
         save_interval: float = 0.25,
+        flush_interval: float = 0.02,
     ) -> None:
         self.engine = engine
         self.capacity = capacity or engine.max_batch_size
         self.poll_interval = poll_interval
         self.reap_interval = reap_interval
         self.save_interval = save_interval
+        self.flush_interval = flush_interval
         self.key = secrets.randbelow(2**62) + 1
         self.publisher = Publisher()
         self.wake = threading.Event()
         self.stopping = threading.Event()
-        self._streams: dict[int, Stream] = {}
-        self._streams_lock = threading.Lock()
-        self._in_flight = 0
-        self._pool = ThreadPoolExecutor(max_workers=self.capacity, thread_name_prefix="answer")
+        self._answers: dict[int, LiveAnswer] = {}
+        self._lock = threading.Lock()
         self._listener: psycopg.Connection[Any] | None = None
+        self._pump = threading.Thread(target=self._pump_loop, name="pump", daemon=True)
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -153,10 +187,11 @@ class GenerationWorker:
         self._listener.execute("SELECT pg_advisory_lock(%s)", [self.key])
         self._listener.execute(f"LISTEN {services.NOTIFY_CHANNEL}")
         threading.Thread(target=self._listen, name="listener", daemon=True).start()
+        self._pump.start()
         reap(self.key)
 
     def run(self) -> None:
-        """Serve until ``stopping`` is set; answers in progress are finished first."""
+        """Serve until ``stop()``; answers in progress end as interrupted, their text kept."""
         self.start()
         logger.info("generation worker %x ready with %s (batch %d)", self.key, self.engine.model_name, self.capacity)
         next_reap = time.monotonic() + self.reap_interval
@@ -179,15 +214,16 @@ class GenerationWorker:
     def stop(self) -> None:
         """Claim nothing more and interrupt the answers in progress, keeping their text."""
         self.stopping.set()
-        with self._streams_lock:
-            held = list(self._streams)
+        with self._lock:
+            held = list(self._answers)
         for message_id in held:
             self._cancel(message_id)
         self.wake.set()
 
     def close(self) -> None:
         self.stopping.set()
-        self._pool.shutdown(wait=True)
+        if self._pump.is_alive():
+            self._pump.join(timeout=60)
         self.publisher.close()
         if self._listener is not None:
             self._listener.close()  # releases the liveness lock
@@ -195,13 +231,13 @@ class GenerationWorker:
 
     @property
     def saturated(self) -> bool:
-        return self._in_flight >= self.capacity
+        return len(self._answers) >= self.capacity
 
     # ---- claiming ----------------------------------------------------------------------
 
     def claim(self) -> list[int]:
         """Take up to the free capacity of queued answers, oldest first, and start them."""
-        free = self.capacity - self._in_flight
+        free = self.capacity - len(self._answers)
         if free <= 0:
             return []
         with transaction.atomic():
@@ -216,10 +252,37 @@ class GenerationWorker:
                     status=Message.Status.GENERATING, worker_key=self.key, model_name=self.engine.model_name
                 )
         for message_id in ids:
-            with self._streams_lock:
-                self._in_flight += 1
-            self._pool.submit(self._serve_safely, message_id)
+            try:
+                self.begin(message_id)
+            except Exception as error:
+                logger.exception("answer %s could not start", message_id)
+                self._fail(message_id, f"The answer could not be generated ({type(error).__name__}).")
         return ids
+
+    def begin(self, message_id: int) -> None:
+        """Submit one claimed answer to the engine; the pump thread takes it from there."""
+        answer = Message.objects.select_related("conversation").get(pk=message_id)
+        options = answer.settings
+        request = GenerationRequest.of(
+            services.context_for(answer),
+            max_new_tokens=int(options.get("max_tokens", 512)),
+            temperature=float(options.get("temperature", 0.7)),
+            top_p=float(options.get("top_p", 0.95)),
+        )
+        try:
+            stream = self.engine.submit(request)
+        except InferenceError as error:
+            self._fail(message_id, str(error))
+            return
+        live = LiveAnswer(message=answer, stream=stream)
+        with self._lock:
+            self._answers[message_id] = live
+        if Message.objects.filter(pk=message_id, stop_requested=True).exists():
+            self._cancel(message_id)  # Stop pressed between the claim and now
+        self.publisher.publish(
+            live.group,
+            {"type": "chat.status", "message": message_id, "status": "generating", "trimmed": stream.trimmed_messages},
+        )
 
     def _listen(self) -> None:
         assert self._listener is not None
@@ -236,16 +299,16 @@ class GenerationWorker:
                 logger.exception("lost the notification connection; polling only")
 
     def _cancel(self, message_id: int) -> None:
-        with self._streams_lock:
-            stream = self._streams.get(message_id)
-        if stream is not None and not stream.cancelled and not stream.finished:
+        with self._lock:
+            live = self._answers.get(message_id)
+        if live is not None and not live.stream.cancelled and not live.stream.finished:
             with contextlib.suppress(InferenceError):  # it finished in the meantime
-                stream.cancel()
+                live.stream.cancel()
 
     def _poll_stop_requests(self) -> None:
         """The fallback for a stop whose notification was missed."""
-        with self._streams_lock:
-            held = list(self._streams)
+        with self._lock:
+            held = list(self._answers)
         if held:
             for message_id in Message.objects.filter(pk__in=held, stop_requested=True).values_list("pk", flat=True):
                 self._cancel(message_id)
@@ -254,76 +317,77 @@ class GenerationWorker:
         waiting = Message.objects.filter(status=Message.Status.QUEUED, role=Message.Role.ASSISTANT).order_by(
             "created_at", "pk"
         )
-        for position, (message_id, conversation_id) in enumerate(
-            waiting.values_list("pk", "conversation_id")[:500], start=1
-        ):
-            self.publisher.publish(
-                f"chat.conversation.{conversation_id}",
-                {"type": "chat.queue", "message": message_id, "position": position},
-            )
+        self.publisher.publish_many(
+            [
+                (
+                    f"chat.conversation.{conversation_id}",
+                    {"type": "chat.queue", "message": message_id, "position": position},
+                )
+                for position, (message_id, conversation_id) in enumerate(
+                    waiting.values_list("pk", "conversation_id")[:500], start=1
+                )
+            ]
+        )
 
-    # ---- one answer -----------------------------------------------------------------------
+    # ---- the pump: every live answer, every flush_interval ------------------------------------
 
-    def _serve_safely(self, message_id: int) -> None:
+    def _pump_loop(self) -> None:
         try:
-            self.serve(message_id)
-        except Exception as error:
-            logger.exception("answer %s failed", message_id)
-            self._fail(message_id, f"The answer could not be generated ({type(error).__name__}).")
+            while not (self.stopping.is_set() and not self._answers):
+                time.sleep(self.flush_interval)
+                try:
+                    self.flush()
+                except Exception:
+                    logger.exception("the pump failed a round; trying again")
+                    connection.close()
         finally:
-            connection.close()  # one connection per answer; nothing is left open when the pool ends
-            with self._streams_lock:
-                self._in_flight -= 1
-            self.wake.set()
+            connection.close()
 
-    def serve(self, message_id: int) -> None:
-        answer = Message.objects.select_related("conversation").get(pk=message_id)
-        options = answer.settings
-        request = GenerationRequest.of(
-            services.context_for(answer),
-            max_new_tokens=int(options.get("max_tokens", 512)),
-            temperature=float(options.get("temperature", 0.7)),
-            top_p=float(options.get("top_p", 0.95)),
-        )
-        try:
-            stream = self.engine.submit(request)
-        except InferenceError as error:
-            self._fail(message_id, str(error))
-            return
-        with self._streams_lock:
-            self._streams[message_id] = stream
-        if Message.objects.filter(pk=message_id, stop_requested=True).exists():
-            self._cancel(message_id)  # Stop pressed between the claim and now
-        group = answer.conversation.group_name
-        self.publisher.publish(
-            group,
-            {"type": "chat.status", "message": message_id, "status": "generating", "trimmed": stream.trimmed_messages},
-        )
-        text = ""
-        seq = 0
-        last_save = time.monotonic()
-        try:
-            for chunk in stream.chunks():
-                text += chunk
-                seq += 1
-                self.publisher.publish(group, {"type": "chat.delta", "message": message_id, "seq": seq, "delta": chunk})
-                if time.monotonic() - last_save >= self.save_interval:
-                    Message.objects.filter(pk=message_id, status=Message.Status.GENERATING).update(
-                        content=text, seq=seq
+    def flush(self) -> None:
+        """Publish what every stream produced since the last round; save and finish answers."""
+        with self._lock:
+            live = list(self._answers.values())
+        events: list[tuple[str, dict[str, Any]]] = []
+        ended: list[LiveAnswer] = []
+        now = time.monotonic()
+        for answer in live:
+            piece, done = answer.stream.drain()
+            if piece:
+                answer.text += piece
+                answer.seq += 1
+                events.append(
+                    (
+                        answer.group,
+                        {"type": "chat.delta", "message": answer.message.pk, "seq": answer.seq, "delta": piece},
                     )
-                    last_save = time.monotonic()
-        finally:
-            with self._streams_lock:
-                self._streams.pop(message_id, None)
-        stats = stream.stats
+                )
+            if done:
+                ended.append(answer)
+            elif answer.seq != answer.saved_seq and now - answer.saved_at >= self.save_interval:
+                self._save(answer)
+        self.publisher.publish_many(events)
+        for answer in ended:
+            self._finish(answer)
+            with self._lock:
+                del self._answers[answer.message.pk]
+            self.wake.set()  # room for another claim
+
+    def _save(self, answer: LiveAnswer) -> None:
+        Message.objects.filter(pk=answer.message.pk, status=Message.Status.GENERATING).update(
+            content=answer.text, seq=answer.seq
+        )
+        answer.saved_seq, answer.saved_at = answer.seq, time.monotonic()
+
+    def _finish(self, answer: LiveAnswer) -> None:
+        stats = answer.stream.stats
         assert stats is not None
         status = FINAL_STATUS[stats.finish_reason]
         reason = ""
         if status == Message.Status.FAILED:
             reason = f"The model failed while writing this answer: {stats.error or 'unknown error'}."
-        updated = Message.objects.filter(pk=message_id, status=Message.Status.GENERATING).update(
-            content=text,
-            seq=seq,
+        updated = Message.objects.filter(pk=answer.message.pk, status=Message.Status.GENERATING).update(
+            content=answer.text,
+            seq=answer.seq,
             status=status,
             error=reason,
             prompt_tokens=stats.prompt_tokens,
@@ -333,14 +397,17 @@ class GenerationWorker:
             trimmed_messages=stats.trimmed_messages,
         )
         if updated:
-            answer.content, answer.seq = text, seq
+            answer.message.content, answer.message.seq = answer.text, answer.seq
             _publish_final(
                 self.publisher.publish,
-                answer,
+                answer.message,
                 status,
                 error=reason,
                 completion_tokens=stats.completion_tokens,
                 tokens_per_second=round(stats.tokens_per_second, 1),
+                time_to_first_token_ms=None
+                if stats.time_to_first_token is None
+                else round(stats.time_to_first_token * 1000, 1),
             )
 
     def _fail(self, message_id: int, reason: str) -> None:

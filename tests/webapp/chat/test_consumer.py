@@ -14,6 +14,7 @@ from django.db import connection
 from django.test import Client
 
 from webapp.asgi import application
+from webapp.chat import services
 from webapp.chat.models import Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -264,3 +265,18 @@ async def test_logging_out_closes_that_sessions_sockets(user: Any, converse: Any
     await database_sync_to_async(client.post)("/accounts/logout/")
     closed = await socket.receive_output(timeout=5)
     assert closed["type"] == "websocket.close"
+
+
+async def test_an_idle_socket_stays_open_and_still_receives(user: Any, converse: Any, close_db: None) -> None:
+    """Longer than the channel layer's 5 s blocking read, with nothing to read."""
+    conversation, answer = await database_sync_to_async(converse)()
+    socket = communicator(conversation.pk, await session_cookie(user))
+    await socket.connect()
+    reader = Reader(socket)
+    await reader.next()
+    await asyncio.sleep(7)
+    await database_sync_to_async(services.publish)(
+        conversation.group_name, {"type": "chat.queue", "message": answer.pk, "position": 3}
+    )
+    assert await reader.next() == {"type": "queue", "message": answer.pk, "position": 3}
+    await socket.disconnect()

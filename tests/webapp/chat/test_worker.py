@@ -58,13 +58,13 @@ def test_two_workers_claim_each_answer_once(
 ) -> None:
     answers = [converse(f"question {i}", owner=make_user(), max_tokens=20)[1] for i in range(8)]
     served: dict[int, list[int]] = {}
-    original = GenerationWorker.serve
+    original = GenerationWorker.begin
 
     def recording(worker: GenerationWorker, message_id: int) -> None:
         served.setdefault(message_id, []).append(worker.key)
         original(worker, message_id)
 
-    monkeypatch.setattr(GenerationWorker, "serve", recording)
+    monkeypatch.setattr(GenerationWorker, "begin", recording)
     first, second = start_worker(capacity=3), start_worker(capacity=3)
     for answer in answers:
         assert wait_for(lambda answer=answer: settled(answer)).status == Message.Status.COMPLETE
