@@ -55,6 +55,7 @@ class Client:
     conversation: int = 0
     answer: int = 0
     socket: Any = None
+    request_seconds: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
@@ -113,6 +114,7 @@ class Client:
         await asyncio.to_thread(
             lambda: self.post(f"/chat/{self.conversation}/messages/{self.answer}/regenerate", {}, htmx=True).read()
         )
+        self.request_seconds.append(time.perf_counter() - started)
         first_text: float | None = None
         while True:
             frame = await self.frame()
@@ -165,7 +167,14 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=96)
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads of the engine alone (see PARLEY_TORCH_THREADS)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     url = args.url.rstrip("/")
     questions = [QUESTIONS[i % len(QUESTIONS)] for i in range(args.clients)]
 
@@ -199,11 +208,15 @@ async def main() -> None:
     web_in_engine = [t for r in web for t in r.in_engine_ttfts]
     alone_ttft = [t for r in alone for t in r.ttfts]
     ratios = [w.tokens_per_second / a.tokens_per_second for w, a in zip(web, alone, strict=True)]
-    print(f"clients={args.clients} rounds={args.rounds} max_tokens={args.max_tokens} (greedy; rounds alternate)")
+    print(
+        f"clients={args.clients} rounds={args.rounds} max_tokens={args.max_tokens} "
+        f"engine_threads={args.threads or 'default'} (greedy; rounds alternate)"
+    )
     print(
         f"web     ttft_p50_ms={ms(web_ttft, 0.5):.0f} ttft_p95_ms={ms(web_ttft, 0.95):.0f} "
         f"tokens_per_s={statistics.median(r.tokens_per_second for r in web):.1f} "
-        f"(of which in the engine: ttft_p50_ms={ms(web_in_engine, 0.5):.0f})"
+        f"(of which in the engine: ttft_p50_ms={ms(web_in_engine, 0.5):.0f}; "
+        f"the HTTP request: p50_ms={ms([t for c in clients for t in c.request_seconds], 0.5):.0f})"
     )
     print(
         f"engine  ttft_p50_ms={ms(alone_ttft, 0.5):.0f} ttft_p95_ms={ms(alone_ttft, 0.95):.0f} "

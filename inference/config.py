@@ -25,6 +25,9 @@ class InferenceConfig:
     sentiment_model: str  # "" means the trained head shipped in inference/sentiment_head/
     device: str
     dtype: str
+    # CPU threads for torch; 0 keeps torch's default (one per core). On a small CPU-only
+    # machine, leaving a core to the web process can serve users better than the model alone.
+    threads: int = 0
 
     @classmethod
     def from_env(cls) -> InferenceConfig:
@@ -35,7 +38,11 @@ class InferenceConfig:
             raise InferenceError(f"PARLEY_DEVICE={device!r} must be one of {', '.join(DEVICES)}.")
         if dtype not in DTYPES:
             raise InferenceError(f"PARLEY_DTYPE={dtype!r} must be one of {', '.join(DTYPES)}.")
+        threads_text = os.environ.get("PARLEY_TORCH_THREADS", "0").strip() or "0"
+        if not threads_text.isdigit():
+            raise InferenceError(f"PARLEY_TORCH_THREADS={threads_text!r} must be a whole number (0 = one per core).")
         return cls(
+            threads=int(threads_text),
             models_dir=Path(os.environ.get("PARLEY_MODELS_DIR") or var_dir / "models"),
             chat_model=os.environ.get("PARLEY_CHAT_MODEL", ""),
             embedding_model=os.environ.get("PARLEY_EMBEDDING_MODEL", ""),

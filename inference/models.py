@@ -131,6 +131,9 @@ def prepare_chat_model(config: InferenceConfig) -> Path:
 def choose_device(config: InferenceConfig) -> torch.device:
     import torch
 
+    if config.threads:
+        torch.set_num_threads(config.threads)
+
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ModelNotFoundError("PARLEY_DEVICE=cuda but no CUDA device is available; use auto or cpu.")
     if config.device == "auto":
