@@ -94,15 +94,21 @@
     if (!element) return;
     const scheme = window.location.protocol === "https:" ? "wss" : "ws";
     socket = new WebSocket(`${scheme}://${window.location.host}${element.dataset.wsUrl}`);
-    document.body.dataset.socket = "connecting";
+    if (document.body.dataset.socket !== "reconnecting") document.body.dataset.socket = "connecting";
     socket.addEventListener("open", () => {
+      // After a drop, answers may have finished unseen: the server replays only those
+      // still in progress, so fetch the thread once to catch up on the rest.
+      if (document.body.dataset.socket === "reconnecting") refreshThread();
       retryDelay = 500;
       document.body.dataset.socket = "open";
     });
     socket.addEventListener("message", (event) => handle(JSON.parse(event.data)));
     socket.addEventListener("close", (event) => {
-      document.body.dataset.socket = "closed";
-      if (event.code === 4401 || event.code === 4403) return; // logged out: do not knock again
+      if (event.code === 4401 || event.code === 4403) { // logged out: do not knock again
+        document.body.dataset.socket = "closed";
+        return;
+      }
+      document.body.dataset.socket = "reconnecting";
       // reconnect with backoff; the server replays what was missed
       window.setTimeout(connect, retryDelay);
       retryDelay = Math.min(retryDelay * 2, 8000);

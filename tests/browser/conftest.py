@@ -41,29 +41,50 @@ def _wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout: flo
     raise RuntimeError(f"{url} did not answer within {timeout} s")
 
 
-@pytest.fixture
-def parley(transactional_db: None) -> Iterator[str]:
-    port = free_port()
-    env = process_env()
-    web = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "webapp.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--ws", "websockets-sansio", "--lifespan", "off", "--no-access-log"],
-        cwd=BASE_DIR, env=env,
-    )  # fmt: skip
-    worker = subprocess.Popen([sys.executable, "manage.py", "generation_worker"], cwd=BASE_DIR, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_serving(url, web)
-        yield url
-    finally:
-        for process in (worker, web):
+class Parley:
+    """The web server and the generation worker, as ``./parley run`` starts them."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = process_env()
+        self.worker = subprocess.Popen([sys.executable, "manage.py", "generation_worker"], cwd=BASE_DIR, env=self.env)
+        self.web = self._start_web()
+
+    def _start_web(self) -> subprocess.Popen[bytes]:
+        web = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "webapp.asgi:application", "--host", "127.0.0.1",
+             "--port", str(self.port), "--ws", "websockets-sansio", "--lifespan", "off", "--no-access-log"],
+            cwd=BASE_DIR, env=self.env,
+        )  # fmt: skip
+        _wait_until_serving(self.url, web)
+        return web
+
+    def restart_web(self, down_for: float = 1.0) -> None:
+        """Drop every browser connection, as a crashed or redeployed web server would."""
+        self.web.kill()
+        self.web.wait()
+        time.sleep(down_for)
+        self.web = self._start_web()
+
+    def stop(self) -> None:
+        for process in (self.worker, self.web):
             process.terminate()
-        for process in (worker, web):
+        for process in (self.worker, self.web):
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture
+def parley(transactional_db: None) -> Iterator[Parley]:
+    server = Parley()
+    try:
+        yield server
+    finally:
+        server.stop()
         _wait_for_sessions_to_end()
 
 

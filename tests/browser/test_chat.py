@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import pytest
 from django.db import connection
 
+from tests.browser.conftest import Parley
 from tests.conftest import PASSWORD
 from webapp.chat.models import Conversation, Message
 
@@ -76,14 +77,15 @@ def watch_growth(page: Any, seconds: float) -> list[int]:
     return lengths
 
 
-def test_chatting_streaming_stop_regenerate_and_reload(parley: str, page: Any, make_user: Any) -> None:
+def test_chatting_streaming_stop_regenerate_and_reload(parley: Parley, page: Any, make_user: Any) -> None:
+    url = parley.url
     user = orm(lambda: make_user("browser@example.com"))
-    log_in(page, parley, user.email)
-    page.goto(f"{parley}/chat/")
+    log_in(page, url, user.email)
+    page.goto(f"{url}/chat/")
 
     # Send with Enter: the page moves to the new conversation and the answer grows.
     send(page, "Write three sentences about the ocean.")
-    page.wait_for_url(f"{parley}/chat/*/")
+    page.wait_for_url(f"{url}/chat/*/")
     conversation = orm(lambda: Conversation.objects.get(owner=user))
     wait_for_status(page, "generating")
     lengths = watch_growth(page, 2.5)
@@ -124,3 +126,20 @@ def test_chatting_streaming_stop_regenerate_and_reload(parley: str, page: Any, m
     assert last.status == "complete"
     shown = " ".join(answer_text(page).split())
     assert " ".join(last.content.split())[-30:].strip("*_#` ") in shown
+
+
+def test_the_page_reconnects_by_itself_when_the_connection_drops(parley: Parley, page: Any, make_user: Any) -> None:
+    user = orm(lambda: make_user("reconnect@example.com"))
+    log_in(page, parley.url, user.email)
+    page.goto(f"{parley.url}/chat/")
+    send(page, "Write a short story about a lighthouse keeper.")
+    page.wait_for_url(f"{parley.url}/chat/*/")
+    wait_for_status(page, "generating")
+    wait_for_text(page, 10)
+    parley.restart_web()  # the answer goes on in the worker meanwhile
+    wait_for_status(page, "complete")
+    conversation = orm(lambda: Conversation.objects.get(owner=user))
+    answer = orm(lambda: Message.objects.get(conversation=conversation, role="assistant"))
+    assert answer.status == "complete"
+    shown = " ".join(answer_text(page).split())
+    assert " ".join(answer.content.split())[-30:].strip("*_#` ") in shown

@@ -189,26 +189,27 @@ async def test_a_closed_socket_does_not_stop_the_answer(
     assert stored.completion_tokens == 200
 
 
+async def refused(socket: WebsocketCommunicator) -> bool:
+    connected, _ = await socket.connect()
+    await socket.disconnect()  # as the server does after a refused handshake
+    return not connected
+
+
 async def test_anonymous_handshake_is_refused(converse: Any, close_db: None) -> None:
     conversation, _ = await database_sync_to_async(converse)()
-    connected, _ = await communicator(conversation.pk).connect()
-    assert not connected
+    assert await refused(communicator(conversation.pk))
 
 
 async def test_foreign_origin_handshake_is_refused(user: Any, converse: Any, close_db: None) -> None:
     conversation, _ = await database_sync_to_async(converse)()
-    socket = communicator(conversation.pk, await session_cookie(user), origin="https://evil.example")
-    connected, _ = await socket.connect()
-    assert not connected
+    assert await refused(communicator(conversation.pk, await session_cookie(user), origin="https://evil.example"))
 
 
 async def test_another_users_conversation_is_refused(make_user: Any, converse: Any, close_db: None) -> None:
     conversation, _ = await database_sync_to_async(converse)()
     intruder = await database_sync_to_async(make_user)()
-    connected, _ = await communicator(conversation.pk, await session_cookie(intruder)).connect()
-    assert not connected
-    connected, _ = await communicator(999_999, await session_cookie(intruder)).connect()
-    assert not connected
+    assert await refused(communicator(conversation.pk, await session_cookie(intruder)))
+    assert await refused(communicator(999_999, await session_cookie(intruder)))
 
 
 @pytest.mark.parametrize(
@@ -265,6 +266,7 @@ async def test_logging_out_closes_that_sessions_sockets(user: Any, converse: Any
     await database_sync_to_async(client.post)("/accounts/logout/")
     closed = await socket.receive_output(timeout=5)
     assert closed["type"] == "websocket.close"
+    await socket.disconnect()
 
 
 async def test_an_idle_socket_stays_open_and_still_receives(user: Any, converse: Any, close_db: None) -> None:
