@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.core",
     "webapp.chat",
+    "webapp.documents",
 ]
 
 MIDDLEWARE = [
@@ -256,6 +257,13 @@ PARLEY_CHAT_RATE = env_str("PARLEY_CHAT_RATE", "20/m")  # messages per user, dja
 PARLEY_CHAT_MAX_FRAME_BYTES = env_int("PARLEY_CHAT_MAX_FRAME_BYTES", 4096, minimum=64)
 PARLEY_GENERATION_BATCH_SIZE = env_int("PARLEY_GENERATION_BATCH_SIZE", 32, minimum=1)
 RATELIMIT_USE_CACHE = "default"
+
+# Documents: uploads are checked from their bytes; a file over the limit is dropped while
+# it streams in, never held whole.
+PARLEY_UPLOAD_MAX_BYTES = env_int("PARLEY_UPLOAD_MAX_MB", 20, minimum=1) * 1024 * 1024
+PARLEY_UPLOAD_MAX_FILES = env_int("PARLEY_UPLOAD_MAX_FILES", 10, minimum=1)
+FILE_UPLOAD_HANDLERS = ["webapp.documents.uploads.SizeLimitedUploadHandler"]
+DATA_UPLOAD_MAX_NUMBER_FILES = 100  # the clear per-request limit above is checked by Parley itself
 
 LOGGING = {
     "version": 1,

@@ -10,5 +10,6 @@ urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("accounts/", include("webapp.accounts.urls")),
     path("chat/", include("webapp.chat.urls")),
+    path("documents/", include("webapp.documents.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -12,8 +12,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection, transaction
@@ -22,6 +20,7 @@ from django.http import Http404
 
 from webapp.accounts.models import User
 from webapp.chat.models import Conversation, Feedback, Message
+from webapp.core.realtime import publish
 
 logger = logging.getLogger(__name__)
 
@@ -349,17 +348,6 @@ def notify_worker(payload: str) -> None:
     """Wake the generation workers. Postgres delivers it when the transaction commits."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, payload])
-
-
-def publish(group: str, event: dict[str, Any]) -> None:
-    """Best effort: the channel layer is the fast path, Postgres holds the truth."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(group, event)
-    except Exception:
-        logger.warning("could not publish %s to %s", event.get("type"), group, exc_info=True)
 
 
 def session_group(session_key: str) -> str:

@@ -18,6 +18,7 @@ class NavItem(TypedDict):
 # (label, url name, description, staff only)
 _ENTRIES: list[tuple[str, str, str, bool]] = [
     ("Chat", "chat:index", "Talk with the model running on this server.", False),
+    ("Documents", "documents:index", "Upload documents and read their text.", False),
 ]
 
 

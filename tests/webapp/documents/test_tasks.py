@@ -1,0 +1,121 @@
+"""Text extraction on Celery: a real worker on the real broker, and claims that hold."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+
+from tests.processes import BASE_DIR, process_env
+from tests.webapp.documents.files import make_pdf
+from webapp.documents.models import Document, Job
+from webapp.documents.tasks import JOB_LOCK_CLASS, MAX_ATTEMPTS, extract_document
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def celery_worker() -> Iterator[subprocess.Popen[bytes]]:
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "webapp.celery", "worker", "--pool", "solo",
+         "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
+        cwd=BASE_DIR, env=process_env(),
+    )  # fmt: skip
+    yield worker
+    worker.terminate()
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+
+
+def wait_until_read(document: Document, timeout: float = 60) -> Document:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        document.refresh_from_db()
+        if document.status != Document.Status.PENDING:
+            return document
+        time.sleep(0.1)
+    raise AssertionError(f"{document.name} was still pending after {timeout} s")
+
+
+def job_of(document: Document) -> Job:
+    return Job.objects.get(document=document)
+
+
+def test_a_real_worker_reads_uploads_and_says_why_it_cannot(
+    celery_worker: Any, logged_in_client: Client, user: Any
+) -> None:
+    files = [
+        SimpleUploadedFile("report.pdf", make_pdf(["Quarterly report.", "Revenue grew by nine percent."])),
+        SimpleUploadedFile("scan.pdf", make_pdf(["", "", ""])),
+        SimpleUploadedFile("notes.txt", "Grüße aus Köln".encode("utf-16")),
+    ]
+    logged_in_client.post(reverse("documents:upload"), {"files": files})
+    report = wait_until_read(Document.objects.get(owner=user, name="report.pdf"))
+    assert report.status == "ready"
+    assert "Revenue grew by nine percent." in report.text
+    assert (report.pages, report.words) == (2, 7)
+    assert job_of(report).state == "done"
+    scan = wait_until_read(Document.objects.get(owner=user, name="scan.pdf"))
+    assert scan.status == "failed"
+    assert "3 pages but no extractable text" in scan.error
+    assert job_of(scan).state == "failed"
+    notes = wait_until_read(Document.objects.get(owner=user, name="notes.txt"))
+    assert notes.text == "Grüße aus Köln"
+    found = logged_in_client.get(reverse("documents:index"), {"q": "revenue"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "report.pdf" in found
+    assert "notes.txt" not in found
+
+
+def _document_with_job(user: Any, **job_fields: Any) -> tuple[Document, Job]:
+    data = make_pdf(["Some text here."])
+    document = Document.objects.create(
+        owner=user, name="a.pdf", kind="pdf", size=len(data), sha256="d" * 64, original=data
+    )
+    return document, Job.objects.create(owner=user, kind="extract", document=document, total=1, **job_fields)
+
+
+def test_a_second_delivery_while_the_first_runs_does_nothing(user: Any) -> None:
+    document, job = _document_with_job(user)
+    params = {k: v for k, v in connection.get_connection_params().items() if k in ("dbname", "user", "host", "port")}
+    with psycopg.connect(**params, autocommit=True) as other_worker:
+        other_worker.execute("SELECT pg_advisory_lock(%s, %s)", [JOB_LOCK_CLASS, job.pk])
+        extract_document.run(job.pk)
+        job.refresh_from_db()
+        assert (job.state, job.attempts) == ("queued", 0)
+    extract_document.run(job.pk)  # the lock went with that connection
+    job.refresh_from_db()
+    document.refresh_from_db()
+    assert (job.state, job.attempts, document.status) == ("done", 1, "ready")
+    extract_document.run(job.pk)  # a late duplicate of a finished job
+    job.refresh_from_db()
+    assert job.attempts == 1
+
+
+def test_a_redelivered_job_whose_worker_died_is_taken_over(user: Any) -> None:
+    _, job = _document_with_job(user, state="running", attempts=1)
+    extract_document.run(job.pk)
+    job.refresh_from_db()
+    assert (job.state, job.attempts) == ("done", 2)
+
+
+def test_a_job_that_keeps_killing_the_worker_fails_instead_of_looping(user: Any) -> None:
+    document, job = _document_with_job(user, state="running", attempts=MAX_ATTEMPTS)
+    extract_document.run(job.pk)
+    job.refresh_from_db()
+    document.refresh_from_db()
+    assert job.state == "failed"
+    assert f"stopped the worker {MAX_ATTEMPTS} times" in job.error
+    assert document.status == "failed"
+    assert document.error == job.error

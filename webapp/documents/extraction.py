@@ -1,0 +1,121 @@
+"""Text out of uploaded bytes, with the well-kept library for each kind.
+
+Every failure becomes an ExtractionError whose message can be shown as it is.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from dataclasses import dataclass
+
+from charset_normalizer import from_bytes
+
+# A DOCX is a zip; these bound what opening one may unpack.
+DOCX_MAX_UNPACKED = 200 * 1024 * 1024
+DOCX_MAX_RATIO = 100
+DOCX_MAX_MEMBERS = 5000
+WORDS_PER_PAGE = 500
+WESTERN_CHAOS_MARGIN = 0.2  # for kinds without pages, the count a reader would expect
+
+
+class ExtractionError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Extracted:
+    text: str
+    pages: int
+    words: int
+
+
+def extract(kind: str, data: bytes) -> Extracted:
+    if kind == "pdf":
+        text, pages = _pdf(data)
+    elif kind == "docx":
+        text, pages = _docx(data), 0
+    elif kind == "html":
+        text, pages = _html(data), 0
+    else:
+        text, pages = decode_text(data), 0
+    text = _tidy(text)
+    if not text.strip():
+        raise ExtractionError("The file has no text in it.")
+    words = len(text.split())
+    return Extracted(text=text, pages=pages or max(1, -(-words // WORDS_PER_PAGE)), words=words)
+
+
+def decode_text(data: bytes) -> str:
+    """Text in whatever encoding it came in (UTF-8, UTF-16, Latin-1, Shift JIS, …)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    matches = from_bytes(data)
+    best = matches.best()
+    if best is None:
+        raise ExtractionError("The text's encoding could not be recognised; save it as UTF-8 and upload it again.")
+    # Short Western texts decode almost as cleanly in several single-byte code pages;
+    # among near-equals, Windows-1252 (what browsers assume for Latin-1) is by far the likeliest.
+    western = next((m for m in matches if m.encoding == "cp1252"), None)
+    if western is not None and western.chaos <= best.chaos + WESTERN_CHAOS_MARGIN:
+        return str(western)
+    return str(best)
+
+
+def _pdf(data: bytes) -> tuple[str, int]:
+    from pypdf import PdfReader
+    from pypdf.errors import FileNotDecryptedError, PdfReadError, PdfStreamError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise ExtractionError("The PDF is protected by a password; upload a copy without one.")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except FileNotDecryptedError:
+        raise ExtractionError("The PDF is protected by a password; upload a copy without one.") from None
+    except (PdfReadError, PdfStreamError, ValueError, KeyError, TypeError) as error:
+        raise ExtractionError(f"The PDF is damaged and could not be read ({error}).") from None
+    if not any(page.strip() for page in pages):
+        raise ExtractionError(
+            f"The PDF has {len(pages)} page{'s' if len(pages) != 1 else ''} but no extractable text: "
+            "it is probably scanned images. Run it through OCR first, then upload the result."
+        )
+    return "\n\n".join(pages), len(pages)
+
+
+def _docx(data: bytes) -> str:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+            unpacked = sum(member.file_size for member in members)
+            packed = max(1, sum(member.compress_size for member in members))
+    except zipfile.BadZipFile:
+        raise ExtractionError("The Word document is damaged and could not be opened.") from None
+    if len(members) > DOCX_MAX_MEMBERS or unpacked > DOCX_MAX_UNPACKED or unpacked / packed > DOCX_MAX_RATIO:
+        raise ExtractionError("The Word document unpacks to far more than its size (a zip bomb); it was not opened.")
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except (PackageNotFoundError, KeyError, ValueError) as error:
+        raise ExtractionError(f"The Word document is damaged and could not be opened ({error}).") from None
+    parts = [paragraph.text for paragraph in document.paragraphs]
+    for table in document.tables:
+        for row in table.rows:
+            parts.append("\t".join(cell.text for cell in row.cells))
+    return "\n".join(parts)
+
+
+def _html(data: bytes) -> str:
+    from inscriptis import get_text
+
+    return get_text(decode_text(data))
+
+
+def _tidy(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    return re.sub(r"\n{3,}", "\n\n", text).strip()

@@ -1,0 +1,93 @@
+"""Uploaded documents and the background jobs that work on them.
+
+The original bytes live in Postgres with the document (one store to back up); the job
+row is the truth about background work, and the page reads it.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
+from django.db import models
+
+
+class Document(models.Model):
+    class Kind(models.TextChoices):
+        TEXT = "text", "plain text"
+        MARKDOWN = "markdown", "Markdown"
+        HTML = "html", "HTML"
+        PDF = "pdf", "PDF"
+        DOCX = "docx", "Word document"
+        CSV = "csv", "CSV"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "waiting to be read"
+        READY = "ready", "ready"
+        FAILED = "failed", "could not be read"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="documents")
+    name = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    original = models.BinaryField()
+    text = models.TextField(blank=True)
+    pages = models.PositiveIntegerField(null=True, blank=True)
+    words = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    # Name and the start of the text, filled when the text is extracted (tsvector has a size limit).
+    search = SearchVectorField(null=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [models.UniqueConstraint(fields=["owner", "sha256"], name="documents_one_copy_per_owner")]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="documents_owner_recent"),
+            GinIndex(fields=["search"], name="documents_search"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Job(models.Model):
+    """One piece of background work; Celery tasks take its id and claim it here."""
+
+    class Kind(models.TextChoices):
+        EXTRACT = "extract", "reading the text"
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    FINISHED = (State.DONE, State.FAILED, State.CANCELLED)
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    document = models.ForeignKey(Document, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["state", "created_at"], name="documents_job_state")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.state})"
+
+    @property
+    def group_name(self) -> str:
+        return f"documents.job.{self.pk}"

@@ -1,0 +1,29 @@
+"""The one way job progress reaches pages: a typed event on the job's channel-layer group.
+
+The job row holds the truth; this is only how a page hears about a change at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from webapp.core.realtime import publish
+from webapp.documents.models import Job
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    job: int
+    kind: str
+    state: str
+    done: int
+    total: int
+    error: str
+
+    @classmethod
+    def of(cls, job: Job) -> JobProgress:
+        return cls(job=job.pk, kind=job.kind, state=job.state, done=job.done, total=job.total, error=job.error)
+
+
+def publish_progress(job: Job) -> None:
+    publish(job.group_name, {"type": "job.progress", **asdict(JobProgress.of(job))})

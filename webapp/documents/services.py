@@ -1,0 +1,84 @@
+"""Documents: taking uploads, finding and deleting them. Every lookup is scoped to its owner."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.contrib.postgres.search import SearchQuery
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.http import Http404
+
+from webapp.accounts.models import User
+from webapp.documents.intake import RejectedUpload, detect_kind, display_name
+from webapp.documents.models import Document, Job
+
+
+@dataclass
+class UploadOutcome:
+    added: list[Document] = field(default_factory=list)
+    already_there: list[Document] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (name, why)
+
+
+def documents_for(user: User, query: str = "") -> QuerySet[Document]:
+    documents = Document.objects.filter(owner=user).defer("original", "text")
+    query = query.strip()
+    if query:
+        documents = documents.filter(search=SearchQuery(query, config="simple", search_type="websearch"))
+    return documents
+
+
+def document_get(user: User, document_id: object) -> Document:
+    try:
+        return Document.objects.get(pk=int(str(document_id)), owner=user)
+    except (Document.DoesNotExist, ValueError):
+        raise Http404("No such document.") from None
+
+
+def documents_upload(user: User, files: list[UploadedFile], oversized: list[str]) -> UploadOutcome:
+    """Keep each acceptable file and queue its text extraction; say why for the others."""
+    outcome = UploadOutcome()
+    limit_mb = settings.PARLEY_UPLOAD_MAX_BYTES / (1024 * 1024)
+    for raw_name in oversized:
+        outcome.refused.append((display_name(raw_name), f"The file is larger than the {limit_mb:g} MB limit."))
+    if len(files) + len(oversized) > settings.PARLEY_UPLOAD_MAX_FILES:
+        outcome.refused.append(("", f"At most {settings.PARLEY_UPLOAD_MAX_FILES} files at a time, please."))
+        return outcome
+    for upload in files:
+        name = display_name(upload.name or "")
+        data = upload.read()
+        try:
+            kind = detect_kind(name, data)
+        except RejectedUpload as error:
+            outcome.refused.append((name, str(error)))
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        existing = Document.objects.filter(owner=user, sha256=digest).defer("original", "text").first()
+        if existing is not None:
+            outcome.already_there.append(existing)
+            continue
+        try:
+            outcome.added.append(_document_create(user, name, kind, data, digest))
+        except IntegrityError:  # the same file, uploaded twice at the same moment
+            outcome.already_there.append(Document.objects.defer("original", "text").get(owner=user, sha256=digest))
+    return outcome
+
+
+def _document_create(user: User, name: str, kind: str, data: bytes, digest: str) -> Document:
+    from webapp.documents.tasks import extract_document
+
+    with transaction.atomic():
+        document = Document.objects.create(
+            owner=user, name=name, kind=kind, size=len(data), sha256=digest, original=data
+        )
+        job = Job.objects.create(owner=user, kind=Job.Kind.EXTRACT, document=document, total=1)
+        transaction.on_commit(lambda: extract_document.delay(job.pk))
+    return document
+
+
+def document_delete(document: Document) -> None:
+    document.delete()

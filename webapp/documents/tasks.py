@@ -1,0 +1,120 @@
+"""Celery tasks. Each takes a job id and claims the job in Postgres before working.
+
+A claim is a conditional update taken while holding a Postgres advisory lock on the
+job: a second delivery of a job that is running elsewhere finds the lock held and does
+nothing; a redelivery after the worker died (``acks_late`` with
+``reject_on_worker_lost``) finds it free and takes the job over, counting attempts, so
+a file that kills the worker fails after ``MAX_ATTEMPTS`` instead of looping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.contrib.postgres.search import SearchVector
+from django.db import InterfaceError, OperationalError, connection
+from django.db.models import F, Q, Value
+from django.db.models.functions import Left
+from django.utils import timezone
+
+from webapp.documents.extraction import ExtractionError, extract
+from webapp.documents.models import Document, Job
+from webapp.documents.progress import publish_progress
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+JOB_LOCK_CLASS = 7301  # advisory-lock namespace of jobs: (JOB_LOCK_CLASS, job id)
+SEARCHED_CHARACTERS = 100_000
+TRANSIENT = (OperationalError, InterfaceError)  # the database went away for a moment
+
+
+@contextlib.contextmanager
+def job_lock(job_id: int) -> Iterator[bool]:
+    """Hold the job's advisory lock for the block; yields False when another worker holds it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [JOB_LOCK_CLASS, job_id])
+        (locked,) = cursor.fetchone()
+    try:
+        yield bool(locked)
+    finally:
+        if locked:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [JOB_LOCK_CLASS, job_id])
+
+
+def claim(job_id: int) -> Job | None:
+    """Take a queued job, or a running one whose worker died; None when there is nothing to do."""
+    taken = Job.objects.filter(pk=job_id).filter(Q(state=Job.State.QUEUED) | Q(state=Job.State.RUNNING))
+    if not taken.filter(attempts__lt=MAX_ATTEMPTS).update(
+        state=Job.State.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now()
+    ):
+        if taken.filter(attempts__gte=MAX_ATTEMPTS).exists():
+            fail(
+                Job.objects.get(pk=job_id),
+                f"This job stopped the worker {MAX_ATTEMPTS} times, so it was not tried again.",
+            )
+        return None
+    job = Job.objects.select_related("document").get(pk=job_id)
+    publish_progress(job)
+    return job
+
+
+def fail(job: Job, reason: str) -> None:
+    Job.objects.filter(pk=job.pk).exclude(state__in=Job.FINISHED).update(
+        state=Job.State.FAILED, error=reason, finished_at=timezone.now()
+    )
+    if job.document_id and job.kind == Job.Kind.EXTRACT:
+        Document.objects.filter(pk=job.document_id, status=Document.Status.PENDING).update(
+            status=Document.Status.FAILED, error=reason
+        )
+    job.refresh_from_db()
+    publish_progress(job)
+
+
+def finish(job: Job) -> None:
+    Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(
+        state=Job.State.DONE, done=job.total, finished_at=timezone.now()
+    )
+    job.refresh_from_db()
+    publish_progress(job)
+
+
+@shared_task(bind=True, autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=60, max_retries=5)
+def extract_document(self: object, job_id: int) -> None:
+    """Read an uploaded document's text, pages and words."""
+    with job_lock(job_id) as locked:
+        if not locked:
+            return  # another worker is on it
+        job = claim(job_id)
+        if job is None or job.document is None:
+            return
+        document = job.document
+        try:
+            extracted = extract(document.kind, bytes(document.original))
+        except ExtractionError as error:
+            fail(job, str(error))
+            return
+        except SoftTimeLimitExceeded:
+            minutes = settings.CELERY_TASK_SOFT_TIME_LIMIT // 60
+            fail(job, f"Reading the file took longer than {minutes} minutes, so it was stopped.")
+            return
+        Document.objects.filter(pk=document.pk).update(
+            text=extracted.text,
+            pages=extracted.pages,
+            words=extracted.words,
+            status=Document.Status.READY,
+            error="",
+        )
+        # A second statement: within one UPDATE, "text" would still be the old, empty value.
+        Document.objects.filter(pk=document.pk).update(
+            search=SearchVector(Value(document.name), weight="A", config="simple")
+            + SearchVector(Left("text", SEARCHED_CHARACTERS), weight="B", config="simple")
+        )
+        job.total = 1
+        finish(job)

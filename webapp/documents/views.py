@@ -1,0 +1,75 @@
+"""Document pages. Each view looks its objects up scoped to the user."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from webapp.core.http import AuthedRequest
+from webapp.documents import services
+from webapp.documents.models import Document
+
+PAGE_SIZE = 25
+
+
+@require_GET
+def index(request: AuthedRequest) -> HttpResponse:
+    query = request.GET.get("q", "")
+    page = Paginator(services.documents_for(request.user, query), PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "query": query,
+        "pending": any(d.status == Document.Status.PENDING for d in page),
+        "max_files": settings.PARLEY_UPLOAD_MAX_FILES,
+        "max_mb": f"{settings.PARLEY_UPLOAD_MAX_BYTES / (1024 * 1024):g}",
+    }
+    template = "documents/index.html#document_list" if request.htmx else "documents/index.html"
+    return render(request, template, context)
+
+
+@require_POST
+def upload(request: AuthedRequest) -> HttpResponse:
+    outcome = services.documents_upload(
+        request.user, request.FILES.getlist("files"), getattr(request, "oversized_uploads", [])
+    )
+    for document in outcome.added:
+        messages.success(request, f"“{document.name}” uploaded; its text is being read.")
+    for document in outcome.already_there:
+        messages.info(request, f"“{document.name}” is already in your documents.")
+    for name, why in outcome.refused:
+        messages.error(request, f"“{name}”: {why}" if name else why)
+    if not (outcome.added or outcome.already_there or outcome.refused):
+        messages.error(request, "Choose one or more files to upload.")
+    return redirect("documents:index")
+
+
+@require_GET
+def detail(request: AuthedRequest, document_id: int) -> HttpResponse:
+    document = services.document_get(request.user, document_id)
+    return render(request, "documents/detail.html", {"document": document, "preview": document.text[:20_000]})
+
+
+@require_GET
+def download(request: AuthedRequest, document_id: int) -> HttpResponse:
+    document = services.document_get(request.user, document_id)
+    response = HttpResponse(bytes(document.original), content_type="application/octet-stream")
+    response["Content-Disposition"] = f"attachment; filename*=UTF-8''{_quoted(document.name)}"
+    return response
+
+
+@require_POST
+def delete(request: AuthedRequest, document_id: int) -> HttpResponse:
+    document = services.document_get(request.user, document_id)
+    services.document_delete(document)
+    messages.success(request, f"“{document.name}” deleted.")
+    return redirect("documents:index")
+
+
+def _quoted(name: str) -> str:
+    return quote(name, safe="")
