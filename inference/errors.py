@@ -17,3 +17,7 @@ class InvalidRequestError(InferenceError, ValueError):
 
 class EmptyTextError(InvalidRequestError):
     """A text to classify or summarize is empty or only whitespace."""
+
+
+class CancelledError(InferenceError):
+    """The caller asked to stop; work in flight was cancelled."""

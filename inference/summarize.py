@@ -13,6 +13,7 @@ in document order.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any, Literal
 from inference.config import InferenceConfig
 from inference.embeddings import Embedder
 from inference.engine import Engine, GenerationRequest
-from inference.errors import EmptyTextError, InvalidRequestError
+from inference.errors import CancelledError, EmptyTextError, InvalidRequestError
 
 Length = Literal["short", "medium", "long"]
 Form = Literal["paragraph", "bullets"]
@@ -94,7 +95,15 @@ class Summarizer:
         on_progress: Callable[[int, int], None] | None = None,
         done_chunks: Mapping[int, str] | None = None,
         on_chunk: Callable[[int, str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> SummaryResult:
+        """The whole text, summarized chunk by chunk and then combined.
+
+        ``done_chunks`` are chunk summaries from an earlier, interrupted run (by index);
+        ``on_chunk`` hears each new one as it is finished; ``should_stop`` is asked after
+        each chunk, and when it says yes the work in flight is cancelled and
+        CancelledError raised.
+        """
         if not text.strip():
             raise EmptyTextError("the text to summarize is empty.")
         if length not in LENGTHS:
@@ -103,7 +112,7 @@ class Summarizer:
             raise InvalidRequestError(f"form must be paragraph or bullets; got {form!r}.")
         chunks = self.chunks(text)
         done = dict(done_chunks or {})
-        summaries = self._summarize_chunks(chunks, done, on_progress, on_chunk)
+        summaries = self._summarize_chunks(chunks, done, on_progress, on_chunk, should_stop or (lambda: False))
         rounds = 0
         pieces = summaries
         # Combine in rounds until all partial summaries fit in one prompt.
@@ -142,6 +151,7 @@ class Summarizer:
         done: dict[int, str],
         on_progress: Callable[[int, int], None] | None,
         on_chunk: Callable[[int, str], None] | None,
+        should_stop: Callable[[], bool],
     ) -> list[str]:
         total = len(chunks)
         pending = [c for c in chunks if c.index not in done]
@@ -149,7 +159,12 @@ class Summarizer:
         if on_progress is not None:
             on_progress(finished, total)
         streams = [(c, self.engine.submit(self._chunk_request(c, total))) for c in pending]
-        for chunk, stream in streams:
+        for position, (chunk, stream) in enumerate(streams):
+            if should_stop():
+                for _, waiting in streams[position:]:
+                    with contextlib.suppress(InvalidRequestError):  # it may have finished just now
+                        waiting.cancel()
+                raise CancelledError("the summary was cancelled.")
             summary = stream.result().text.strip()
             done[chunk.index] = summary
             finished += 1

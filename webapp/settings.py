@@ -263,6 +263,7 @@ RATELIMIT_USE_CACHE = "default"
 PARLEY_UPLOAD_MAX_BYTES = env_int("PARLEY_UPLOAD_MAX_MB", 20, minimum=1) * 1024 * 1024
 PARLEY_UPLOAD_MAX_FILES = env_int("PARLEY_UPLOAD_MAX_FILES", 10, minimum=1)
 FILE_UPLOAD_HANDLERS = ["webapp.documents.uploads.SizeLimitedUploadHandler"]
+PARLEY_SUMMARY_BATCH_SIZE = env_int("PARLEY_SUMMARY_BATCH_SIZE", 16, minimum=1)  # chunks summarized at once
 DATA_UPLOAD_MAX_NUMBER_FILES = 100  # the clear per-request limit above is checked by Parley itself
 
 LOGGING = {

@@ -59,6 +59,7 @@ class Job(models.Model):
 
     class Kind(models.TextChoices):
         EXTRACT = "extract", "reading the text"
+        SUMMARY = "summary", "summarizing"
 
     class State(models.TextChoices):
         QUEUED = "queued"
@@ -91,3 +92,46 @@ class Job(models.Model):
     @property
     def group_name(self) -> str:
         return f"documents.job.{self.pk}"
+
+
+class Summary(models.Model):
+    """A summary of a whole document, in the length and form its owner asked for."""
+
+    class Length(models.TextChoices):
+        SHORT = "short"
+        MEDIUM = "medium"
+        LONG = "long"
+
+    class Form(models.TextChoices):
+        PARAGRAPH = "paragraph"
+        BULLETS = "bullets", "bullet points"
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="summaries")
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="summary")
+    length = models.CharField(max_length=16, choices=Length.choices, default=Length.MEDIUM)
+    form = models.CharField(max_length=16, choices=Form.choices, default=Form.PARAGRAPH)
+    text = models.TextField(blank=True)
+    key_sentences = models.JSONField(default=list, blank=True)
+    model_name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_length_display()} {self.get_form_display()} summary of {self.document}"
+
+
+class ChunkSummary(models.Model):
+    """One chunk's summary, saved as soon as it is written, so a retried job resumes."""
+
+    summary = models.ForeignKey(Summary, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [models.UniqueConstraint(fields=["summary", "index"], name="documents_one_summary_per_chunk")]
+
+    def __str__(self) -> str:
+        return f"chunk {self.index} of {self.summary}"

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from django.utils import timezone
+
 from webapp.core.realtime import publish
 from webapp.documents.models import Job
 
@@ -19,10 +21,17 @@ class JobProgress:
     done: int
     total: int
     error: str
+    eta_seconds: int | None  # from the pace so far; None until there is one
 
     @classmethod
     def of(cls, job: Job) -> JobProgress:
-        return cls(job=job.pk, kind=job.kind, state=job.state, done=job.done, total=job.total, error=job.error)
+        eta = None
+        if job.state == Job.State.RUNNING and job.started_at and 0 < job.done < job.total:
+            elapsed = (timezone.now() - job.started_at).total_seconds()
+            eta = round(elapsed / job.done * (job.total - job.done))
+        return cls(
+            job=job.pk, kind=job.kind, state=job.state, done=job.done, total=job.total, error=job.error, eta_seconds=eta
+        )
 
 
 def publish_progress(job: Job) -> None:

@@ -11,10 +11,13 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from webapp.accounts.models import User
 from webapp.documents.intake import RejectedUpload, detect_kind, display_name
-from webapp.documents.models import Document, Job
+from webapp.documents.models import Document, Job, Summary
+from webapp.documents.progress import publish_progress
+from webapp.documents.tasks import extract_document, summarize_document
 
 
 @dataclass
@@ -69,8 +72,6 @@ def documents_upload(user: User, files: list[UploadedFile], oversized: list[str]
 
 
 def _document_create(user: User, name: str, kind: str, data: bytes, digest: str) -> Document:
-    from webapp.documents.tasks import extract_document
-
     with transaction.atomic():
         document = Document.objects.create(
             owner=user, name=name, kind=kind, size=len(data), sha256=digest, original=data
@@ -82,3 +83,51 @@ def _document_create(user: User, name: str, kind: str, data: bytes, digest: str)
 
 def document_delete(document: Document) -> None:
     document.delete()
+
+
+class DocumentError(Exception):
+    """A request about a document that cannot be done; the message is for the user."""
+
+
+def summary_request(document: Document, length: str, form: str) -> Summary:
+    """Queue a summary, or return the one already made or on its way with the same options."""
+    if document.status != Document.Status.READY:
+        raise DocumentError("The document's text has not been read yet, so it cannot be summarized.")
+    with transaction.atomic():
+        Document.objects.select_for_update().only("pk").get(pk=document.pk)
+        existing = (
+            Summary.objects.filter(document=document, length=length, form=form)
+            .exclude(job__state__in=(Job.State.FAILED, Job.State.CANCELLED))
+            .select_related("job")
+            .first()
+        )
+        if existing is not None:
+            return existing
+        job = Job.objects.create(owner=document.owner, kind=Job.Kind.SUMMARY, document=document)
+        summary = Summary.objects.create(document=document, job=job, length=length, form=form)
+        transaction.on_commit(lambda: summarize_document.delay(job.pk))
+    return summary
+
+
+def summaries_for(document: Document) -> QuerySet[Summary]:
+    return document.summaries.select_related("job")
+
+
+def job_get(user: User, job_id: object) -> Job:
+    try:
+        return Job.objects.get(pk=int(str(job_id)), owner=user)
+    except (Job.DoesNotExist, ValueError):
+        raise Http404("No such job.") from None
+
+
+def job_cancel(job: Job) -> bool:
+    """Stop a queued or running job; the worker notices before its next step."""
+    cancelled = bool(
+        Job.objects.filter(pk=job.pk, state__in=(Job.State.QUEUED, Job.State.RUNNING)).update(
+            state=Job.State.CANCELLED, finished_at=timezone.now(), error="Cancelled."
+        )
+    )
+    if cancelled:
+        job.refresh_from_db()
+        publish_progress(job)
+    return cancelled

@@ -12,9 +12,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_ready
 from django.conf import settings
 from django.contrib.postgres.search import SearchVector
 from django.db import InterfaceError, OperationalError, connection
@@ -23,8 +26,11 @@ from django.db.models.functions import Left
 from django.utils import timezone
 
 from webapp.documents.extraction import ExtractionError, extract
-from webapp.documents.models import Document, Job
+from webapp.documents.models import ChunkSummary, Document, Job, Summary
 from webapp.documents.progress import publish_progress
+
+if TYPE_CHECKING:
+    from inference.summarize import Summarizer
 
 logger = logging.getLogger(__name__)
 
@@ -118,3 +124,90 @@ def extract_document(self: object, job_id: int) -> None:
         )
         job.total = 1
         finish(job)
+
+
+@cache
+def summarizer() -> Summarizer:
+    """One engine per worker process, loaded on the first summary it is given."""
+    from inference.embeddings import Embedder
+    from inference.engine import Engine
+    from inference.summarize import Summarizer
+
+    engine = Engine.from_config(max_batch_size=settings.PARLEY_SUMMARY_BATCH_SIZE)
+    return Summarizer(engine, Embedder.from_config())
+
+
+def _cancelled(job_id: int) -> bool:
+    return Job.objects.filter(pk=job_id, state=Job.State.CANCELLED).exists()
+
+
+@shared_task(bind=True, autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=60, max_retries=5)
+def summarize_document(self: object, job_id: int) -> None:
+    """Summarize a whole document: every chunk (batched), then the combination.
+
+    Chunk summaries are saved as they finish, so a job taken over after a crash or a
+    retry starts from the chunks already done.
+    """
+    from inference.errors import CancelledError, InferenceError
+
+    with job_lock(job_id) as locked:
+        if not locked:
+            return
+        job = claim(job_id)
+        if job is None:
+            return
+        summary = Summary.objects.select_related("document").get(job=job)
+        text = summary.document.text
+        done = dict(ChunkSummary.objects.filter(summary=summary).values_list("index", "text"))
+
+        def on_progress(finished: int, total: int) -> None:
+            Job.objects.filter(pk=job_id).update(done=finished, total=total + 1)  # +1: the final combination
+            job.done, job.total = finished, total + 1
+            publish_progress(job)
+
+        def on_chunk(index: int, chunk_text: str) -> None:
+            ChunkSummary.objects.get_or_create(summary=summary, index=index, defaults={"text": chunk_text})
+
+        try:
+            writer = summarizer()
+            result = writer.summarize(
+                text,
+                summary.length,
+                summary.form,
+                on_progress=on_progress,
+                done_chunks=done,
+                on_chunk=on_chunk,
+                should_stop=lambda: _cancelled(job_id),
+            )
+            key_sentences = writer.key_sentences(text)
+        except CancelledError:
+            return  # the job row already says cancelled
+        except SoftTimeLimitExceeded:
+            minutes = settings.CELERY_TASK_SOFT_TIME_LIMIT // 60
+            fail(job, f"The summary took longer than {minutes} minutes, so it was stopped.")
+            return
+        except InferenceError as error:
+            fail(job, f"The summary could not be written: {error}")
+            return
+        if _cancelled(job_id):
+            return
+        Summary.objects.filter(pk=summary.pk).update(
+            text=result.summary, key_sentences=key_sentences, model_name=writer.engine.model_name
+        )
+        finish(job)
+
+
+@worker_ready.connect
+def requeue_orphaned_jobs(**kwargs: Any) -> None:
+    """At worker start, send again every unfinished job that no worker holds.
+
+    A job whose worker was killed stays unacknowledged in the broker until its visibility
+    timeout; this takes it up at once instead. Sending a job twice is harmless: the
+    claim turns the extra delivery into nothing.
+    """
+    tasks = {Job.Kind.EXTRACT: extract_document, Job.Kind.SUMMARY: summarize_document}
+    for job_id, kind in Job.objects.filter(state__in=(Job.State.QUEUED, Job.State.RUNNING)).values_list("pk", "kind"):
+        with job_lock(job_id) as free:
+            if free:
+                tasks[Job.Kind(kind)].delay(job_id)
+    connection.close()

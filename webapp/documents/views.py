@@ -13,9 +13,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from webapp.core.http import AuthedRequest
 from webapp.documents import services
+from webapp.documents.forms import SummaryForm
 from webapp.documents.models import Document
 
 PAGE_SIZE = 25
+PREVIEW_CHARACTERS = 20_000
 
 
 @require_GET
@@ -49,10 +51,42 @@ def upload(request: AuthedRequest) -> HttpResponse:
     return redirect("documents:index")
 
 
+def _detail_context(document: Document) -> dict[str, object]:
+    return {
+        "document": document,
+        "preview": document.text[:PREVIEW_CHARACTERS],
+        "summaries": services.summaries_for(document),
+        "summary_form": SummaryForm(),
+    }
+
+
 @require_GET
 def detail(request: AuthedRequest, document_id: int) -> HttpResponse:
     document = services.document_get(request.user, document_id)
-    return render(request, "documents/detail.html", {"document": document, "preview": document.text[:20_000]})
+    template = "documents/detail.html#summaries" if request.htmx else "documents/detail.html"
+    return render(request, template, _detail_context(document))
+
+
+@require_POST
+def summarize(request: AuthedRequest, document_id: int) -> HttpResponse:
+    document = services.document_get(request.user, document_id)
+    form = SummaryForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Pick a length (short, medium, long) and a form (paragraph or bullet points).")
+    else:
+        try:
+            services.summary_request(document, form.cleaned_data["length"], form.cleaned_data["form"])
+        except services.DocumentError as error:
+            messages.error(request, str(error))
+    return redirect("documents:detail", document.pk)
+
+
+@require_POST
+def cancel(request: AuthedRequest, job_id: int) -> HttpResponse:
+    job = services.job_get(request.user, job_id)
+    if not services.job_cancel(job):
+        messages.info(request, "That job had already finished.")
+    return redirect("documents:detail", job.document_id) if job.document_id else redirect("documents:index")
 
 
 @require_GET

@@ -1,0 +1,53 @@
+// Live progress of background jobs: a websocket per running job, reconnecting by itself;
+// when a job ends, the section is fetched again from the server.
+"use strict";
+
+(() => {
+  const FINISHED = new Set(["done", "failed", "cancelled"]);
+
+  function describe(frame) {
+    if (frame.state === "queued") return "Waiting for a worker…";
+    let text = `${frame.done} of ${frame.total} steps`;
+    if (frame.eta_seconds !== null && frame.eta_seconds !== undefined) {
+      const eta = frame.eta_seconds;
+      text += eta >= 90 ? ` · about ${Math.round(eta / 60)} min left` : ` · about ${eta} s left`;
+    }
+    return text;
+  }
+
+  function refresh() {
+    const section = document.getElementById("summaries");
+    if (section) htmx.ajax("GET", section.dataset.refreshUrl, { target: "#summaries", swap: "outerHTML" }).then(watchAll);
+  }
+
+  function watch(element, delay = 500) {
+    if (element.dataset.watching) return;
+    element.dataset.watching = "1";
+    const scheme = window.location.protocol === "https:" ? "wss" : "ws";
+    const socket = new WebSocket(`${scheme}://${window.location.host}${element.dataset.jobSocket}`);
+    socket.addEventListener("message", (event) => {
+      const frame = JSON.parse(event.data);
+      if (frame.type !== "progress") return;
+      if (FINISHED.has(frame.state)) {
+        socket.close(1000);
+        refresh();
+        return;
+      }
+      const bar = element.querySelector("progress");
+      if (bar) { bar.max = Math.max(frame.total, 1); bar.value = frame.done; }
+      const status = element.querySelector(".job-status");
+      if (status) status.textContent = describe(frame);
+    });
+    socket.addEventListener("close", (event) => {
+      if (event.code === 1000 || !document.body.contains(element)) return;
+      delete element.dataset.watching;
+      window.setTimeout(() => watch(element, Math.min(delay * 2, 8000)), delay);
+    });
+  }
+
+  function watchAll() {
+    document.querySelectorAll("[data-job-socket]").forEach((element) => watch(element));
+  }
+
+  document.addEventListener("DOMContentLoaded", watchAll);
+})();

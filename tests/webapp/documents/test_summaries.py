@@ -1,0 +1,209 @@
+"""Whole-document summaries on Celery: requests, progress, cancel, and a killed worker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+
+from inference.summarize import Summarizer
+from tests.processes import BASE_DIR, process_env
+from tests.webapp.chat.conftest import slow_tiny_engine
+from webapp.asgi import application
+from webapp.documents import services, tasks
+from webapp.documents.models import ChunkSummary, Document, Job, Summary
+from webapp.documents.progress import publish_progress
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SENTENCES = [
+    "The harbour of Veldmark was rebuilt in 1884 after the great storm.",
+    "Fishermen brought herring, cod and mackerel to the new quays.",
+    "The town council argued for years about the price of a lighthouse.",
+    "Merchants from Bremen opened a trading house near the market square.",
+    "Children learned to mend nets before they learned to read.",
+]
+
+
+def long_text(words: int, last_fact: str = "") -> str:
+    text = ""
+    i = 0
+    while len(text.split()) < words:
+        text += SENTENCES[i % len(SENTENCES)] + " "
+        i += 1
+    return text + last_fact
+
+
+def ready_document(owner: Any, text: str, name: str = "history.txt") -> Document:
+    return Document.objects.create(
+        owner=owner, name=name, kind="text", size=len(text), sha256=str(hash(text)).ljust(64, "0")[:64],
+        original=text.encode(), text=text, status="ready", words=len(text.split()), pages=1,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def celery_env() -> dict[str, str]:
+    # one chunk at a time, so that a kill falls between two finished chunks
+    return process_env(PARLEY_SUMMARY_BATCH_SIZE="1")
+
+
+def start_celery(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "webapp.celery", "worker", "--pool", "solo",
+         "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
+        cwd=BASE_DIR, env=env,
+    )  # fmt: skip
+
+
+def wait_for(predicate: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s")
+
+
+def test_a_killed_worker_resumes_from_finished_chunks_and_writes_one_summary(
+    user: Any, celery_env: dict[str, str]
+) -> None:
+    """The real Celery worker, the real broker and the real model, killed with SIGKILL."""
+    document = ready_document(user, long_text(1500))
+    summary = services.summary_request(document, "short", "bullets")
+    first = start_celery(celery_env)
+    try:
+        wait_for(lambda: ChunkSummary.objects.filter(summary=summary).exists(), 240)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    kept = {c.index: (c.pk, c.text) for c in ChunkSummary.objects.filter(summary=summary)}
+    job = Job.objects.get(pk=summary.job_id)
+    assert job.state == "running"
+    assert job.total >= 3, "the test document should span several chunks"
+    assert len(kept) < job.total - 1, "the kill should land before every chunk is done"
+
+    second = start_celery(celery_env)  # takes up the orphaned job at start
+    try:
+        wait_for(lambda: Job.objects.filter(pk=job.pk, state__in=Job.FINISHED).exists(), 400)
+    finally:
+        second.terminate()
+        second.wait(timeout=60)
+    job.refresh_from_db()
+    summary.refresh_from_db()
+    assert job.state == "done", job.error
+    assert job.attempts == 2
+    chunks = list(ChunkSummary.objects.filter(summary=summary))
+    assert [c.index for c in chunks] == list(range(job.total - 1))
+    assert all(kept[c.index] == (c.pk, c.text) for c in chunks if c.index in kept), "finished chunks were redone"
+    assert summary.text.strip()
+    assert summary.key_sentences
+    assert all(sentence in document.text for sentence in summary.key_sentences)
+    assert Summary.objects.filter(document=document).count() == 1
+
+
+@pytest.fixture
+def tiny_summarizer(chat_tokenizer: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Summarizer]:
+    engine = slow_tiny_engine(chat_tokenizer, step_seconds=0.002, max_batch_size=1)
+    writer = Summarizer(engine, chunk_tokens=200)
+    monkeypatch.setattr(tasks, "summarizer", lambda: writer)
+    yield writer
+    engine.close()
+
+
+def test_cancel_stops_a_running_summary(user: Any, tiny_summarizer: Summarizer) -> None:
+    document = ready_document(user, long_text(900))
+    summary = services.summary_request(document, "medium", "paragraph")
+    worker = threading.Thread(target=lambda: (tasks.summarize_document.run(summary.job_id), connection.close()))
+    worker.start()
+    wait_for(lambda: ChunkSummary.objects.filter(summary=summary).exists(), 60)
+    assert services.job_cancel(summary.job)
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    job = Job.objects.get(pk=summary.job_id)
+    summary.refresh_from_db()
+    assert job.state == "cancelled"
+    assert summary.text == ""
+    assert ChunkSummary.objects.filter(summary=summary).count() < job.total - 1
+    assert not services.job_cancel(job), "a finished job cannot be cancelled again"
+
+
+def test_asking_twice_gives_the_same_summary_and_unread_documents_are_refused(user: Any) -> None:
+    document = ready_document(user, long_text(100))
+    first = services.summary_request(document, "short", "paragraph")
+    assert services.summary_request(document, "short", "paragraph") == first
+    assert services.summary_request(document, "long", "paragraph") != first
+    Document.objects.filter(pk=document.pk).update(status="pending")
+    document.refresh_from_db()
+    with pytest.raises(services.DocumentError, match="not been read yet"):
+        services.summary_request(document, "medium", "bullets")
+
+
+def test_another_users_summary_and_job_are_not_found(client: Client, make_user: Any) -> None:
+    owner = make_user()
+    document = ready_document(owner, long_text(100))
+    summary = services.summary_request(document, "short", "paragraph")
+    client.force_login(make_user())
+    assert (
+        client.post(
+            reverse("documents:summarize", args=[document.pk]), {"length": "short", "form": "paragraph"}
+        ).status_code
+        == 404
+    )
+    assert client.post(reverse("documents:cancel", args=[summary.job_id])).status_code == 404
+    assert Job.objects.get(pk=summary.job_id).state == "queued"
+
+
+def test_bad_summary_options_are_refused(logged_in_client: Client, user: Any) -> None:
+    document = ready_document(user, long_text(100))
+    response = logged_in_client.post(
+        reverse("documents:summarize", args=[document.pk]), {"length": "enormous", "form": "poem"}, follow=True
+    )
+    assert "Pick a length" in response.content.decode()
+    assert not Summary.objects.exists()
+
+
+async def test_progress_reaches_the_page_over_a_websocket(user: Any, make_user: Any) -> None:
+    document = await database_sync_to_async(ready_document)(user, long_text(100))
+    summary = await database_sync_to_async(services.summary_request)(document, "short", "paragraph")
+    client = Client()
+    await database_sync_to_async(client.force_login)(user)
+    headers = [(b"origin", b"http://localhost"), (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+    socket = WebsocketCommunicator(application, f"/ws/jobs/{summary.job_id}/", headers=headers)
+    assert (await socket.connect())[0]
+    first = json.loads(await socket.receive_from())
+    assert (first["type"], first["state"], first["job"]) == ("progress", "queued", summary.job_id)
+
+    def advance() -> None:
+        Job.objects.filter(pk=summary.job_id).update(state="running", done=2, total=5)
+        publish_progress(Job.objects.get(pk=summary.job_id))
+
+    await database_sync_to_async(advance)()
+    frame = json.loads(await socket.receive_from())
+    assert (frame["state"], frame["done"], frame["total"]) == ("running", 2, 5)
+    await socket.disconnect()
+
+    stranger = Client()
+    await database_sync_to_async(stranger.force_login)(await database_sync_to_async(make_user)())
+    headers = [
+        (b"origin", b"http://localhost"),
+        (b"cookie", f"sessionid={stranger.cookies['sessionid'].value}".encode()),
+    ]
+    refused = WebsocketCommunicator(application, f"/ws/jobs/{summary.job_id}/", headers=headers)
+    assert not (await refused.connect())[0]
+    await refused.disconnect()
+    await database_sync_to_async(lambda: connection.close())()
+    await asyncio.sleep(0)
