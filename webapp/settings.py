@@ -264,6 +264,8 @@ PARLEY_UPLOAD_MAX_BYTES = env_int("PARLEY_UPLOAD_MAX_MB", 20, minimum=1) * 1024 
 PARLEY_UPLOAD_MAX_FILES = env_int("PARLEY_UPLOAD_MAX_FILES", 10, minimum=1)
 FILE_UPLOAD_HANDLERS = ["webapp.documents.uploads.SizeLimitedUploadHandler"]
 PARLEY_SUMMARY_BATCH_SIZE = env_int("PARLEY_SUMMARY_BATCH_SIZE", 16, minimum=1)  # chunks summarized at once
+PARLEY_SENTIMENT_MAX_ROWS = env_int("PARLEY_SENTIMENT_MAX_ROWS", 100_000, minimum=1)
+PARLEY_SENTIMENT_REVIEW_BELOW = env_int("PARLEY_SENTIMENT_REVIEW_BELOW_PERCENT", 60, minimum=0) / 100
 DATA_UPLOAD_MAX_NUMBER_FILES = 100  # the clear per-request limit above is checked by Parley itself
 
 LOGGING = {

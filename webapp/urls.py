@@ -11,5 +11,6 @@ urlpatterns = [
     path("accounts/", include("webapp.accounts.urls")),
     path("chat/", include("webapp.chat.urls")),
     path("documents/", include("webapp.documents.urls")),
+    path("sentiment/", include("webapp.documents.sentiment_urls")),
     path("admin/", admin.site.urls),
 ]

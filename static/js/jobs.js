@@ -15,9 +15,10 @@
     return text;
   }
 
-  function refresh() {
-    const section = document.getElementById("summaries");
-    if (section) htmx.ajax("GET", section.dataset.refreshUrl, { target: "#summaries", swap: "outerHTML" }).then(watchAll);
+  // The job's section (an element with an id and data-refresh-url) comes again from the server.
+  function refresh(element) {
+    const section = element.closest("[data-refresh-url]");
+    if (section) htmx.ajax("GET", section.dataset.refreshUrl, { target: `#${section.id}`, swap: "outerHTML" }).then(watchAll);
   }
 
   function watch(element, delay = 500) {
@@ -30,7 +31,7 @@
       if (frame.type !== "progress") return;
       if (FINISHED.has(frame.state)) {
         socket.close(1000);
-        refresh();
+        refresh(element);
         return;
       }
       const bar = element.querySelector("progress");

@@ -18,7 +18,8 @@ class NavItem(TypedDict):
 # (label, url name, description, staff only)
 _ENTRIES: list[tuple[str, str, str, bool]] = [
     ("Chat", "chat:index", "Talk with the model running on this server.", False),
-    ("Documents", "documents:index", "Upload documents and read their text.", False),
+    ("Documents", "documents:index", "Upload documents; read, search and summarize them.", False),
+    ("Sentiment", "sentiment:index", "Classify many texts at once and export the labels.", False),
 ]
 
 

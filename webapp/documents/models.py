@@ -60,6 +60,7 @@ class Job(models.Model):
     class Kind(models.TextChoices):
         EXTRACT = "extract", "reading the text"
         SUMMARY = "summary", "summarizing"
+        SENTIMENT = "sentiment", "classifying sentiment"
 
     class State(models.TextChoices):
         QUEUED = "queued"
@@ -135,3 +136,50 @@ class ChunkSummary(models.Model):
 
     def __str__(self) -> str:
         return f"chunk {self.index} of {self.summary}"
+
+
+class SentimentBatch(models.Model):
+    """Texts whose sentiment a user asked for: a CSV column, the lines of a file, or pasted lines."""
+
+    class Source(models.TextChoices):
+        CSV = "csv", "CSV file"
+        LINES = "lines", "text file, one item a line"
+        PASTE = "paste", "pasted text"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sentiment_batches")
+    name = models.CharField(max_length=255)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    raw = models.BinaryField()  # the upload as sent; the task turns it into items
+    columns = models.JSONField(default=list, blank=True)  # a CSV's header, in order
+    text_column = models.CharField(max_length=255, blank=True)
+    job = models.OneToOneField(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="sentiment_batch")
+    model_name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SentimentItem(models.Model):
+    batch = models.ForeignKey(SentimentBatch, on_delete=models.CASCADE, related_name="items")
+    row = models.PositiveIntegerField()  # 1-based, in the order of the source
+    text = models.TextField()
+    extra = models.JSONField(default=dict, blank=True)  # the CSV's other columns, kept for the export
+    label = models.CharField(max_length=16, blank=True)  # negative / neutral / positive / empty; "" until classified
+    score = models.FloatField(null=True, blank=True)
+    probabilities = models.JSONField(default=dict, blank=True)
+    needs_review = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["row"]
+        constraints = [models.UniqueConstraint(fields=["batch", "row"], name="documents_one_item_per_row")]
+        indexes = [
+            models.Index(fields=["batch", "label"], name="documents_item_label"),
+            models.Index(fields=["batch", "score"], name="documents_item_score"),
+        ]
+
+    def __str__(self) -> str:
+        return f"row {self.row} of {self.batch}"

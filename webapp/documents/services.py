@@ -9,15 +9,16 @@ from django.conf import settings
 from django.contrib.postgres.search import SearchQuery
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from webapp.accounts.models import User
+from webapp.documents.batches import count_rows, csv_preview
 from webapp.documents.intake import RejectedUpload, detect_kind, display_name
-from webapp.documents.models import Document, Job, Summary
+from webapp.documents.models import Document, Job, SentimentBatch, SentimentItem, Summary
 from webapp.documents.progress import publish_progress
-from webapp.documents.tasks import extract_document, summarize_document
+from webapp.documents.tasks import classify_batch, extract_document, summarize_document
 
 
 @dataclass
@@ -131,3 +132,99 @@ def job_cancel(job: Job) -> bool:
         job.refresh_from_db()
         publish_progress(job)
     return cancelled
+
+
+# ---- sentiment batches ------------------------------------------------------------------
+
+
+def _check_rows(data: bytes) -> None:
+    rows = count_rows(data)
+    limit = settings.PARLEY_SENTIMENT_MAX_ROWS
+    if rows - 1 > limit:  # less the header, where there is one
+        raise RejectedUpload(f"The file has about {rows - 1:,} rows; the limit is {limit:,} a batch. Split it up.")
+
+
+def batch_create(user: User, *, name: str, data: bytes, pasted: bool = False) -> SentimentBatch:
+    """A batch from an uploaded .csv/.txt or pasted lines. A CSV waits for its text column."""
+    name = display_name(name) if not pasted else "Pasted texts"
+    if not data.strip():
+        raise RejectedUpload("There is nothing to classify: the text is empty.")
+    if pasted or name.lower().endswith(".txt"):
+        if not pasted:
+            detect_kind(name, data)
+        _check_rows(data + b"\n")
+        with transaction.atomic():
+            batch = SentimentBatch.objects.create(
+                owner=user, name=name, source=SentimentBatch.Source.PASTE if pasted else SentimentBatch.Source.LINES,
+                raw=data,
+            )  # fmt: skip
+            _queue(batch)
+        return batch
+    if not name.lower().endswith(".csv"):
+        raise RejectedUpload("Upload a .csv file (then pick its text column) or a .txt file with one item a line.")
+    detect_kind(name, data)
+    columns, _ = csv_preview(data)
+    _check_rows(data)
+    return SentimentBatch.objects.create(
+        owner=user, name=name, source=SentimentBatch.Source.CSV, raw=data, columns=columns
+    )
+
+
+def batch_choose_column(batch: SentimentBatch, column: str) -> None:
+    if batch.job_id is not None:
+        raise DocumentError("This batch is already being classified.")
+    if column not in batch.columns:
+        raise DocumentError(f"The CSV has no column named “{column}”; pick one of the list.")
+    with transaction.atomic():
+        batch.text_column = column
+        batch.save(update_fields=["text_column"])
+        _queue(batch)
+
+
+def _queue(batch: SentimentBatch) -> None:
+    job = Job.objects.create(owner=batch.owner, kind=Job.Kind.SENTIMENT)
+    batch.job = job
+    batch.save(update_fields=["job"])
+    transaction.on_commit(lambda: classify_batch.delay(job.pk))
+
+
+def batches_for(user: User) -> QuerySet[SentimentBatch]:
+    return SentimentBatch.objects.filter(owner=user).select_related("job").defer("raw")
+
+
+def batch_get(user: User, batch_id: object) -> SentimentBatch:
+    try:
+        return SentimentBatch.objects.select_related("job").get(pk=int(str(batch_id)), owner=user)
+    except (SentimentBatch.DoesNotExist, ValueError):
+        raise Http404("No such batch.") from None
+
+
+def batch_preview(batch: SentimentBatch) -> list[list[str]]:
+    return csv_preview(bytes(batch.raw))[1]
+
+
+@dataclass(frozen=True)
+class LabelCount:
+    label: str
+    count: int
+    share: float  # 0..1
+
+
+def batch_counts(batch: SentimentBatch) -> list[LabelCount]:
+    counts = dict(batch.items.exclude(label="").values_list("label").annotate(n=Count("pk")).values_list("label", "n"))
+    total = sum(counts.values()) or 1
+    order = ["negative", "neutral", "positive", "empty"]
+    return [
+        LabelCount(label, counts.get(label, 0), counts.get(label, 0) / total)
+        for label in order
+        if label in counts or label != "empty"
+    ]
+
+
+def batch_items(batch: SentimentBatch, *, label: str = "", below: float | None = None) -> QuerySet[SentimentItem]:
+    items = batch.items.all()
+    if label:
+        items = items.filter(label=label)
+    if below is not None:
+        items = items.filter(score__lt=below)
+    return items

@@ -25,11 +25,14 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Left
 from django.utils import timezone
 
+from webapp.documents.batches import csv_rows, line_rows
 from webapp.documents.extraction import ExtractionError, extract
-from webapp.documents.models import ChunkSummary, Document, Job, Summary
+from webapp.documents.intake import RejectedUpload
+from webapp.documents.models import ChunkSummary, Document, Job, SentimentBatch, SentimentItem, Summary
 from webapp.documents.progress import publish_progress
 
 if TYPE_CHECKING:
+    from inference.sentiment import SentimentClassifier
     from inference.summarize import Summarizer
 
 logger = logging.getLogger(__name__)
@@ -205,9 +208,79 @@ def requeue_orphaned_jobs(**kwargs: Any) -> None:
     timeout; this takes it up at once instead. Sending a job twice is harmless: the
     claim turns the extra delivery into nothing.
     """
-    tasks = {Job.Kind.EXTRACT: extract_document, Job.Kind.SUMMARY: summarize_document}
+    tasks = {
+        Job.Kind.EXTRACT: extract_document,
+        Job.Kind.SUMMARY: summarize_document,
+        Job.Kind.SENTIMENT: classify_batch,
+    }
     for job_id, kind in Job.objects.filter(state__in=(Job.State.QUEUED, Job.State.RUNNING)).values_list("pk", "kind"):
         with job_lock(job_id) as free:
             if free:
                 tasks[Job.Kind(kind)].delay(job_id)
     connection.close()
+
+
+@cache
+def classifier() -> SentimentClassifier:
+    from inference.sentiment import SentimentClassifier
+
+    return SentimentClassifier.from_config()
+
+
+ITEMS_PER_ROUND = 512  # classified, saved and reported together
+
+
+@shared_task(bind=True, autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=60, max_retries=5)
+def classify_batch(self: object, job_id: int) -> None:
+    """Turn the batch's source into items (once), then label every unlabelled one, in rounds."""
+    with job_lock(job_id) as locked:
+        if not locked:
+            return
+        job = claim(job_id)
+        if job is None:
+            return
+        batch = SentimentBatch.objects.get(job=job)
+        try:
+            if not batch.items.exists():
+                _create_items(batch)
+            total = batch.items.count()
+            Job.objects.filter(pk=job.pk).update(total=total)
+            job.total = total
+            model = classifier()
+            threshold = settings.PARLEY_SENTIMENT_REVIEW_BELOW
+            while not _cancelled(job_id):
+                items = list(batch.items.filter(label="").order_by("row")[:ITEMS_PER_ROUND])
+                if not items:
+                    break
+                for item, result in zip(items, model.classify([i.text for i in items]), strict=True):
+                    item.label, item.score, item.probabilities = result.label, result.score, result.probabilities
+                    item.needs_review = result.label != "empty" and result.score < threshold
+                SentimentItem.objects.bulk_update(items, ["label", "score", "probabilities", "needs_review"])
+                job.done = total - batch.items.filter(label="").count()
+                Job.objects.filter(pk=job.pk).update(done=job.done)
+                publish_progress(job)
+        except RejectedUpload as error:
+            fail(job, str(error))
+            return
+        except SoftTimeLimitExceeded:
+            minutes = settings.CELERY_TASK_SOFT_TIME_LIMIT // 60
+            fail(job, f"Classifying took longer than {minutes} minutes, so it was stopped.")
+            return
+        if _cancelled(job_id):
+            return
+        SentimentBatch.objects.filter(pk=batch.pk).update(model_name=model.name)
+        finish(job)
+
+
+def _create_items(batch: SentimentBatch) -> None:
+    data = bytes(batch.raw)
+    rows = csv_rows(data, batch.text_column) if batch.source == SentimentBatch.Source.CSV else line_rows(data)
+    chunk: list[SentimentItem] = []
+    for row in rows:
+        if row.number > settings.PARLEY_SENTIMENT_MAX_ROWS:
+            raise RejectedUpload(f"The file has more than {settings.PARLEY_SENTIMENT_MAX_ROWS:,} rows; split it up.")
+        chunk.append(SentimentItem(batch=batch, row=row.number, text=row.text, extra=row.extra))
+        if len(chunk) == 5000:
+            SentimentItem.objects.bulk_create(chunk, ignore_conflicts=True)
+            chunk = []
+    SentimentItem.objects.bulk_create(chunk, ignore_conflicts=True)

@@ -20,3 +20,9 @@ def markdown(text: str) -> SafeString:
 def queue_note(message: Message) -> str:
     position = services.queue_position(message)
     return f"(number {position} in the queue)" if position > 1 else ""
+
+
+@register.filter
+def get_item(mapping: dict[str, object], key: str) -> object:
+    """A dictionary's value by a key held in a variable (for CSV columns)."""
+    return mapping.get(key, "") if isinstance(mapping, dict) else ""
