@@ -37,6 +37,8 @@ class Document(models.Model):
     words = models.PositiveIntegerField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
+    # The whole document's sentiment: label, score and mean probabilities over its sentences.
+    sentiment = models.JSONField(default=dict, blank=True)
     # Name and the start of the text, filled when the text is extracted (tsvector has a size limit).
     search = SearchVectorField(null=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

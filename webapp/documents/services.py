@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.postgres.search import SearchQuery
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
@@ -29,7 +29,12 @@ class UploadOutcome:
 
 
 def documents_for(user: User, query: str = "") -> QuerySet[Document]:
-    documents = Document.objects.filter(owner=user).defer("original", "text")
+    latest_summary = Summary.objects.filter(document=OuterRef("pk")).order_by("-created_at")
+    documents = (
+        Document.objects.filter(owner=user)
+        .defer("original", "text")
+        .annotate(summary_state=Subquery(latest_summary.values("job__state")[:1]))
+    )
     query = query.strip()
     if query:
         documents = documents.filter(search=SearchQuery(query, config="simple", search_type="websearch"))

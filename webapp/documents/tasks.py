@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 JOB_LOCK_CLASS = 7301  # advisory-lock namespace of jobs: (JOB_LOCK_CLASS, job id)
 SEARCHED_CHARACTERS = 100_000
+SENTIMENT_SENTENCES = 200
 TRANSIENT = (OperationalError, InterfaceError)  # the database went away for a moment
 
 
@@ -117,6 +118,7 @@ def extract_document(self: object, job_id: int) -> None:
             text=extracted.text,
             pages=extracted.pages,
             words=extracted.words,
+            sentiment=document_sentiment(extracted.text),
             status=Document.Status.READY,
             error="",
         )
@@ -218,6 +220,24 @@ def requeue_orphaned_jobs(**kwargs: Any) -> None:
             if free:
                 tasks[Job.Kind(kind)].delay(job_id)
     connection.close()
+
+
+def document_sentiment(text: str) -> dict[str, object]:
+    """The mean of the sentence probabilities, over up to SENTIMENT_SENTENCES spread through the text."""
+    from inference.summarize import split_sentences
+
+    sentences = [s for s in split_sentences(text) if len(s.split()) >= 3]
+    if not sentences:
+        return {}
+    step = max(1, len(sentences) // SENTIMENT_SENTENCES)
+    chosen = sentences[::step][:SENTIMENT_SENTENCES]
+    results = [r for r in classifier().classify(chosen) if r.probabilities]
+    if not results:
+        return {}
+    labels = list(results[0].probabilities)
+    mean = {label: sum(r.probabilities[label] for r in results) / len(results) for label in labels}
+    label = max(mean, key=lambda name: mean[name])
+    return {"label": label, "score": round(mean[label], 4), "probabilities": mean, "sentences": len(results)}
 
 
 @cache

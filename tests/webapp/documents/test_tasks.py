@@ -18,7 +18,7 @@ from django.urls import reverse
 from tests.processes import BASE_DIR, process_env
 from tests.webapp.documents.files import make_pdf
 from webapp.documents.models import Document, Job
-from webapp.documents.tasks import JOB_LOCK_CLASS, MAX_ATTEMPTS, extract_document
+from webapp.documents.tasks import JOB_LOCK_CLASS, MAX_ATTEMPTS, document_sentiment, extract_document
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,8 +42,8 @@ def celery_worker() -> Iterator[subprocess.Popen[bytes]]:
 def wait_until_read(document: Document, timeout: float = 60) -> Document:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        document.refresh_from_db()
-        if document.status != Document.Status.PENDING:
+        if Job.objects.filter(document=document, state__in=Job.FINISHED).exists():
+            document.refresh_from_db()
             return document
         time.sleep(0.1)
     raise AssertionError(f"{document.name} was still pending after {timeout} s")
@@ -67,6 +67,8 @@ def test_a_real_worker_reads_uploads_and_says_why_it_cannot(
     assert "Revenue grew by nine percent." in report.text
     assert (report.pages, report.words) == (2, 7)
     assert job_of(report).state == "done"
+    assert report.sentiment["label"] in {"negative", "neutral", "positive"}
+    assert report.sentiment["sentences"] == 1  # "Quarterly report." is too short to count
     scan = wait_until_read(Document.objects.get(owner=user, name="scan.pdf"))
     assert scan.status == "failed"
     assert "3 pages but no extractable text" in scan.error
@@ -119,3 +121,11 @@ def test_a_job_that_keeps_killing_the_worker_fails_instead_of_looping(user: Any)
     assert f"stopped the worker {MAX_ATTEMPTS} times" in job.error
     assert document.status == "failed"
     assert document.error == job.error
+
+
+def test_a_documents_overall_sentiment_comes_from_its_sentences() -> None:
+    angry = "I hate this product. It broke on the very first day. The support team was rude and useless."
+    happy = "What a lovely little hotel. The staff were kind and helpful. We will certainly come back next year."
+    assert document_sentiment(angry)["label"] == "negative"
+    assert document_sentiment(happy)["label"] == "positive"
+    assert document_sentiment("Hi.") == {}
