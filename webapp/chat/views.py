@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -121,16 +122,12 @@ def message(request: AuthedRequest, conversation_id: int, message_id: int) -> Ht
     return render(request, "chat/conversation.html#message", context)
 
 
-@require_POST
-def send(request: AuthedRequest, conversation_id: int) -> HttpResponse:
-    conversation = services.conversation_get(request.user, conversation_id)
-    form = MessageForm(request.POST)
-    if not form.is_valid():
-        return _refused(request, first_error(form), conversation)
+def _answering(request: AuthedRequest, conversation: Conversation, queue_answer: Callable[[], object]) -> HttpResponse:
+    """Rate-limit, queue an answer, and show the thread; or say why not, changing nothing."""
     if _rate_limited(request):
         return _refused(request, RATE_MESSAGE.format(rate=settings.PARLEY_CHAT_RATE), conversation)
     try:
-        services.message_send(conversation, form.cleaned_data["content"])
+        queue_answer()
     except services.ChatError as error:
         return _refused(request, str(error), conversation)
     conversation.refresh_from_db()
@@ -142,17 +139,19 @@ def conversation_url(conversation: Conversation) -> str:
 
 
 @require_POST
+def send(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+    conversation = services.conversation_get(request.user, conversation_id)
+    form = MessageForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, first_error(form), conversation)
+    return _answering(request, conversation, lambda: services.message_send(conversation, form.cleaned_data["content"]))
+
+
+@require_POST
 def regenerate(request: AuthedRequest, conversation_id: int, message_id: int) -> HttpResponse:
     conversation = services.conversation_get(request.user, conversation_id)
     answer = services.message_get(request.user, message_id, conversation=conversation)
-    if _rate_limited(request):
-        return _refused(request, RATE_MESSAGE.format(rate=settings.PARLEY_CHAT_RATE), conversation)
-    try:
-        services.message_regenerate(answer)
-    except services.ChatError as error:
-        return _refused(request, str(error), conversation)
-    conversation.refresh_from_db()
-    return _thread(request, conversation) if request.htmx else redirect(conversation_url(conversation))
+    return _answering(request, conversation, lambda: services.message_regenerate(answer))
 
 
 @require_POST
@@ -162,14 +161,7 @@ def edit(request: AuthedRequest, conversation_id: int, message_id: int) -> HttpR
     form = MessageForm(request.POST)
     if not form.is_valid():
         return _refused(request, first_error(form), conversation)
-    if _rate_limited(request):
-        return _refused(request, RATE_MESSAGE.format(rate=settings.PARLEY_CHAT_RATE), conversation)
-    try:
-        services.message_edit(question, form.cleaned_data["content"])
-    except services.ChatError as error:
-        return _refused(request, str(error), conversation)
-    conversation.refresh_from_db()
-    return _thread(request, conversation) if request.htmx else redirect(conversation_url(conversation))
+    return _answering(request, conversation, lambda: services.message_edit(question, form.cleaned_data["content"]))
 
 
 @require_POST

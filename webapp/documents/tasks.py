@@ -87,6 +87,12 @@ def fail(job: Job, reason: str) -> None:
     publish_progress(job)
 
 
+def fail_too_slow(job: Job, doing: str) -> None:
+    """Celery's soft time limit: the job fails with the reason; the hard limit is the backstop."""
+    minutes = settings.CELERY_TASK_SOFT_TIME_LIMIT // 60
+    fail(job, f"{doing} took longer than {minutes} minutes, so it was stopped.")
+
+
 def finish(job: Job) -> None:
     Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(
         state=Job.State.DONE, done=job.total, finished_at=timezone.now()
@@ -111,8 +117,7 @@ def extract_document(self: object, job_id: int) -> None:
             fail(job, str(error))
             return
         except SoftTimeLimitExceeded:
-            minutes = settings.CELERY_TASK_SOFT_TIME_LIMIT // 60
-            fail(job, f"Reading the file took longer than {minutes} minutes, so it was stopped.")
+            fail_too_slow(job, "Reading the file")
             return
         Document.objects.filter(pk=document.pk).update(
             text=extracted.text,
@@ -188,8 +193,7 @@ def summarize_document(self: object, job_id: int) -> None:
         except CancelledError:
             return  # the job row already says cancelled
         except SoftTimeLimitExceeded:
-            minutes = settings.CELERY_TASK_SOFT_TIME_LIMIT // 60
-            fail(job, f"The summary took longer than {minutes} minutes, so it was stopped.")
+            fail_too_slow(job, "The summary")
             return
         except InferenceError as error:
             fail(job, f"The summary could not be written: {error}")
@@ -283,8 +287,7 @@ def classify_batch(self: object, job_id: int) -> None:
             fail(job, str(error))
             return
         except SoftTimeLimitExceeded:
-            minutes = settings.CELERY_TASK_SOFT_TIME_LIMIT // 60
-            fail(job, f"Classifying took longer than {minutes} minutes, so it was stopped.")
+            fail_too_slow(job, "Classifying")
             return
         if _cancelled(job_id):
             return

@@ -129,3 +129,21 @@ def test_a_documents_overall_sentiment_comes_from_its_sentences() -> None:
     assert document_sentiment(angry)["label"] == "negative"
     assert document_sentiment(happy)["label"] == "positive"
     assert document_sentiment("Hi.") == {}
+
+
+def test_the_soft_time_limit_fails_the_job_with_a_reason(user: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from webapp.documents import tasks
+
+    def too_slow(kind: str, data: bytes) -> Any:
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(tasks, "extract", too_slow)
+    document, job = _document_with_job(user)
+    extract_document.run(job.pk)
+    job.refresh_from_db()
+    document.refresh_from_db()
+    assert job.state == "failed"
+    assert "Reading the file took longer than 30 minutes" in job.error
+    assert document.status == "failed"
