@@ -6,7 +6,6 @@ conversation or message is simply not found.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,8 +20,6 @@ from django.http import Http404
 from webapp.accounts.models import User
 from webapp.chat.models import Conversation, Feedback, Message
 from webapp.core.realtime import publish
-
-logger = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "parley_chat"
 TITLE_LENGTH = 60

@@ -8,7 +8,8 @@ from django.contrib.auth.signals import user_logged_out
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from webapp.chat.services import publish, session_group
+from webapp.chat.services import session_group
+from webapp.core.realtime import publish
 
 
 @receiver(user_logged_out)

@@ -33,6 +33,8 @@ from inference.engine import Engine, GenerationRequest, Stream
 from inference.errors import InferenceError
 from webapp.chat import services
 from webapp.chat.models import Message
+from webapp.core.locks import advisory_lock
+from webapp.core.realtime import publish
 
 logger = logging.getLogger(__name__)
 
@@ -99,35 +101,24 @@ class LiveAnswer:
 
 def reap(own_key: int | None = None) -> int:
     """Interrupt answers whose worker died, keeping their partial text. Returns how many."""
-    keys = set(
-        Message.objects.filter(status=Message.Status.GENERATING)
-        .exclude(worker_key=None)
-        .values_list("worker_key", flat=True)
-        .distinct()
-    )
+    generating = Message.objects.filter(status=Message.Status.GENERATING).exclude(worker_key=None)
+    keys = {key for key in generating.values_list("worker_key", flat=True).distinct() if key is not None}
     keys.discard(own_key)
     reaped = 0
-    with connection.cursor() as cursor:
-        for key in keys:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-            (free,) = cursor.fetchone()
+    for key in keys:
+        with advisory_lock(key) as free:
             if not free:
                 continue  # that worker is alive
-            try:
-                rows = list(
-                    Message.objects.filter(status=Message.Status.GENERATING, worker_key=key).select_related(
-                        "conversation"
-                    )
-                )
-                for message in rows:
-                    if Message.objects.filter(pk=message.pk, status=Message.Status.GENERATING).update(
-                        status=Message.Status.INTERRUPTED,
-                        error="The generation worker stopped before this answer was finished.",
-                    ):
-                        reaped += 1
-                        _publish_final(services.publish, message, Message.Status.INTERRUPTED)
-            finally:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+            rows = Message.objects.filter(status=Message.Status.GENERATING, worker_key=key).select_related(
+                "conversation"
+            )
+            for message in rows:
+                if Message.objects.filter(pk=message.pk, status=Message.Status.GENERATING).update(
+                    status=Message.Status.INTERRUPTED,
+                    error="The generation worker stopped before this answer was finished.",
+                ):
+                    reaped += 1
+                    _publish_final(publish, message, Message.Status.INTERRUPTED)
     if reaped:
         logger.warning("interrupted %d answers left by a stopped generation worker", reaped)
     return reaped

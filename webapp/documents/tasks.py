@@ -26,6 +26,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Left
 from django.utils import timezone
 
+from webapp.core.locks import advisory_lock
 from webapp.documents.batches import csv_rows, line_rows
 from webapp.documents.extraction import ExtractionError, extract
 from webapp.documents.intake import RejectedUpload
@@ -46,17 +47,11 @@ TRANSIENT = (OperationalError, InterfaceError)  # the database went away for a m
 
 
 @contextlib.contextmanager
-def job_lock(job_id: int) -> Iterator[bool]:
-    """Hold the job's advisory lock for the block; yields False when another worker holds it."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [JOB_LOCK_CLASS, job_id])
-        (locked,) = cursor.fetchone()
-    try:
-        yield bool(locked)
-    finally:
-        if locked:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [JOB_LOCK_CLASS, job_id])
+def claimed(job_id: int) -> Iterator[Job | None]:
+    """The job, claimed under its advisory lock for the block; None when there is nothing to do
+    (another worker holds it, or it has finished)."""
+    with advisory_lock(JOB_LOCK_CLASS, job_id) as locked:
+        yield claim(job_id) if locked else None
 
 
 def claim(job_id: int) -> Job | None:
@@ -105,10 +100,7 @@ def finish(job: Job) -> None:
 @shared_task(bind=True, autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=60, max_retries=5)
 def extract_document(self: object, job_id: int) -> None:
     """Read an uploaded document's text, pages and words."""
-    with job_lock(job_id) as locked:
-        if not locked:
-            return  # another worker is on it
-        job = claim(job_id)
+    with claimed(job_id) as job:
         if job is None or job.document is None:
             return
         document = job.document
@@ -161,10 +153,7 @@ def summarize_document(self: object, job_id: int) -> None:
     """
     from inference.errors import CancelledError, InferenceError
 
-    with job_lock(job_id) as locked:
-        if not locked:
-            return
-        job = claim(job_id)
+    with claimed(job_id) as job:
         if job is None:
             return
         summary = Summary.objects.select_related("document").get(job=job)
@@ -221,7 +210,7 @@ def requeue_orphaned_jobs(**kwargs: Any) -> None:
         Job.Kind.SENTIMENT: classify_batch,
     }
     for job_id, kind in Job.objects.filter(state__in=(Job.State.QUEUED, Job.State.RUNNING)).values_list("pk", "kind"):
-        with job_lock(job_id) as free:
+        with advisory_lock(JOB_LOCK_CLASS, job_id) as free:
             if free:
                 tasks[Job.Kind(kind)].delay(job_id)
     connection.close()
@@ -260,10 +249,7 @@ ITEMS_PER_ROUND = 2048
 @shared_task(bind=True, autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=60, max_retries=5)
 def classify_batch(self: object, job_id: int) -> None:
     """Turn the batch's source into items (once), then label every unlabelled one, in rounds."""
-    with job_lock(job_id) as locked:
-        if not locked:
-            return
-        job = claim(job_id)
+    with claimed(job_id) as job:
         if job is None:
             return
         batch = SentimentBatch.objects.get(job=job)

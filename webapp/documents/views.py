@@ -93,7 +93,7 @@ def cancel(request: AuthedRequest, job_id: int) -> HttpResponse:
 def download(request: AuthedRequest, document_id: int) -> HttpResponse:
     document = services.document_get(request.user, document_id)
     response = HttpResponse(bytes(document.original), content_type="application/octet-stream")
-    response["Content-Disposition"] = f"attachment; filename*=UTF-8''{_quoted(document.name)}"
+    response["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(document.name, safe='')}"
     return response
 
 
@@ -103,7 +103,3 @@ def delete(request: AuthedRequest, document_id: int) -> HttpResponse:
     services.document_delete(document)
     messages.success(request, f"“{document.name}” deleted.")
     return redirect("documents:index")
-
-
-def _quoted(name: str) -> str:
-    return quote(name, safe="")
