@@ -12,5 +12,6 @@ urlpatterns = [
     path("chat/", include("webapp.chat.urls")),
     path("documents/", include("webapp.documents.urls")),
     path("sentiment/", include("webapp.documents.sentiment_urls")),
+    path("review/", include("webapp.review.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -20,6 +20,7 @@ from django.http import Http404
 from webapp.accounts.models import User
 from webapp.chat.models import Conversation, Feedback, Message
 from webapp.core.realtime import publish
+from webapp.review import services as review
 
 NOTIFY_CHANNEL = "parley_chat"
 TITLE_LENGTH = 60
@@ -320,6 +321,7 @@ def feedback_set(answer: Message, user: User, rating: int, comment: str) -> Feed
     feedback, _ = Feedback.objects.update_or_create(
         message=answer, defaults={"user": user, "rating": rating, "comment": comment.strip()}
     )
+    review.feedback_sync(message_id=answer.pk)
     return feedback
 
 

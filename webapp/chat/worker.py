@@ -35,6 +35,7 @@ from webapp.chat import services
 from webapp.chat.models import Message
 from webapp.core.locks import advisory_lock
 from webapp.core.realtime import publish
+from webapp.review import services as review
 
 logger = logging.getLogger(__name__)
 
@@ -389,6 +390,7 @@ class GenerationWorker:
         )
         if updated:
             answer.message.content, answer.message.seq = answer.text, answer.seq
+            review.chat_answer_track(message_id=answer.message.pk)
             _publish_final(
                 self.publisher.publish,
                 answer.message,

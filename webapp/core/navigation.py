@@ -7,6 +7,8 @@ from typing import TypedDict
 from django.http import HttpRequest
 from django.urls import reverse
 
+from webapp.review.services import can_review
+
 
 class NavItem(TypedDict):
     label: str
@@ -15,11 +17,12 @@ class NavItem(TypedDict):
     active: bool
 
 
-# (label, url name, description, staff only)
+# (label, url name, description, reviewers only)
 _ENTRIES: list[tuple[str, str, str, bool]] = [
     ("Chat", "chat:index", "Talk with the model running on this server.", False),
     ("Documents", "documents:index", "Upload documents; read, search and summarize them.", False),
     ("Sentiment", "sentiment:index", "Classify many texts at once and export the labels.", False),
+    ("Review", "review:queue", "Judge and correct model outputs; export them as datasets.", True),
 ]
 
 
@@ -28,8 +31,9 @@ def nav_items(request: HttpRequest) -> dict[str, list[NavItem]]:
     if user is None or not user.is_authenticated:
         return {"nav_items": []}
     items: list[NavItem] = []
-    for label, url_name, description, staff_only in _ENTRIES:
-        if staff_only and not user.is_staff:
+    reviewer = can_review(user)
+    for label, url_name, description, reviewers_only in _ENTRIES:
+        if reviewers_only and not reviewer:
             continue
         url = reverse(url_name)
         items.append({"label": label, "url": url, "description": description, "active": request.path.startswith(url)})

@@ -32,6 +32,7 @@ from webapp.documents.extraction import ExtractionError, extract
 from webapp.documents.intake import RejectedUpload
 from webapp.documents.models import ChunkSummary, Document, Job, SentimentBatch, SentimentItem, Summary
 from webapp.documents.progress import publish_progress
+from webapp.review import services as review
 
 if TYPE_CHECKING:
     from inference.sentiment import SentimentClassifier, SentimentResult
@@ -193,6 +194,7 @@ def summarize_document(self: object, job_id: int) -> None:
         Summary.objects.filter(pk=summary.pk).update(
             text=result.summary, key_sentences=key_sentences, model_name=writer.engine.model_name
         )
+        review.summary_track(summary_id=summary.pk)
         finish(job)
 
 
@@ -279,6 +281,7 @@ def classify_batch(self: object, job_id: int) -> None:
         if _cancelled(job_id):
             return
         SentimentBatch.objects.filter(pk=batch.pk).update(model_name=model.name)
+        review.sentiment_batch_track(batch_id=batch.pk)
         finish(job)
 
 

@@ -25,6 +25,7 @@ from tests.webapp.chat.conftest import slow_tiny_engine
 from webapp.asgi import application
 from webapp.documents import services, tasks
 from webapp.documents.models import ChunkSummary, Document, Job, Summary
+from webapp.review.models import ReviewItem
 from webapp.documents.progress import publish_progress
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -113,6 +114,8 @@ def test_a_killed_worker_resumes_from_finished_chunks_and_writes_one_summary(
     assert summary.key_sentences
     assert all(sentence in document.text for sentence in summary.key_sentences)
     assert Summary.objects.filter(document=document).count() == 1
+    # the finished summary waits in the review queue
+    assert ReviewItem.objects.filter(summary=summary, kind="summary", owner=user).count() == 1
 
 
 @pytest.fixture

@@ -1,0 +1,188 @@
+"""The queue: every kind of output arrives in it, sorted by need, filtered, and claimed."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from tests.webapp.chat.conftest import converse, settled, start_worker, wait_for  # noqa: F401 (fixtures)
+from tests.webapp.review.conftest import make_chat_answer, make_sentiment
+from webapp.chat import services as chat
+from webapp.chat.models import Message
+from webapp.documents import services as documents
+from webapp.documents.tasks import classify_batch
+from webapp.review.models import Kind, ReviewItem
+
+pytestmark = pytest.mark.django_db
+
+
+def listed_ids(html: str) -> list[int]:
+    return [int(pk) for pk in re.findall(r'<tr data-item="(\d+)"', html)]
+
+
+def test_the_queue_lists_every_kind_most_needed_first(reviewer_client: Client, outputs: dict[str, Any]) -> None:
+    response = reviewer_client.get(reverse("review:queue"))
+    assert response.status_code == 200
+    ids = listed_ids(response.content.decode())
+    assert set(ids) == {item.pk for item in outputs.values()}
+    # the thumbs-down first, then the unsure label, then the rest oldest first
+    assert ids[:2] == [outputs["disliked"].pk, outputs["unsure"].pk]
+    assert ids[2:] == [outputs["chat"].pk, outputs["summary"].pk, outputs["sure"].pk]
+
+
+def test_a_thumbs_down_from_the_chat_page_puts_the_answer_first_with_its_comment(
+    logged_in_client: Client, reviewer_client: Client, user: Any, outputs: dict[str, Any]
+) -> None:
+    answer = outputs["chat"].message
+    response = logged_in_client.post(
+        reverse("chat:feedback", args=[answer.conversation_id, answer.pk]),
+        {"rating": "-1", "comment": "It left out the setup steps"},
+    )
+    assert response.status_code == 302
+    ids = listed_ids(reviewer_client.get(reverse("review:queue") + "?feedback=down").content.decode())
+    assert outputs["chat"].pk in ids and outputs["summary"].pk not in ids
+    page = reviewer_client.get(reverse("review:item", args=[outputs["chat"].pk])).content.decode()
+    assert "It left out the setup steps" in page and "thumbs down" in page
+    # a change of mind moves it back down
+    chat.feedback_set(answer, user, 1, "")
+    assert ReviewItem.objects.get(pk=outputs["chat"].pk).priority == 0
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("kind=summary", {"summary"}),
+        ("kind=sentiment", {"sure", "unsure"}),
+        ("model=minilm-sentiment", {"sure", "unsure"}),
+        ("feedback=down", {"disliked"}),
+        ("feedback=none", {"chat", "summary", "sure", "unsure"}),
+        ("low_confidence=on", {"unsure"}),
+    ],
+)
+def test_filters(reviewer_client: Client, outputs: dict[str, Any], query: str, expected: set[str]) -> None:
+    ids = set(listed_ids(reviewer_client.get(f"{reverse('review:queue')}?{query}").content.decode()))
+    assert ids == {outputs[name].pk for name in expected}
+
+
+def test_date_range_and_review_state_filters(reviewer_client: Client, reviewer: Any, outputs: dict[str, Any]) -> None:
+    old = outputs["summary"]
+    ReviewItem.objects.filter(pk=old.pk).update(produced_at=timezone.now() - timedelta(days=10))
+    today = timezone.localdate().isoformat()
+    ids = set(listed_ids(reviewer_client.get(f"{reverse('review:queue')}?since={today}&until={today}").content.decode()))
+    assert old.pk not in ids and outputs["chat"].pk in ids
+    reviewer_client.get(reverse("review:item", args=[outputs["sure"].pk]))
+    reviewer_client.post(reverse("review:verdict", args=[outputs["sure"].pk]), {"decision": "reject", "version": 0})
+    assert outputs["sure"].pk not in listed_ids(reviewer_client.get(reverse("review:queue")).content.decode())
+    reviewed = listed_ids(reviewer_client.get(f"{reverse('review:queue')}?state=reviewed&decision=reject").content.decode())
+    assert reviewed == [outputs["sure"].pk]
+    page = reviewer_client.get(f"{reverse('review:queue')}?kind=sentiment").content.decode()
+    assert 'data-reviewed="1" data-total="2"' in page
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("since=2026-05-02&until=2026-05-01", "before the start date"),
+        ("kind=poem", "Select a valid choice"),
+        ("since=yesterday", "Enter a valid date"),
+        ("state=unreviewed&decision=approve", "have no verdict yet"),
+    ],
+)
+def test_a_bad_filter_says_what_is_wrong(reviewer_client: Client, outputs: dict[str, Any], query: str, message: str) -> None:
+    response = reviewer_client.get(f"{reverse('review:queue')}?{query}")
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    export = reviewer_client.get(f"{reverse('review:export')}?{query}")
+    assert export.status_code == 400 and message in export.content.decode()
+
+
+def test_opening_an_item_claims_it_and_others_are_kept_out_until_it_expires(
+    reviewer_client: Client, staff_user: Any, reviewer: Any, outputs: dict[str, Any]
+) -> None:
+    item = outputs["summary"]
+    reviewer_client.get(reverse("review:item", args=[item.pk]))
+    item.refresh_from_db()
+    assert item.claimed_by == reviewer and item.claimed_until > timezone.now()
+
+    other = Client()
+    other.force_login(staff_user)
+    page = other.get(reverse("review:item", args=[item.pk])).content.decode()
+    assert "reviewer@example.com is reviewing this item" in page
+    assert "<fieldset disabled>" in page
+    response = other.post(reverse("review:verdict", args=[item.pk]), {"decision": "approve", "version": 0})
+    assert response.status_code == 409
+    assert "reviewer@example.com is reviewing this item now" in response.content.decode()
+    assert not item.verdicts.exists()
+    # "next" skips what someone else holds
+    step = other.get(reverse("review:step") + f"?after={outputs['chat'].pk}&kind=summary")
+    assert step.status_code == 302 and step["Location"].startswith(reverse("review:queue"))
+
+    # the claim runs out: the other reviewer takes the item over and can judge it
+    ReviewItem.objects.filter(pk=item.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
+    page = other.get(reverse("review:item", args=[item.pk])).content.decode()
+    assert "is reviewing this item" not in page
+    response = other.post(reverse("review:verdict", args=[item.pk]), {"decision": "approve", "version": 0})
+    assert response.status_code == 302
+    item.refresh_from_db()
+    assert item.decision == "approve" and item.claimed_by is None
+
+
+def test_next_and_previous_walk_the_filter_and_let_go_of_the_item_left(
+    reviewer_client: Client, reviewer: Any, outputs: dict[str, Any]
+) -> None:
+    start = reviewer_client.get(reverse("review:step"))
+    assert start["Location"] == reverse("review:item", args=[outputs["disliked"].pk])
+    reviewer_client.get(start["Location"])
+    forward = reviewer_client.get(reverse("review:step") + f"?after={outputs['disliked'].pk}")
+    assert forward["Location"] == reverse("review:item", args=[outputs["unsure"].pk])
+    assert ReviewItem.objects.get(pk=outputs["disliked"].pk).claimed_by is None
+    back = reviewer_client.get(reverse("review:step") + f"?after={outputs['unsure'].pk}&direction=previous")
+    assert back["Location"] == reverse("review:item", args=[outputs["disliked"].pk])
+    # the filter travels along
+    in_filter = reviewer_client.get(reverse("review:step") + "?kind=sentiment")
+    assert in_filter["Location"] == reverse("review:item", args=[outputs["unsure"].pk]) + "?kind=sentiment"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_written_by_the_real_worker_arrives_in_the_queue(
+    user: Any,
+    start_worker: Any,  # noqa: F811
+    converse: Any,  # noqa: F811
+) -> None:
+    _conversation, answer = converse("Tell me about rivers.", max_tokens=20)
+    start_worker()
+    wait_for(lambda: settled(answer), 60)
+    assert answer.status == Message.Status.COMPLETE
+    item = ReviewItem.objects.get(message=answer)
+    assert (item.kind, item.owner, item.model_name) == (Kind.CHAT, user, "tiny-test-model")
+
+
+def test_a_classified_batch_arrives_in_the_queue_least_certain_first(user: Any, settings: Any) -> None:
+    settings.PARLEY_SENTIMENT_REVIEW_BELOW = 1.0  # every label counts as unsure here
+    batch = documents.batch_create(
+        user, name="", data=b"I adore this.\nIt is a chair.\nWorst day ever.\n\n", pasted=True
+    )
+    classify_batch.run(batch.job_id)
+    items = list(ReviewItem.objects.filter(kind=Kind.SENTIMENT))  # in queue order
+    assert len(items) == 3  # a blank line is not an output
+    assert [i.confidence for i in items] == sorted(i.confidence for i in items)
+    assert all(i.priority == 2 for i in items)
+    assert all(i.model_name and i.owner == user for i in items)
+
+
+def test_an_empty_or_unfinished_answer_is_not_queued(user: Any) -> None:
+    empty = make_chat_answer(user, "x")
+    Message.objects.filter(pk=empty.message_id).update(content="")
+    ReviewItem.objects.all().delete()
+    from webapp.review import services
+
+    services.chat_answer_track(message_id=empty.message_id)
+    assert not ReviewItem.objects.exists()
+    make_sentiment(user, [("", "empty", 1.0)])
+    assert not ReviewItem.objects.exists()
