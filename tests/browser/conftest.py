@@ -42,13 +42,18 @@ def _wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout: flo
 
 
 class Parley:
-    """The web server and the generation worker, as ``./parley run`` starts them."""
+    """The web server and (unless a test needs no model) the generation worker, as
+    ``./parley run`` starts them."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, generation: bool = True) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = process_env()
-        self.worker = subprocess.Popen([sys.executable, "manage.py", "generation_worker"], cwd=BASE_DIR, env=self.env)
+        self.worker = (
+            subprocess.Popen([sys.executable, "manage.py", "generation_worker"], cwd=BASE_DIR, env=self.env)
+            if generation
+            else None
+        )
         self.web = self._start_web()
 
     def _start_web(self) -> subprocess.Popen[bytes]:
@@ -68,9 +73,10 @@ class Parley:
         self.web = self._start_web()
 
     def stop(self) -> None:
-        for process in (self.worker, self.web):
+        processes = [process for process in (self.worker, self.web) if process is not None]
+        for process in processes:
             process.terminate()
-        for process in (self.worker, self.web):
+        for process in processes:
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -81,6 +87,17 @@ class Parley:
 @pytest.fixture
 def parley(transactional_db: None) -> Iterator[Parley]:
     server = Parley()
+    try:
+        yield server
+    finally:
+        server.stop()
+        _wait_for_sessions_to_end()
+
+
+@pytest.fixture
+def parley_web(transactional_db: None) -> Iterator[Parley]:
+    """The web server alone, for pages that need no model."""
+    server = Parley(generation=False)
     try:
         yield server
     finally:

@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.text import Truncator
 
 from webapp.review.models import ReviewItem, Verdict
 
@@ -24,11 +25,11 @@ class VerdictInline(admin.TabularInline):
 
 @admin.register(ReviewItem)
 class ReviewItemAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "kind", "model_name", "owner", "priority", "user_rating", "decision", "rating",
-                    "reviewed_at", "claimed_by"]  # fmt: skip
+    list_display = ["__str__", "output_start", "model_name", "owner", "priority", "user_rating", "decision",
+                    "rating", "reviewed_at", "claimed_by"]  # fmt: skip
     list_filter = ["kind", "decision", "priority", "user_rating", "model_name", "corrected"]
     search_fields = ["owner__email", "model_name", "tags"]
-    list_select_related = ["owner", "claimed_by"]
+    list_select_related = ["owner", "claimed_by", "message", "summary", "sentiment_item"]
     date_hierarchy = "produced_at"
     fields = readonly_fields = ("kind", "owner", "model_name", "produced_at", "output", "user_rating", "confidence",
                                 "priority", "decision", "rating", "tags", "corrected", "reviewed_at", "version",
@@ -37,6 +38,10 @@ class ReviewItemAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # items are made when outputs are produced
+
+    @admin.display(description="output")
+    def output_start(self, item: ReviewItem) -> str:
+        return Truncator(item.output_text).chars(120)  # the admin escapes it
 
     @admin.display(description="output")
     def output(self, item: ReviewItem) -> SafeString:

@@ -85,9 +85,7 @@ class ReviewItem(models.Model):
             ),
         ]
         indexes = [
-            models.Index(
-                fields=["decision", "-priority", "certainty", "produced_at", "id"], name="review_queue_order"
-            ),
+            models.Index(fields=["decision", "-priority", "certainty", "produced_at", "id"], name="review_queue_order"),
             models.Index(fields=["kind", "produced_at"], name="review_kind_produced"),
             models.Index(fields=["model_name"], name="review_model"),
             models.Index(fields=["reviewed_at"], name="review_reviewed_at"),

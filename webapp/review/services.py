@@ -117,7 +117,15 @@ def sentiment_batch_track(*, batch_id: int) -> int:
             "FROM documents_sentimentitem AS item JOIN documents_sentimentbatch AS batch ON batch.id = item.batch_id "
             "WHERE batch.id = %s AND item.label = ANY(%s) "
             "ON CONFLICT (sentiment_item_id) DO NOTHING",
-            [Kind.SENTIMENT, threshold, threshold, Priority.LOW_CONFIDENCE, Priority.NORMAL, batch_id, list(SENTIMENT_LABELS)],
+            [
+                Kind.SENTIMENT,
+                threshold,
+                threshold,
+                Priority.LOW_CONFIDENCE,
+                Priority.NORMAL,
+                batch_id,
+                list(SENTIMENT_LABELS),
+            ],
         )
         return cursor.rowcount
 

@@ -118,8 +118,14 @@ def test_staff_see_the_review_link_and_others_do_not(make_user: Any) -> None:
     staff, plain = Client(), Client()
     staff.force_login(make_user("s@example.com", is_staff=True))
     plain.force_login(make_user("p@example.com"))
-    assert ">Admin<" in staff.get(reverse("home")).content.decode()
-    assert ">Admin<" not in plain.get(reverse("home")).content.decode()
+    staff_page, plain_page = staff.get(reverse("home")).content.decode(), plain.get(reverse("home")).content.decode()
+    review_link = f'<a href="{reverse("review:queue")}"'
+    assert review_link in staff_page
+    assert ">Review</a>" in staff_page
+    assert review_link not in plain_page
+    assert ">Review<" not in plain_page
+    assert ">Admin<" in staff_page
+    assert ">Admin<" not in plain_page
 
 
 def test_ensure_admin_creates_one_admin_once(capsys: Any, monkeypatch: Any) -> None:

@@ -25,8 +25,8 @@ from tests.webapp.chat.conftest import slow_tiny_engine
 from webapp.asgi import application
 from webapp.documents import services, tasks
 from webapp.documents.models import ChunkSummary, Document, Job, Summary
-from webapp.review.models import ReviewItem
 from webapp.documents.progress import publish_progress
+from webapp.review.models import ReviewItem
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -67,8 +67,12 @@ def make_summary(owner: Any, text: str, *, document_text: str = "A long report a
     return ReviewItem.objects.get(summary=summary)
 
 
-def make_sentiment(owner: Any, rows: list[tuple[str, str, float]], *, model_name: str = "minilm-sentiment") -> list[ReviewItem]:
-    batch = SentimentBatch.objects.create(owner=owner, name="survey.csv", source="paste", raw=b"", model_name=model_name)
+def make_sentiment(
+    owner: Any, rows: list[tuple[str, str, float]], *, model_name: str = "minilm-sentiment"
+) -> list[ReviewItem]:
+    batch = SentimentBatch.objects.create(
+        owner=owner, name="survey.csv", source="paste", raw=b"", model_name=model_name
+    )
     for number, (text, label, score) in enumerate(rows, start=1):
         SentimentItem.objects.create(batch=batch, row=number, text=text, label=label, score=score)
     services.sentiment_batch_track(batch_id=batch.pk)

@@ -26,9 +26,7 @@ def review_requests(item: ReviewItem) -> list[tuple[str, str, dict[str, str]]]:
     ]
 
 
-def test_a_user_who_is_not_a_reviewer_is_refused_everywhere(
-    logged_in_client: Client, outputs: dict[str, Any]
-) -> None:
+def test_a_user_who_is_not_a_reviewer_is_refused_everywhere(logged_in_client: Client, outputs: dict[str, Any]) -> None:
     item = outputs["chat"]
     for method, url, data in review_requests(item):
         response = getattr(logged_in_client, method)(url, data)
@@ -41,7 +39,8 @@ def test_a_user_who_is_not_a_reviewer_is_refused_everywhere(
 def test_an_anonymous_visitor_is_sent_to_log_in(client: Client, outputs: dict[str, Any]) -> None:
     for method, url, data in review_requests(outputs["chat"]):
         response = getattr(client, method)(url, data)
-        assert response.status_code == 302 and "/accounts/login/" in response["Location"], url
+        assert response.status_code == 302, url
+        assert "/accounts/login/" in response["Location"], url
 
 
 def test_staff_and_reviewer_group_members_get_in(

@@ -46,9 +46,11 @@ def test_a_thumbs_down_from_the_chat_page_puts_the_answer_first_with_its_comment
     )
     assert response.status_code == 302
     ids = listed_ids(reviewer_client.get(reverse("review:queue") + "?feedback=down").content.decode())
-    assert outputs["chat"].pk in ids and outputs["summary"].pk not in ids
+    assert outputs["chat"].pk in ids
+    assert outputs["summary"].pk not in ids
     page = reviewer_client.get(reverse("review:item", args=[outputs["chat"].pk])).content.decode()
-    assert "It left out the setup steps" in page and "thumbs down" in page
+    assert "It left out the setup steps" in page
+    assert "thumbs down" in page
     # a change of mind moves it back down
     chat.feedback_set(answer, user, 1, "")
     assert ReviewItem.objects.get(pk=outputs["chat"].pk).priority == 0
@@ -74,12 +76,17 @@ def test_date_range_and_review_state_filters(reviewer_client: Client, reviewer: 
     old = outputs["summary"]
     ReviewItem.objects.filter(pk=old.pk).update(produced_at=timezone.now() - timedelta(days=10))
     today = timezone.localdate().isoformat()
-    ids = set(listed_ids(reviewer_client.get(f"{reverse('review:queue')}?since={today}&until={today}").content.decode()))
-    assert old.pk not in ids and outputs["chat"].pk in ids
+    ids = set(
+        listed_ids(reviewer_client.get(f"{reverse('review:queue')}?since={today}&until={today}").content.decode())
+    )
+    assert old.pk not in ids
+    assert outputs["chat"].pk in ids
     reviewer_client.get(reverse("review:item", args=[outputs["sure"].pk]))
     reviewer_client.post(reverse("review:verdict", args=[outputs["sure"].pk]), {"decision": "reject", "version": 0})
     assert outputs["sure"].pk not in listed_ids(reviewer_client.get(reverse("review:queue")).content.decode())
-    reviewed = listed_ids(reviewer_client.get(f"{reverse('review:queue')}?state=reviewed&decision=reject").content.decode())
+    reviewed = listed_ids(
+        reviewer_client.get(f"{reverse('review:queue')}?state=reviewed&decision=reject").content.decode()
+    )
     assert reviewed == [outputs["sure"].pk]
     page = reviewer_client.get(f"{reverse('review:queue')}?kind=sentiment").content.decode()
     assert 'data-reviewed="1" data-total="2"' in page
@@ -94,12 +101,15 @@ def test_date_range_and_review_state_filters(reviewer_client: Client, reviewer: 
         ("state=unreviewed&decision=approve", "have no verdict yet"),
     ],
 )
-def test_a_bad_filter_says_what_is_wrong(reviewer_client: Client, outputs: dict[str, Any], query: str, message: str) -> None:
+def test_a_bad_filter_says_what_is_wrong(
+    reviewer_client: Client, outputs: dict[str, Any], query: str, message: str
+) -> None:
     response = reviewer_client.get(f"{reverse('review:queue')}?{query}")
     assert response.status_code == 200
     assert message in response.content.decode()
     export = reviewer_client.get(f"{reverse('review:export')}?{query}")
-    assert export.status_code == 400 and message in export.content.decode()
+    assert export.status_code == 400
+    assert message in export.content.decode()
 
 
 def test_opening_an_item_claims_it_and_others_are_kept_out_until_it_expires(
@@ -108,7 +118,8 @@ def test_opening_an_item_claims_it_and_others_are_kept_out_until_it_expires(
     item = outputs["summary"]
     reviewer_client.get(reverse("review:item", args=[item.pk]))
     item.refresh_from_db()
-    assert item.claimed_by == reviewer and item.claimed_until > timezone.now()
+    assert item.claimed_by == reviewer
+    assert item.claimed_until > timezone.now()
 
     other = Client()
     other.force_login(staff_user)
@@ -121,7 +132,8 @@ def test_opening_an_item_claims_it_and_others_are_kept_out_until_it_expires(
     assert not item.verdicts.exists()
     # "next" skips what someone else holds
     step = other.get(reverse("review:step") + f"?after={outputs['chat'].pk}&kind=summary")
-    assert step.status_code == 302 and step["Location"].startswith(reverse("review:queue"))
+    assert step.status_code == 302
+    assert step["Location"].startswith(reverse("review:queue"))
 
     # the claim runs out: the other reviewer takes the item over and can judge it
     ReviewItem.objects.filter(pk=item.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
@@ -130,7 +142,8 @@ def test_opening_an_item_claims_it_and_others_are_kept_out_until_it_expires(
     response = other.post(reverse("review:verdict", args=[item.pk]), {"decision": "approve", "version": 0})
     assert response.status_code == 302
     item.refresh_from_db()
-    assert item.decision == "approve" and item.claimed_by is None
+    assert item.decision == "approve"
+    assert item.claimed_by is None
 
 
 def test_next_and_previous_walk_the_filter_and_let_go_of_the_item_left(
