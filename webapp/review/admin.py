@@ -25,14 +25,14 @@ class VerdictInline(admin.TabularInline):
 
 @admin.register(ReviewItem)
 class ReviewItemAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "output_start", "model_name", "owner", "priority", "user_rating", "decision",
+    list_display = ["__str__", "output_start", "model_name", "owner", "tier", "user_rating", "decision",
                     "rating", "reviewed_at", "claimed_by"]  # fmt: skip
-    list_filter = ["kind", "decision", "priority", "user_rating", "model_name", "corrected"]
+    list_filter = ["kind", "decision", "tier", "user_rating", "model_name", "corrected"]
     search_fields = ["owner__email", "model_name", "tags"]
     list_select_related = ["owner", "claimed_by", "message", "summary", "sentiment_item"]
     date_hierarchy = "produced_at"
     fields = readonly_fields = ("kind", "owner", "model_name", "produced_at", "output", "user_rating", "confidence",
-                                "priority", "decision", "rating", "tags", "corrected", "reviewed_at", "version",
+                                "tier", "decision", "rating", "tags", "corrected", "reviewed_at", "version",
                                 "claimed_by", "claimed_until")  # fmt: skip
     inlines = [VerdictInline]
 

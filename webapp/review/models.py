@@ -27,13 +27,13 @@ class Decision(models.TextChoices):
     REJECT = "reject", "reject"
 
 
-class Priority(models.IntegerChoices):
-    """How much an item needs a human; the queue shows the highest first."""
+class Tier(models.IntegerChoices):
+    """How much an item needs a human: the queue shows tier 0 first."""
 
-    LIKED = 0, "the user liked it"
-    NORMAL = 1, "nothing flagged"
-    LOW_CONFIDENCE = 2, "the classifier was unsure"
-    DISLIKED = 3, "the user disliked it"
+    DISLIKED = 0, "the user disliked it"
+    LOW_CONFIDENCE = 1, "the classifier was unsure"
+    NORMAL = 2, "nothing flagged"
+    LIKED = 3, "the user liked it"
 
 
 class ReviewItem(models.Model):
@@ -51,10 +51,10 @@ class ReviewItem(models.Model):
     produced_at = models.DateTimeField()
     user_rating = models.SmallIntegerField(null=True, blank=True)  # the owner's thumbs: 1, -1 or none
     confidence = models.FloatField(default=1.0)  # the classifier's score; 1 for text outputs
-    # Orders items within a priority: the confidence of an unsure label (least sure first),
-    # 1 for everything else, so sure labels queue by age with the text outputs.
+    # Orders items within a tier: the confidence of an unsure label (least sure first), 1
+    # for everything else, so sure labels queue by age with the text outputs.
     certainty = models.FloatField(default=1.0)
-    priority = models.SmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    tier = models.SmallIntegerField(choices=Tier.choices, default=Tier.NORMAL)
     # Whoever opened it last, until when; nobody else can give a verdict meanwhile.
     claimed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -73,7 +73,9 @@ class ReviewItem(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["-priority", "certainty", "produced_at", "pk"]
+        # Every key ascending, so "the items after this one" is one row comparison that
+        # an index answers (see ``selectors.neighbour``).
+        ordering = ["tier", "certainty", "produced_at", "pk"]
         constraints = [
             models.CheckConstraint(
                 name="review_item_points_at_its_output",
@@ -85,7 +87,12 @@ class ReviewItem(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["decision", "-priority", "certainty", "produced_at", "id"], name="review_queue_order"),
+            models.Index(fields=["tier", "certainty", "produced_at", "id"], name="review_queue_order"),
+            models.Index(
+                fields=["tier", "certainty", "produced_at", "id"],
+                condition=Q(decision=""),
+                name="review_queue_unreviewed",
+            ),
             models.Index(fields=["kind", "produced_at"], name="review_kind_produced"),
             models.Index(fields=["model_name"], name="review_model"),
             models.Index(fields=["reviewed_at"], name="review_reviewed_at"),

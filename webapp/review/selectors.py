@@ -11,7 +11,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Avg, Count, Q, QuerySet
+from django.db.models import Avg, BooleanField, Count, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncDate
 from django.http import Http404
 from django.utils import timezone
@@ -110,29 +111,22 @@ def neighbour(
 ) -> ReviewItem | None:
     """The next (or previous) item of the filtered queue that nobody else holds.
 
-    Keyset paging over the queue's order (-priority, certainty, produced_at, id), which
-    works even when ``item`` has just left the filter (reviewed items leave "not
+    Keyset paging over the queue's order: one row comparison on (tier, certainty,
+    produced_at, id), which the queue's indexes answer without reading the items before
+    it. It works even when ``item`` has just left the filter (reviewed items leave "not
     reviewed"). Past the end it wraps round, so skipped items come back.
     """
-    p, c, t, pk = item.priority, item.certainty, item.produced_at, item.pk
-    if forward:
-        after = (
-            Q(priority__lt=p)
-            | Q(priority=p, certainty__gt=c)
-            | Q(priority=p, certainty=c, produced_at__gt=t)
-            | Q(priority=p, certainty=c, produced_at=t, pk__gt=pk)
-        )
-    else:
-        after = (
-            Q(priority__gt=p)
-            | Q(priority=p, certainty__lt=c)
-            | Q(priority=p, certainty=c, produced_at__lt=t)
-            | Q(priority=p, certainty=c, produced_at=t, pk__lt=pk)
-        )
-    candidates = queue(queue_filter).filter(claimable_by(reviewer, timezone.now())).exclude(pk=pk)
+    table = ReviewItem._meta.db_table
+    keys = f"({table}.tier, {table}.certainty, {table}.produced_at, {table}.id)"
+    position = RawSQL(
+        f"{keys} {'>' if forward else '<'} (%s, %s, %s, %s)",
+        (item.tier, item.certainty, item.produced_at, item.pk),
+        output_field=BooleanField(),
+    )
+    candidates = queue(queue_filter).filter(claimable_by(reviewer, timezone.now())).exclude(pk=item.pk)
     if not forward:
         candidates = candidates.reverse()
-    return candidates.filter(after).first() or candidates.first()
+    return candidates.alias(beyond=position).filter(beyond=True).first() or candidates.first()
 
 
 # ---- one item, with what the model was given -------------------------------------------

@@ -17,7 +17,7 @@ from django.utils import timezone
 from webapp.accounts.models import User
 from webapp.chat.models import Feedback, Message
 from webapp.documents.models import Summary
-from webapp.review.models import Decision, Kind, Priority, ReviewItem, Verdict
+from webapp.review.models import Decision, Kind, ReviewItem, Tier, Verdict
 
 REVIEWER_GROUP = "reviewer"
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
@@ -31,14 +31,12 @@ def can_review(user: object) -> bool:
     return user.is_staff or user.groups.filter(name=REVIEWER_GROUP).exists()
 
 
-def _priority(*, user_rating: int | None, low_confidence: bool = False) -> int:
+def _tier(*, user_rating: int | None) -> int:
     if user_rating == Feedback.Rating.DOWN:
-        return Priority.DISLIKED
-    if low_confidence:
-        return Priority.LOW_CONFIDENCE
+        return Tier.DISLIKED
     if user_rating == Feedback.Rating.UP:
-        return Priority.LIKED
-    return Priority.NORMAL
+        return Tier.LIKED
+    return Tier.NORMAL
 
 
 # ---- outputs become items ---------------------------------------------------------------
@@ -65,7 +63,7 @@ def chat_answer_track(*, message_id: int) -> None:
                 model_name=message.model_name,
                 produced_at=message.created_at,
                 user_rating=feedback,
-                priority=_priority(user_rating=feedback),
+                tier=_tier(user_rating=feedback),
             )
         ],
         ignore_conflicts=True,
@@ -76,7 +74,7 @@ def feedback_sync(*, message_id: int) -> None:
     """Carry an owner's thumbs to the answer's item, which the queue sorts and filters by."""
     rating = Feedback.objects.filter(message_id=message_id).values_list("rating", flat=True).first()
     updated = ReviewItem.objects.filter(message_id=message_id).update(
-        user_rating=rating, priority=_priority(user_rating=rating)
+        user_rating=rating, tier=_tier(user_rating=rating)
     )
     if not updated:
         chat_answer_track(message_id=message_id)  # e.g. a thumbs down on an interrupted answer
@@ -110,7 +108,7 @@ def sentiment_batch_track(*, batch_id: int) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (kind, sentiment_item_id, owner_id, model_name, produced_at, confidence, "
-            "certainty, priority, tags, corrected, version, decision, created_at) "
+            "certainty, tier, tags, corrected, version, decision, created_at) "
             "SELECT %s, item.id, batch.owner_id, batch.model_name, batch.created_at, COALESCE(item.score, 1), "
             "CASE WHEN item.score < %s THEN item.score ELSE 1 END, "
             "CASE WHEN item.score < %s THEN %s ELSE %s END, '{}', false, 0, '', now() "
@@ -121,8 +119,8 @@ def sentiment_batch_track(*, batch_id: int) -> int:
                 Kind.SENTIMENT,
                 threshold,
                 threshold,
-                Priority.LOW_CONFIDENCE,
-                Priority.NORMAL,
+                Tier.LOW_CONFIDENCE,
+                Tier.NORMAL,
                 batch_id,
                 list(SENTIMENT_LABELS),
             ],

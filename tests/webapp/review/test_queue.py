@@ -17,7 +17,7 @@ from webapp.chat import services as chat
 from webapp.chat.models import Message
 from webapp.documents import services as documents
 from webapp.documents.tasks import classify_batch
-from webapp.review.models import Kind, ReviewItem
+from webapp.review.models import Kind, ReviewItem, Tier
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +53,7 @@ def test_a_thumbs_down_from_the_chat_page_puts_the_answer_first_with_its_comment
     assert "thumbs down" in page
     # a change of mind moves it back down
     chat.feedback_set(answer, user, 1, "")
-    assert ReviewItem.objects.get(pk=outputs["chat"].pk).priority == 0
+    assert ReviewItem.objects.get(pk=outputs["chat"].pk).tier == Tier.LIKED
 
 
 @pytest.mark.parametrize(
@@ -185,7 +185,7 @@ def test_a_classified_batch_arrives_in_the_queue_least_certain_first(user: Any, 
     items = list(ReviewItem.objects.filter(kind=Kind.SENTIMENT))  # in queue order
     assert len(items) == 3  # a blank line is not an output
     assert [i.confidence for i in items] == sorted(i.confidence for i in items)
-    assert all(i.priority == 2 for i in items)
+    assert all(i.tier == Tier.LOW_CONFIDENCE for i in items)
     assert all(i.model_name and i.owner == user for i in items)
 
 
