@@ -267,11 +267,11 @@ FILE_UPLOAD_HANDLERS = ["webapp.documents.uploads.SizeLimitedUploadHandler"]
 PARLEY_SUMMARY_BATCH_SIZE = env_int("PARLEY_SUMMARY_BATCH_SIZE", 16, minimum=1)  # chunks summarized at once
 PARLEY_SENTIMENT_MAX_ROWS = env_int("PARLEY_SENTIMENT_MAX_ROWS", 100_000, minimum=1)
 PARLEY_SENTIMENT_REVIEW_BELOW = env_int("PARLEY_SENTIMENT_REVIEW_BELOW_PERCENT", 60, minimum=0) / 100
+DATA_UPLOAD_MAX_NUMBER_FILES = 100  # the clear per-request limit above is checked by Parley itself
 
 # Review: how long an opened item stays reserved for its reviewer, and the longest correction.
 PARLEY_REVIEW_CLAIM_MINUTES = env_int("PARLEY_REVIEW_CLAIM_MINUTES", 15, minimum=1)
 PARLEY_REVIEW_MAX_CORRECTION_CHARS = env_int("PARLEY_REVIEW_MAX_CORRECTION_CHARS", 20_000, minimum=100)
-DATA_UPLOAD_MAX_NUMBER_FILES = 100  # the clear per-request limit above is checked by Parley itself
 
 LOGGING = {
     "version": 1,

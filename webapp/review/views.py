@@ -11,6 +11,7 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -178,7 +179,11 @@ def diff(request: AuthedRequest, item_id: int) -> HttpResponse:
     item = selectors.item_get(item_id)
     original = selectors.item_view(item).output
     correction = request.POST.get("correction", "")
-    context = {"item": item, "diff": word_diff(original, correction or original)}
+    limit = settings.PARLEY_REVIEW_MAX_CORRECTION_CHARS
+    if len(correction) > limit:
+        context = {"item": item, "diff_error": f"A correction can be at most {limit:,} characters long."}
+    else:
+        context = {"item": item, "diff": word_diff(original, correction or original)}
     return render(request, "review/item.html#diff", context)
 
 

@@ -84,6 +84,8 @@ def test_an_unchanged_correction_is_no_correction_and_a_diff_shows_an_edit(
     )
     assert diff.status_code == 200
     assert "Parley is a<ins> private,</ins> self-hosted" in diff.content.decode()
+    too_long = reviewer_client.post(reverse("review:diff", args=[item.pk]), {"correction": "x" * 20_001})
+    assert "A correction can be at most 20,000 characters long." in too_long.content.decode()
 
 
 def test_a_sentiment_label_is_corrected_with_a_label(reviewer_client: Client, outputs: dict[str, Any]) -> None:
