@@ -318,10 +318,11 @@ def feedback_set(answer: Message, user: User, rating: int, comment: str) -> Feed
         raise ChatError("Pick thumbs up or thumbs down.")
     if len(comment) > 2000:
         raise ChatError("A comment can be at most 2,000 characters long.")
-    feedback, _ = Feedback.objects.update_or_create(
-        message=answer, defaults={"user": user, "rating": rating, "comment": comment.strip()}
-    )
-    review.feedback_sync(message_id=answer.pk)
+    with transaction.atomic():
+        feedback, _ = Feedback.objects.update_or_create(
+            message=answer, defaults={"user": user, "rating": rating, "comment": comment.strip()}
+        )
+        review.feedback_sync(message_id=answer.pk)  # the review queue sorts by it
     return feedback
 
 

@@ -377,20 +377,23 @@ class GenerationWorker:
         reason = ""
         if status == Message.Status.FAILED:
             reason = f"The model failed while writing this answer: {stats.error or 'unknown error'}."
-        updated = Message.objects.filter(pk=answer.message.pk, status=Message.Status.GENERATING).update(
-            content=answer.text,
-            seq=answer.seq,
-            status=status,
-            error=reason,
-            prompt_tokens=stats.prompt_tokens,
-            completion_tokens=stats.completion_tokens,
-            time_to_first_token_ms=None if stats.time_to_first_token is None else stats.time_to_first_token * 1000,
-            tokens_per_second=stats.tokens_per_second,
-            trimmed_messages=stats.trimmed_messages,
-        )
+        # The answer's final state and its place in the review queue land together.
+        with transaction.atomic():
+            updated = Message.objects.filter(pk=answer.message.pk, status=Message.Status.GENERATING).update(
+                content=answer.text,
+                seq=answer.seq,
+                status=status,
+                error=reason,
+                prompt_tokens=stats.prompt_tokens,
+                completion_tokens=stats.completion_tokens,
+                time_to_first_token_ms=None if stats.time_to_first_token is None else stats.time_to_first_token * 1000,
+                tokens_per_second=stats.tokens_per_second,
+                trimmed_messages=stats.trimmed_messages,
+            )
+            if updated:
+                review.chat_answer_track(message_id=answer.message.pk)
         if updated:
             answer.message.content, answer.message.seq = answer.text, answer.seq
-            review.chat_answer_track(message_id=answer.message.pk)
             _publish_final(
                 self.publisher.publish,
                 answer.message,

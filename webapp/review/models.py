@@ -9,6 +9,8 @@ verdict ever given stays as a ``Verdict`` row.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
@@ -104,6 +106,15 @@ class ReviewItem(models.Model):
     @property
     def reviewed(self) -> bool:
         return bool(self.decision)
+
+    def held_by_other(self, user: object, now: datetime) -> bool:
+        """Someone other than ``user`` opened it and their hold has not run out."""
+        return (
+            self.claimed_by_id is not None
+            and self.claimed_by_id != getattr(user, "pk", None)
+            and self.claimed_until is not None
+            and self.claimed_until > now
+        )
 
     @property
     def is_text(self) -> bool:

@@ -137,6 +137,7 @@ def item_get(item_id: int) -> ReviewItem:
         ReviewItem.objects.select_related(
             "owner",
             "claimed_by",
+            "latest",
             "message__conversation",
             "message__feedback",
             "summary__document",

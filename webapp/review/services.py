@@ -186,10 +186,9 @@ def verdict_submit(*, item_id: int, reviewer: User, seen_version: int, verdict: 
             .select_related("claimed_by", "latest__reviewer")
             .get(pk=item_id)
         )
-        now = timezone.now()
-        holder = item.claimed_by
-        if holder is not None and holder != reviewer and item.claimed_until and item.claimed_until > now:
-            raise ReviewConflict(f"{holder.email} is reviewing this item now; your verdict was not saved.")
+        if item.held_by_other(reviewer, timezone.now()):
+            assert item.claimed_by is not None
+            raise ReviewConflict(f"{item.claimed_by.email} is reviewing this item now; your verdict was not saved.")
         if item.version != seen_version:
             latest = item.latest
             who = (

@@ -102,12 +102,6 @@ def _item_page(
 ) -> HttpResponse:
     _, queue_filter, query = _queue_filter(request)
     form, view = form_and_view
-    held_by_other = (
-        item.claimed_by is not None
-        and item.claimed_by != request.user
-        and item.claimed_until is not None
-        and item.claimed_until > timezone.now()
-    )
     verdicts = list(item.verdicts.select_related("reviewer"))
     context = {
         "item": item,
@@ -115,7 +109,7 @@ def _item_page(
         "form": form,
         "query": query,
         "progress": selectors.progress(queue_filter),
-        "held_by_other": held_by_other,
+        "held_by_other": item.held_by_other(request.user, timezone.now()),
         "conflict": conflict,
         "history": [(v, word_diff(view.output, v.correction) if v.correction else None) for v in verdicts],
         "diff": word_diff(view.output, form["correction"].value() or view.output) if item.is_text else None,
