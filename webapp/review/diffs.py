@@ -18,7 +18,7 @@ TIME_LIMIT_SECONDS = 0.5
 _TAGS = {diff_match_patch.DIFF_DELETE: "del", diff_match_patch.DIFF_INSERT: "ins"}
 
 
-def word_diff(original: str, corrected: str) -> SafeString:
+def text_diff(original: str, corrected: str) -> SafeString:
     differ = diff_match_patch()
     differ.Diff_Timeout = TIME_LIMIT_SECONDS
     changes = differ.diff_main(original, corrected)

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from webapp.accounts.models import User
 from webapp.chat.models import Feedback, Message
-from webapp.documents.models import Summary
+from webapp.documents.models import SentimentBatch, SentimentItem, Summary
 from webapp.review.models import Decision, Kind, ReviewItem, Tier, Verdict
 
 REVIEWER_GROUP = "reviewer"
@@ -103,7 +103,7 @@ def sentiment_batch_track(*, batch_id: int) -> int:
 
     Labels scored below the review threshold queue ahead, the least certain first.
     """
-    table = ReviewItem._meta.db_table
+    table, items, batches = (model._meta.db_table for model in (ReviewItem, SentimentItem, SentimentBatch))
     threshold = settings.PARLEY_SENTIMENT_REVIEW_BELOW
     with connection.cursor() as cursor:
         cursor.execute(
@@ -112,7 +112,7 @@ def sentiment_batch_track(*, batch_id: int) -> int:
             "SELECT %s, item.id, batch.owner_id, batch.model_name, batch.created_at, COALESCE(item.score, 1), "
             "CASE WHEN item.score < %s THEN item.score ELSE 1 END, "
             "CASE WHEN item.score < %s THEN %s ELSE %s END, '{}', false, 0, '', now() "
-            "FROM documents_sentimentitem AS item JOIN documents_sentimentbatch AS batch ON batch.id = item.batch_id "
+            f"FROM {items} AS item JOIN {batches} AS batch ON batch.id = item.batch_id "
             "WHERE batch.id = %s AND item.label = ANY(%s) "
             "ON CONFLICT (sentiment_item_id) DO NOTHING",
             [

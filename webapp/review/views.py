@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 from webapp.core.http import AuthedRequest
 from webapp.review import selectors, services
 from webapp.review.charts import approval_by_day
-from webapp.review.diffs import word_diff
+from webapp.review.diffs import text_diff
 from webapp.review.forms import QueueFilterForm, VerdictForm
 from webapp.review.models import ReviewItem
 from webapp.review.selectors import ItemView, QueueFilter
@@ -111,8 +111,8 @@ def _item_page(
         "progress": selectors.progress(queue_filter),
         "held_by_other": item.held_by_other(request.user, timezone.now()),
         "conflict": conflict,
-        "history": [(v, word_diff(view.output, v.correction) if v.correction else None) for v in verdicts],
-        "diff": word_diff(view.output, form["correction"].value() or view.output) if item.is_text else None,
+        "history": [(v, text_diff(view.output, v.correction) if v.correction else None) for v in verdicts],
+        "diff": text_diff(view.output, form["correction"].value() or view.output) if item.is_text else None,
     }
     return render(request, "review/item.html", context, status=status)
 
@@ -177,7 +177,7 @@ def diff(request: AuthedRequest, item_id: int) -> HttpResponse:
     if len(correction) > limit:
         context = {"item": item, "diff_error": f"A correction can be at most {limit:,} characters long."}
     else:
-        context = {"item": item, "diff": word_diff(original, correction or original)}
+        context = {"item": item, "diff": text_diff(original, correction or original)}
     return render(request, "review/item.html#diff", context)
 
 
