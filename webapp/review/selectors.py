@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -114,7 +114,8 @@ def neighbour(
     Keyset paging over the queue's order: one row comparison on (tier, certainty,
     produced_at, id), which the queue's indexes answer without reading the items before
     it. It works even when ``item`` has just left the filter (reviewed items leave "not
-    reviewed"). Past the end it wraps round, so skipped items come back.
+    reviewed"). Going forward past the end wraps round, so skipped items come back; going
+    back also passes reviewed items, so "previous" returns to the item just judged.
     """
     table = ReviewItem._meta.db_table
     keys = f"({table}.tier, {table}.certainty, {table}.produced_at, {table}.id)"
@@ -123,9 +124,11 @@ def neighbour(
         (item.tier, item.certainty, item.produced_at, item.pk),
         output_field=BooleanField(),
     )
+    if not forward and queue_filter.state == "unreviewed":
+        queue_filter = replace(queue_filter, state="all")
     candidates = queue(queue_filter).filter(claimable_by(reviewer, timezone.now())).exclude(pk=item.pk)
     if not forward:
-        candidates = candidates.reverse()
+        return candidates.reverse().alias(beyond=position).filter(beyond=True).first()
     return candidates.alias(beyond=position).filter(beyond=True).first() or candidates.first()
 
 

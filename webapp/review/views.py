@@ -86,6 +86,9 @@ def step(request: AuthedRequest) -> HttpResponseRedirect:
         target = selectors.neighbour(item=current, queue_filter=queue_filter, reviewer=request.user, forward=forward)
     else:
         target = selectors.queue(queue_filter).filter(services.claimable_by(request.user, timezone.now())).first()
+    if target is None and not forward and after.isdigit():
+        messages.info(request, "There is no earlier item in this filter.")
+        return HttpResponseRedirect(_with_query(reverse("review:item", args=[int(after)]), query))
     if target is None:
         messages.info(request, "Nothing left to review in this filter.")
         return HttpResponseRedirect(_with_query(reverse("review:queue"), query))

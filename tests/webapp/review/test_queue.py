@@ -157,6 +157,14 @@ def test_next_and_previous_walk_the_filter_and_let_go_of_the_item_left(
     assert ReviewItem.objects.get(pk=outputs["disliked"].pk).claimed_by is None
     back = reviewer_client.get(reverse("review:step") + f"?after={outputs['unsure'].pk}&direction=previous")
     assert back["Location"] == reverse("review:item", args=[outputs["disliked"].pk])
+    # nothing before the first item: it stays
+    first = reviewer_client.get(reverse("review:step") + f"?after={outputs['disliked'].pk}&direction=previous")
+    assert first["Location"] == reverse("review:item", args=[outputs["disliked"].pk])
+    # once judged, an item leaves "not reviewed", but "previous" still returns to it
+    judged = outputs["disliked"].pk
+    reviewer_client.post(reverse("review:verdict", args=[judged]), {"decision": "approve", "version": 0})
+    back = reviewer_client.get(reverse("review:step") + f"?after={outputs['unsure'].pk}&direction=previous")
+    assert back["Location"] == reverse("review:item", args=[outputs["disliked"].pk])
     # the filter travels along
     in_filter = reviewer_client.get(reverse("review:step") + "?kind=sentiment")
     assert in_filter["Location"] == reverse("review:item", args=[outputs["unsure"].pk]) + "?kind=sentiment"
