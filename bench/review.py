@@ -68,15 +68,6 @@ def fill(owner: object, rows: int) -> int:
     return batch.pk
 
 
-def analyze() -> None:
-    """Fresh statistics, as autovacuum would gather soon after a big batch; without them
-    the planner's choices (and the figures) depend on when it last ran."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE review_reviewitem")
-
-
 def orm_track(batch_id: int) -> None:
     """The same rows as ``sentiment_batch_track``, built as objects and bulk-created."""
     from django.conf import settings
@@ -124,8 +115,7 @@ def run(args: argparse.Namespace) -> None:
         ReviewItem.objects.all().delete()
         orm_times.append(timed(lambda: orm_track(batch_id)))
         ReviewItem.objects.all().delete()
-    services.sentiment_batch_track(batch_id=batch_id)
-    analyze()
+    services.sentiment_batch_track(batch_id=batch_id)  # analyzes the table itself, being large
     sql, orm = statistics.median(sql_times), statistics.median(orm_times)
     print(f"queue {args.items:,} labels: one statement {sql:.2f} s, ORM objects {orm:.2f} s (median of 3)")
 
@@ -174,7 +164,6 @@ def run(args: argparse.Namespace) -> None:
     SentimentBatch.objects.all().delete()
     small_batch = fill(owner, args.small)
     services.sentiment_batch_track(batch_id=small_batch)
-    analyze()
     cycles(5)
     small = statistics.median(cycles(args.cycles))
     small_queue_page = statistics.median(timed(lambda: client.get(reverse("review:queue"))) for _ in range(10))

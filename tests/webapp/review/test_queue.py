@@ -17,6 +17,7 @@ from webapp.chat import services as chat
 from webapp.chat.models import Message
 from webapp.documents import services as documents
 from webapp.documents.tasks import classify_batch
+from webapp.review import services as review_services
 from webapp.review.models import Kind, ReviewItem, Tier
 
 pytestmark = pytest.mark.django_db
@@ -184,8 +185,11 @@ def test_an_answer_written_by_the_real_worker_arrives_in_the_queue(
     assert (item.kind, item.owner, item.model_name) == (Kind.CHAT, user, "tiny-test-model")
 
 
-def test_a_classified_batch_arrives_in_the_queue_least_certain_first(user: Any, settings: Any) -> None:
+def test_a_classified_batch_arrives_in_the_queue_least_certain_first(
+    user: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings.PARLEY_SENTIMENT_REVIEW_BELOW = 1.0  # every label counts as unsure here
+    monkeypatch.setattr(review_services, "ANALYZE_AFTER_ROWS", 1)  # as a large batch does, inside the task
     batch = documents.batch_create(
         user, name="", data=b"I adore this.\nIt is a chair.\nWorst day ever.\n\n", pasted=True
     )
@@ -200,10 +204,11 @@ def test_a_classified_batch_arrives_in_the_queue_least_certain_first(user: Any, 
 def test_an_empty_or_unfinished_answer_is_not_queued(user: Any) -> None:
     empty = make_chat_answer(user, "x")
     Message.objects.filter(pk=empty.message_id).update(content="")
+    unfinished = make_chat_answer(user, "half an ans")
+    Message.objects.filter(pk=unfinished.message_id).update(status=Message.Status.GENERATING)
     ReviewItem.objects.all().delete()
-    from webapp.review import services
-
-    services.chat_answer_track(message_id=empty.message_id)
+    for item in (empty, unfinished):
+        review_services.chat_answer_track(message_id=item.message_id)
     assert not ReviewItem.objects.exists()
     make_sentiment(user, [("", "empty", 1.0)])
     assert not ReviewItem.objects.exists()
