@@ -334,7 +334,7 @@ DATASETS = {
 
 
 def export_items(queue_filter: QueueFilter, dataset: str) -> QuerySet[ReviewItem]:
-    items = queue(QueueFilter(**{**queue_filter.__dict__, "state": "reviewed"}))
+    items = queue(replace(queue_filter, state="reviewed"))
     usable = Q(decision=Decision.APPROVE) | Q(corrected=True)
     if dataset == "sft":
         items = items.filter(usable, kind__in=(Kind.CHAT, Kind.SUMMARY))

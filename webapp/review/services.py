@@ -43,6 +43,11 @@ def _tier(*, user_rating: int | None) -> int:
 # ---- outputs become items ---------------------------------------------------------------
 
 
+def _add_once(item: ReviewItem) -> None:
+    """Insert an output's item unless it has one (its one-to-one key turns a repeat into nothing)."""
+    ReviewItem.objects.bulk_create([item], ignore_conflicts=True)
+
+
 def chat_answer_track(*, message_id: int) -> None:
     """Queue a finished answer for review (once; nothing for an empty or unfinished one)."""
     message = (
@@ -55,19 +60,16 @@ def chat_answer_track(*, message_id: int) -> None:
     if message is None:
         return
     feedback = Feedback.objects.filter(message_id=message_id).values_list("rating", flat=True).first()
-    ReviewItem.objects.bulk_create(
-        [
-            ReviewItem(
-                kind=Kind.CHAT,
-                message=message,
-                owner_id=message.conversation.owner_id,
-                model_name=message.model_name,
-                produced_at=message.created_at,
-                user_rating=feedback,
-                tier=_tier(user_rating=feedback),
-            )
-        ],
-        ignore_conflicts=True,
+    _add_once(
+        ReviewItem(
+            kind=Kind.CHAT,
+            message=message,
+            owner_id=message.conversation.owner_id,
+            model_name=message.model_name,
+            produced_at=message.created_at,
+            user_rating=feedback,
+            tier=_tier(user_rating=feedback),
+        )
     )
 
 
@@ -85,17 +87,14 @@ def summary_track(*, summary_id: int) -> None:
     summary = Summary.objects.select_related("document").filter(pk=summary_id).exclude(text="").first()
     if summary is None:
         return
-    ReviewItem.objects.bulk_create(
-        [
-            ReviewItem(
-                kind=Kind.SUMMARY,
-                summary=summary,
-                owner_id=summary.document.owner_id,
-                model_name=summary.model_name,
-                produced_at=summary.created_at,
-            )
-        ],
-        ignore_conflicts=True,
+    _add_once(
+        ReviewItem(
+            kind=Kind.SUMMARY,
+            summary=summary,
+            owner_id=summary.document.owner_id,
+            model_name=summary.model_name,
+            produced_at=summary.created_at,
+        )
     )
 
 

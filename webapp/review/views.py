@@ -61,14 +61,16 @@ def _with_query(url: str, query: str) -> str:
 def queue(request: AuthedRequest) -> HttpResponse:
     form, queue_filter, query = _queue_filter(request)
     items = selectors.queue(queue_filter).select_related("owner", "claimed_by", "message", "summary", "sentiment_item")
+    page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
+    now = timezone.now()
     context = {
         "form": form,
-        "page": Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page")),
+        "page": page,
+        "held_by_others": {item.pk for item in page if item.held_by_other(request.user, now)},
         "progress": selectors.progress(queue_filter),
         "model_names": selectors.model_names(),
         "datasets": selectors.DATASETS,
         "query": query,
-        "now": timezone.now(),
     }
     return render(request, "review/queue.html", context)
 
@@ -139,9 +141,8 @@ def _verdict_form(item: ReviewItem, data: Any = None) -> tuple[VerdictForm, Item
 @require_GET
 @reviewer_required
 def item(request: AuthedRequest, item_id: int) -> HttpResponse:
-    selectors.item_get(item_id)  # 404 before claiming anything
-    services.item_claim(item_id=item_id, reviewer=request.user)
-    item = selectors.item_get(item_id)
+    services.item_claim(item_id=item_id, reviewer=request.user)  # claims nothing when there is no such item
+    item = selectors.item_get(item_id)  # read after the claim, so the page shows who holds it
     return _item_page(request, item, _verdict_form(item))
 
 

@@ -212,3 +212,13 @@ def test_an_empty_or_unfinished_answer_is_not_queued(user: Any) -> None:
     assert not ReviewItem.objects.exists()
     make_sentiment(user, [("", "empty", 1.0)])
     assert not ReviewItem.objects.exists()
+
+
+def test_page_links_keep_the_filter(reviewer_client: Client, user: Any, outputs: dict[str, Any]) -> None:
+    make_sentiment(user, [(f"text {n}", "neutral", 0.9) for n in range(55)])
+    first = reviewer_client.get(f"{reverse('review:queue')}?kind=sentiment").content.decode()
+    assert len(listed_ids(first)) == 50
+    assert 'href="?kind=sentiment&amp;page=2"' in first
+    second = reviewer_client.get(f"{reverse('review:queue')}?kind=sentiment&page=2").content.decode()
+    assert len(listed_ids(second)) == 7  # 55 + the two of the fixture
+    assert 'href="?kind=sentiment&amp;page=1"' in second
