@@ -17,10 +17,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.int8 import perplexity, quantize_int8_dynamic
 from inference import Engine, GenerationRequest
 from inference.config import InferenceConfig
-from inference.models import chat_model_dir, choose_device, choose_dtype, load_causal_lm
+from inference.models import load_chat_model
+from inference.quantize import perplexity, quantize_int8
 
 TOPICS = [
     "the history of Rome", "how bread is made", "why the sky is blue", "the water cycle", "how bees make honey",
@@ -79,8 +79,9 @@ def main() -> None:
     parser.add_argument("--serial-requests", type=int, default=4)
     args = parser.parse_args()
     config = InferenceConfig.from_env()
-    device = choose_device(config)
-    model, tokenizer = load_causal_lm(chat_model_dir(config), device, choose_dtype(config, device))
+    if config.chat_quantize != "none":
+        sys.exit("run the benchmark on the float model: it measures int8 itself (unset PARLEY_CHAT_QUANTIZE).")
+    model, tokenizer = load_chat_model(config)
     engine = Engine(model, tokenizer, max_batch_size=32)
     n = args.new_tokens
     engine_run(engine, TOPICS[:2], 8)  # warm up
@@ -102,17 +103,25 @@ def main() -> None:
 
     text = HELD_OUT_TEXT.read_text()
     ppl_fp32 = perplexity(model, tokenizer, text)
-    quantize_int8_dynamic(model)
+    quantize_int8(model)
     ppl_int8 = perplexity(model, tokenizer, text)
     int8_engine = Engine(model, tokenizer, max_batch_size=32)
     engine_run(int8_engine, TOPICS[:2], 8)
-    int8 = [engine_run(int8_engine, TOPICS[:32], n)[0] for _ in range(args.repeats)]
+    int8_one, int8_eight, int8 = [], [], []
+    for _ in range(args.repeats):
+        int8_one.append(statistics.mean(engine_run(int8_engine, [t], n)[0] for t in TOPICS[: args.serial_requests]))
+        int8_eight.append(engine_run(int8_engine, TOPICS[:8], n)[0])
+        int8.append(engine_run(int8_engine, TOPICS[:32], n)[0])
     int8_engine.close()
 
     a, b, c, d = (statistics.median(x) for x in (serial, one, eight, thirty_two))
     e, f = statistics.median(ttft8), statistics.median(int8)
     change = ppl_int8 / ppl_fp32 - 1
     print(f"perplexity on {HELD_OUT_TEXT.name}: fp32 {ppl_fp32:.2f}, int8 {ppl_int8:.2f} ({change:+.1%})")
+    print(
+        f"int8 engine: 1 stream {statistics.median(int8_one):.1f} tok/s, "
+        f"8 {statistics.median(int8_eight):.1f}, 32 {f:.1f}"
+    )
     print(
         f"serial_tps={a:.1f} engine1_tps={b:.1f} engine8_tps={c:.1f} engine32_tps={d:.1f} "
         f"speedup1={b / a:.2f} speedup8={c / a:.2f} speedup32={d / a:.2f} "

@@ -248,11 +248,10 @@ class Engine:
     @classmethod
     def from_config(cls, config: Any = None, **options: Any) -> Engine:
         from inference.config import InferenceConfig
-        from inference.models import chat_model_dir, chat_model_name, choose_device, choose_dtype, load_causal_lm
+        from inference.models import chat_model_name, load_chat_model
 
         config = config or InferenceConfig.from_env()
-        device = choose_device(config)
-        model, tokenizer = load_causal_lm(chat_model_dir(config), device, choose_dtype(config, device))
+        model, tokenizer = load_chat_model(config)
         return cls(model, tokenizer, model_name=chat_model_name(config), **options)
 
     # ---- public API --------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inference.config import PROJECT_DIR, InferenceConfig
-from inference.errors import ModelNotFoundError
+from inference.errors import InferenceError, ModelNotFoundError
 
 if TYPE_CHECKING:
     import torch
@@ -79,7 +79,9 @@ def chat_model_dir(config: InferenceConfig) -> Path:
 
 
 def chat_model_name(config: InferenceConfig) -> str:
-    return Path(config.chat_model).name if config.chat_model else CHAT_DEFAULT_NAME
+    name = Path(config.chat_model).name if config.chat_model else CHAT_DEFAULT_NAME
+    # recorded with every answer, so reviews can tell the int8 model's answers apart
+    return f"{name} int8" if config.chat_quantize == "int8" else name
 
 
 def _checked_folder(folder: Path, what: str) -> Path:
@@ -147,6 +149,22 @@ def choose_dtype(config: InferenceConfig, device: torch.device) -> torch.dtype:
     if config.dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[config.dtype]
+
+
+def load_chat_model(config: InferenceConfig) -> tuple[Any, Any]:
+    """The configured chat model on its device, in its dtype, quantized if asked."""
+    device = choose_device(config)
+    if config.chat_quantize == "int8" and device.type != "cpu":
+        raise InferenceError(
+            f"PARLEY_CHAT_QUANTIZE=int8 runs on the CPU, but the device is {device.type}; "
+            "unset it (a GPU runs bfloat16) or set PARLEY_DEVICE=cpu."
+        )
+    model, tokenizer = load_causal_lm(chat_model_dir(config), device, choose_dtype(config, device))
+    if config.chat_quantize == "int8":
+        from inference.quantize import quantize_int8
+
+        quantize_int8(model)
+    return model, tokenizer
 
 
 def load_causal_lm(folder: Path, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any]:
