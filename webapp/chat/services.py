@@ -168,7 +168,7 @@ def conversation_start(user: User, content: str) -> tuple[Conversation, Message]
     """A new conversation with its first message; the answer is queued."""
     check_content(content)
     with transaction.atomic():
-        _lock_user_and_check(user)
+        _lock_user_and_check(user.pk)
         conversation = Conversation.objects.create(owner=user, title=title_from(content))
         question = Message.objects.create(conversation=conversation, role=Message.Role.USER, content=content)
         answer = _enqueue_answer(conversation, question)
@@ -214,19 +214,19 @@ def message_edit(question: Message, content: str) -> Message:
 
 def _lock_conversation(conversation: Conversation) -> Conversation:
     """Lock the owner, then the conversation, and refuse when an answer is already on its way."""
-    _lock_user_and_check(conversation.owner)
+    _lock_user_and_check(conversation.owner_id)
     locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
     if locked.messages.filter(status__in=Message.IN_FLIGHT).exists():
         raise ChatError("An answer is still being written in this conversation. Wait for it or press Stop.")
     return locked
 
 
-def _lock_user_and_check(user: User) -> None:
+def _lock_user_and_check(user_id: int) -> None:
     # Locking the user row serialises one user's sends, so the in-flight limit holds
     # even when two tabs send at the same moment.
-    User.objects.select_for_update().only("pk").get(pk=user.pk)
+    User.objects.select_for_update().only("pk").get(pk=user_id)
     limit = settings.PARLEY_CHAT_MAX_IN_FLIGHT_PER_USER
-    in_flight = Message.objects.filter(conversation__owner=user, status__in=Message.IN_FLIGHT).count()
+    in_flight = Message.objects.filter(conversation__owner_id=user_id, status__in=Message.IN_FLIGHT).count()
     if in_flight >= limit:
         raise ChatError(
             f"You already have {in_flight} answers being written (the limit is {limit}). Wait for one to finish."

@@ -17,7 +17,7 @@ from django_ratelimit.core import is_ratelimited
 
 from webapp.chat import services
 from webapp.chat.forms import FeedbackForm, MessageForm, RenameForm, SettingsForm
-from webapp.chat.models import Conversation
+from webapp.chat.models import Conversation, Message
 from webapp.core.http import AuthedRequest
 
 MAX_CHARS = settings.PARLEY_CHAT_MAX_MESSAGE_CHARS
@@ -122,15 +122,15 @@ def message(request: AuthedRequest, conversation_id: int, message_id: int) -> Ht
     return render(request, "chat/conversation.html#message", context)
 
 
-def _answering(request: AuthedRequest, conversation: Conversation, queue_answer: Callable[[], object]) -> HttpResponse:
+def _answering(request: AuthedRequest, conversation: Conversation, queue_answer: Callable[[], Message]) -> HttpResponse:
     """Rate-limit, queue an answer, and show the thread; or say why not, changing nothing."""
     if _rate_limited(request):
         return _refused(request, RATE_MESSAGE.format(rate=settings.PARLEY_CHAT_RATE), conversation)
     try:
-        queue_answer()
+        answer = queue_answer()
     except services.ChatError as error:
         return _refused(request, str(error), conversation)
-    conversation.refresh_from_db()
+    conversation = answer.conversation  # as locked and updated by the service: no second read
     return _thread(request, conversation) if request.htmx else redirect(conversation_url(conversation))
 
 

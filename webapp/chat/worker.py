@@ -243,37 +243,67 @@ class GenerationWorker:
                 Message.objects.filter(pk__in=ids).update(
                     status=Message.Status.GENERATING, worker_key=self.key, model_name=self.engine.model_name
                 )
-        for message_id in ids:
+        if ids:
+            self.begin(ids)
+        return ids
+
+    def begin(self, message_ids: list[int]) -> None:
+        """Submit claimed answers to the engine; the pump thread takes it from there.
+
+        Every prompt is built before the first is submitted, so answers claimed together
+        reach the engine together and share one prefill.
+        """
+        answers = Message.objects.select_related("conversation").in_bulk(message_ids)
+        requests: list[tuple[Message, GenerationRequest]] = []
+        for message_id in message_ids:
             try:
-                self.begin(message_id)
+                requests.append((answers[message_id], self._request(answers[message_id])))
             except Exception as error:
                 logger.exception("answer %s could not start", message_id)
                 self._fail(message_id, f"The answer could not be generated ({type(error).__name__}).")
-        return ids
+        started: list[LiveAnswer] = []
+        for answer, request in requests:
+            try:
+                stream = self.engine.submit(request)
+            except InferenceError as error:
+                self._fail(answer.pk, str(error))
+                continue
+            except Exception as error:
+                logger.exception("answer %s could not start", answer.pk)
+                self._fail(answer.pk, f"The answer could not be generated ({type(error).__name__}).")
+                continue
+            live = LiveAnswer(message=answer, stream=stream)
+            with self._lock:
+                self._answers[answer.pk] = live
+            started.append(live)
+        # Stop pressed between the claim and now
+        for message_id in Message.objects.filter(
+            pk__in=[live.message.pk for live in started], stop_requested=True
+        ).values_list("pk", flat=True):
+            self._cancel(message_id)
+        self.publisher.publish_many(
+            [
+                (
+                    live.group,
+                    {
+                        "type": "chat.status",
+                        "message": live.message.pk,
+                        "status": "generating",
+                        "trimmed": live.stream.trimmed_messages,
+                    },
+                )
+                for live in started
+            ]
+        )
 
-    def begin(self, message_id: int) -> None:
-        """Submit one claimed answer to the engine; the pump thread takes it from there."""
-        answer = Message.objects.select_related("conversation").get(pk=message_id)
+    @staticmethod
+    def _request(answer: Message) -> GenerationRequest:
         options = answer.settings
-        request = GenerationRequest.of(
+        return GenerationRequest.of(
             services.context_for(answer),
             max_new_tokens=int(options.get("max_tokens", 512)),
             temperature=float(options.get("temperature", 0.7)),
             top_p=float(options.get("top_p", 0.95)),
-        )
-        try:
-            stream = self.engine.submit(request)
-        except InferenceError as error:
-            self._fail(message_id, str(error))
-            return
-        live = LiveAnswer(message=answer, stream=stream)
-        with self._lock:
-            self._answers[message_id] = live
-        if Message.objects.filter(pk=message_id, stop_requested=True).exists():
-            self._cancel(message_id)  # Stop pressed between the claim and now
-        self.publisher.publish(
-            live.group,
-            {"type": "chat.status", "message": message_id, "status": "generating", "trimmed": stream.trimmed_messages},
         )
 
     def _listen(self) -> None:

@@ -60,9 +60,10 @@ def test_two_workers_claim_each_answer_once(
     served: dict[int, list[int]] = {}
     original = GenerationWorker.begin
 
-    def recording(worker: GenerationWorker, message_id: int) -> None:
-        served.setdefault(message_id, []).append(worker.key)
-        original(worker, message_id)
+    def recording(worker: GenerationWorker, message_ids: list[int]) -> None:
+        for message_id in message_ids:
+            served.setdefault(message_id, []).append(worker.key)
+        original(worker, message_ids)
 
     monkeypatch.setattr(GenerationWorker, "begin", recording)
     first, second = start_worker(capacity=3), start_worker(capacity=3)
