@@ -170,6 +170,12 @@ async def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=0, help="torch threads of the engine alone (see PARLEY_TORCH_THREADS)"
     )
+    parser.add_argument(
+        "--prefill-tokens",
+        type=int,
+        default=256,
+        help="the engine alone's prefill budget: set it as the worker's (PARLEY_GENERATION_PREFILL_TOKENS)",
+    )
     args = parser.parse_args()
     if args.threads:
         import torch
@@ -186,7 +192,7 @@ async def main() -> None:
         await client.settle_first_answer(args.max_tokens)
     from inference import Engine
 
-    engine = Engine.from_config()
+    engine = Engine.from_config(prefill_tokens=args.prefill_tokens)
     await web_round(clients[:1])  # warm-up
     engine_round(engine, questions[:1], args.max_tokens)
 

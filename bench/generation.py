@@ -77,12 +77,15 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--serial-requests", type=int, default=4)
+    parser.add_argument(
+        "--prefill-tokens", type=int, default=0, help="the engine's prefill budget (the chat worker uses 256)"
+    )
     args = parser.parse_args()
     config = InferenceConfig.from_env()
     if config.chat_quantize != "none":
         sys.exit("run the benchmark on the float model: it measures int8 itself (unset PARLEY_CHAT_QUANTIZE).")
     model, tokenizer = load_chat_model(config)
-    engine = Engine(model, tokenizer, max_batch_size=32)
+    engine = Engine(model, tokenizer, max_batch_size=32, prefill_tokens=args.prefill_tokens)
     n = args.new_tokens
     engine_run(engine, TOPICS[:2], 8)  # warm up
 
@@ -105,7 +108,7 @@ def main() -> None:
     ppl_fp32 = perplexity(model, tokenizer, text)
     quantize_int8(model)
     ppl_int8 = perplexity(model, tokenizer, text)
-    int8_engine = Engine(model, tokenizer, max_batch_size=32)
+    int8_engine = Engine(model, tokenizer, max_batch_size=32, prefill_tokens=args.prefill_tokens)
     engine_run(int8_engine, TOPICS[:2], 8)
     int8_one, int8_eight, int8 = [], [], []
     for _ in range(args.repeats):

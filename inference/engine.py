@@ -4,8 +4,8 @@ The contract: ``Engine.submit(request)`` returns a ``Stream`` that yields text d
 ``"".join(stream)`` is the whole answer and ``stream.stats`` its statistics.
 ``Engine.generate`` is exactly that join. Requests may be submitted from any number of
 threads. One scheduler thread owns the model and, at every decoding step, admits
-waiting requests into the batch and retires finished or cancelled ones, so many chats
-share one model copy.
+waiting requests into the batch (up to ``prefill_tokens`` prompt tokens a step, when
+set) and retires finished or cancelled ones, so many chats share one model copy.
 
 The batch keeps one key/value cache per layer, left-padded to the longest row. A new
 request is prefilled on its own and then padded into the batch; a leaving row is
@@ -220,6 +220,7 @@ class Engine:
         max_batch_size: int = 32,
         max_context: int | None = None,
         max_new_tokens_limit: int = 4096,
+        prefill_tokens: int = 0,
     ) -> None:
         import torch
 
@@ -228,6 +229,10 @@ class Engine:
         self.model_name = model_name
         self.device = next(model.parameters()).device
         self.max_batch_size = max_batch_size
+        # Prompt tokens admitted per step (0: no limit). Admitting a crowd in smaller groups,
+        # with a decoding step between them, gives the first arrivals their first token
+        # sooner and keeps the answers already streaming from stalling behind one long prefill.
+        self.prefill_tokens = prefill_tokens
         window = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
         self.max_context = min(max_context or window, window)
         self.max_new_tokens_limit = min(max_new_tokens_limit, self.max_context // 2)
@@ -402,8 +407,7 @@ class Engine:
                         self._wakeup.wait()
                     if self._closed:
                         break
-                    room = self.max_batch_size - len(self._active)
-                    admitted, self._waiting = self._waiting[:room], self._waiting[room:]
+                    admitted = self._next_admissions()
                 try:
                     self._retire_cancelled()
                     if admitted:
@@ -414,6 +418,19 @@ class Engine:
                     logger.exception("generation step failed")
                     self._fail_all(admitted, error)
             self._fail_all([], InferenceError("the engine was closed."))
+
+    def _next_admissions(self) -> list[_Sequence]:
+        """Take waiting requests, oldest first, while there is room in the batch and in the
+        prefill budget (always at least one, however long its prompt)."""
+        room = self.max_batch_size - len(self._active)
+        taken, tokens = 0, 0
+        for sequence in self._waiting[:room]:
+            tokens += len(sequence.prompt_ids)
+            if taken and self.prefill_tokens and tokens > self.prefill_tokens:
+                break
+            taken += 1
+        admitted, self._waiting = self._waiting[:taken], self._waiting[taken:]
+        return admitted
 
     def _fail_all(self, admitted: list[_Sequence], error: Exception) -> None:
         reason = f"{error.__class__.__name__}: {error}"

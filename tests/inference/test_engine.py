@@ -53,6 +53,22 @@ def test_greedy_output_does_not_depend_on_the_batch(tiny_engine: Engine) -> None
     assert len(alone) > 0
 
 
+def test_a_crowd_admitted_in_groups_under_a_prefill_budget_gets_the_same_answers(chat_tokenizer: Any) -> None:
+    requests = [greedy([{"role": "user", "content": "word " * n}], 12) for n in (2, 40, 9, 25)]
+    unlimited = Engine(build_tiny_model(len(chat_tokenizer)), chat_tokenizer, max_batch_size=8)
+    # a budget smaller than any prompt: one request per step, a decoding step between each
+    budgeted = Engine(build_tiny_model(len(chat_tokenizer)), chat_tokenizer, max_batch_size=8, prefill_tokens=1)
+    try:
+        alone = [unlimited.generate(r).text for r in requests]
+        streams = [budgeted.submit(r) for r in requests]
+        results = [s.result() for s in streams]
+        assert [r.text for r in results] == alone
+        assert all(r.stats.completion_tokens == 12 for r in results)
+    finally:
+        unlimited.close()
+        budgeted.close()
+
+
 def test_the_whole_text_is_the_decoded_tokens_and_never_a_broken_character(tiny_engine: Engine) -> None:
     # A random model emits arbitrary byte tokens, the hard case for incremental decoding.
     stream = tiny_engine.submit(greedy([{"role": "user", "content": "Emoji: 😀🎉 and ünïcödé"}], 80))

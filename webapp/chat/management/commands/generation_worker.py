@@ -20,6 +20,7 @@ class Command(BaseCommand):
         try:
             engine = Engine.from_config(
                 max_batch_size=settings.PARLEY_GENERATION_BATCH_SIZE,
+                prefill_tokens=settings.PARLEY_GENERATION_PREFILL_TOKENS,
                 max_new_tokens_limit=settings.PARLEY_CHAT_MAX_ANSWER_TOKENS,
             )
         except InferenceError as error:
