@@ -12,6 +12,7 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,29 @@ def engine_run(engine: Engine, topics: list[str], new_tokens: int) -> tuple[floa
     return produced / elapsed, ttfts
 
 
+@dataclass
+class EngineFigures:
+    """Per repeat: tokens/s at 1 (mean over requests one by one), 8 and 32 streams, and the
+    median time to first token at 8."""
+
+    one: list[float] = field(default_factory=list)
+    eight: list[float] = field(default_factory=list)
+    thirty_two: list[float] = field(default_factory=list)
+    ttft8_ms: list[float] = field(default_factory=list)
+
+    def measure(self, engine: Engine, new_tokens: int, single_topics: list[str]) -> None:
+        self.one.append(statistics.mean(engine_run(engine, [t], new_tokens)[0] for t in single_topics))
+        tps8, ttfts = engine_run(engine, TOPICS[:8], new_tokens)
+        self.eight.append(tps8)
+        self.ttft8_ms.append(statistics.median(ttfts) * 1000)
+        self.thirty_two.append(engine_run(engine, TOPICS[:32], new_tokens)[0])
+
+    def medians(self) -> tuple[float, float, float, float]:
+        figures = (self.one, self.eight, self.thirty_two, self.ttft8_ms)
+        one, eight, thirty_two, ttft8 = (statistics.median(values) for values in figures)
+        return one, eight, thirty_two, ttft8
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--new-tokens", type=int, default=64)
@@ -89,17 +113,14 @@ def main() -> None:
     n = args.new_tokens
     engine_run(engine, TOPICS[:2], 8)  # warm up
 
-    serial, one, eight, thirty_two, ttft8 = [], [], [], [], []
+    serial: list[float] = []
+    fp32 = EngineFigures()
     for repeat in range(args.repeats):
         serial.append(serial_generate(model, tokenizer, TOPICS[: args.serial_requests], n))
-        one.append(statistics.mean(engine_run(engine, [t], n)[0] for t in TOPICS[: args.serial_requests]))
-        tps8, ttfts = engine_run(engine, TOPICS[:8], n)
-        eight.append(tps8)
-        ttft8.append(statistics.median(ttfts) * 1000)
-        thirty_two.append(engine_run(engine, TOPICS[:32], n)[0])
+        fp32.measure(engine, n, TOPICS[: args.serial_requests])
         print(
-            f"repeat {repeat + 1}: generate() serial {serial[-1]:.1f} tok/s, engine 1 {one[-1]:.1f}, "
-            f"8 {eight[-1]:.1f}, 32 {thirty_two[-1]:.1f}",
+            f"repeat {repeat + 1}: generate() serial {serial[-1]:.1f} tok/s, engine 1 {fp32.one[-1]:.1f}, "
+            f"8 {fp32.eight[-1]:.1f}, 32 {fp32.thirty_two[-1]:.1f}",
             flush=True,
         )
     engine.close()
@@ -110,21 +131,17 @@ def main() -> None:
     ppl_int8 = perplexity(model, tokenizer, text)
     int8_engine = Engine(model, tokenizer, max_batch_size=32, prefill_tokens=args.prefill_tokens)
     engine_run(int8_engine, TOPICS[:2], 8)
-    int8_one, int8_eight, int8 = [], [], []
+    int8 = EngineFigures()
     for _ in range(args.repeats):
-        int8_one.append(statistics.mean(engine_run(int8_engine, [t], n)[0] for t in TOPICS[: args.serial_requests]))
-        int8_eight.append(engine_run(int8_engine, TOPICS[:8], n)[0])
-        int8.append(engine_run(int8_engine, TOPICS[:32], n)[0])
+        int8.measure(int8_engine, n, TOPICS[: args.serial_requests])
     int8_engine.close()
 
-    a, b, c, d = (statistics.median(x) for x in (serial, one, eight, thirty_two))
-    e, f = statistics.median(ttft8), statistics.median(int8)
+    a = statistics.median(serial)
+    b, c, d, e = fp32.medians()
+    int8_one, int8_eight, f, _ = int8.medians()
     change = ppl_int8 / ppl_fp32 - 1
     print(f"perplexity on {HELD_OUT_TEXT.name}: fp32 {ppl_fp32:.2f}, int8 {ppl_int8:.2f} ({change:+.1%})")
-    print(
-        f"int8 engine: 1 stream {statistics.median(int8_one):.1f} tok/s, "
-        f"8 {statistics.median(int8_eight):.1f}, 32 {f:.1f}"
-    )
+    print(f"int8 engine: 1 stream {int8_one:.1f} tok/s, 8 {int8_eight:.1f}, 32 {f:.1f}")
     print(
         f"serial_tps={a:.1f} engine1_tps={b:.1f} engine8_tps={c:.1f} engine32_tps={d:.1f} "
         f"speedup1={b / a:.2f} speedup8={c / a:.2f} speedup32={d / a:.2f} "

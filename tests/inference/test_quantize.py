@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 import torch
 
+from bench.generation import HELD_OUT_TEXT
 from inference import Engine, GenerationRequest, InferenceError
 from inference.config import InferenceConfig
 from inference.models import load_chat_model
 from inference.quantize import Int8Linear, perplexity, quantize_int8
-
-HELD_OUT_TEXT = Path(__file__).resolve().parents[2] / "bench" / "heldout_english.txt"
 
 
 def test_an_int8_layer_computes_nearly_what_the_float_layer_does() -> None:

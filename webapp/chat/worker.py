@@ -259,8 +259,7 @@ class GenerationWorker:
             try:
                 requests.append((answers[message_id], self._request(answers[message_id])))
             except Exception as error:
-                logger.exception("answer %s could not start", message_id)
-                self._fail(message_id, f"The answer could not be generated ({type(error).__name__}).")
+                self._could_not_start(message_id, error)
         started: list[LiveAnswer] = []
         for answer, request in requests:
             try:
@@ -269,8 +268,7 @@ class GenerationWorker:
                 self._fail(answer.pk, str(error))
                 continue
             except Exception as error:
-                logger.exception("answer %s could not start", answer.pk)
-                self._fail(answer.pk, f"The answer could not be generated ({type(error).__name__}).")
+                self._could_not_start(answer.pk, error)
                 continue
             live = LiveAnswer(message=answer, stream=stream)
             with self._lock:
@@ -295,6 +293,10 @@ class GenerationWorker:
                 for live in started
             ]
         )
+
+    def _could_not_start(self, message_id: int, error: Exception) -> None:
+        logger.exception("answer %s could not start", message_id)
+        self._fail(message_id, f"The answer could not be generated ({type(error).__name__}).")
 
     @staticmethod
     def _request(answer: Message) -> GenerationRequest:
