@@ -143,12 +143,31 @@ def choose_device(config: InferenceConfig) -> torch.device:
     return torch.device(config.device)
 
 
-def choose_dtype(config: InferenceConfig, device: torch.device) -> torch.dtype:
+def choose_dtype(config: InferenceConfig, device: torch.device, *, encoder: bool = False) -> torch.dtype:
+    """PARLEY_DTYPE, or for "auto": bfloat16 on a GPU; on a CPU, bfloat16 only for the
+    encoders (sentiment, embeddings) and only where the CPU multiplies bfloat16 in
+    hardware tiles (AMX).
+
+    The encoders run whole batches of texts, where such a CPU multiplies bfloat16 about
+    eight times faster than float32 (classify: 493 against 211 texts/s here, with 99.75%
+    of labels unchanged). The chat model decodes one token a row per step, where bfloat16
+    measured slower at one stream (15.7 against 19.4 tokens/s), so it stays in float32.
+    """
     import torch
 
     if config.dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        if device.type == "cuda" or (encoder and device.type == "cpu" and cpu_has_bfloat16_tiles()):
+            return torch.bfloat16
+        return torch.float32
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[config.dtype]
+
+
+def cpu_has_bfloat16_tiles() -> bool:
+    """True on CPUs with AMX (Intel Xeon since Sapphire Rapids)."""
+    import torch
+
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private, so looked up with care
+    return bool(probe is not None and probe())
 
 
 def load_chat_model(config: InferenceConfig) -> tuple[Any, Any]:

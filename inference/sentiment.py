@@ -7,7 +7,8 @@ layers and the head, in float16, applied over the packaged encoder at load time.
 Any Hugging Face sequence-classification folder can replace it (PARLEY_SENTIMENT_MODEL).
 
 ``classify`` sorts texts by length and pads per batch, so a batch of short texts does
-not pay for one long one.
+not pay for one long one. The model runs in the dtype ``choose_dtype`` picks for an
+encoder: bfloat16 on a CPU with AMX, where it classifies a batch over twice as fast.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from inference.config import InferenceConfig
 from inference.embeddings import mean_pool
 from inference.errors import ModelNotFoundError
-from inference.models import SENTIMENT_HEAD_DIR, choose_device, embedding_model_dir
+from inference.models import SENTIMENT_HEAD_DIR, choose_device, choose_dtype, embedding_model_dir
 
 if TYPE_CHECKING:
     import torch
@@ -52,7 +53,7 @@ def build_classifier(encoder: Any, num_labels: int) -> Any:
 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
             hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            pooled = mean_pool(hidden, attention_mask)
+            pooled = mean_pool(hidden, attention_mask).to(self.head.weight.dtype)
             logits: torch.Tensor = self.head(self.dropout(pooled))
             return logits
 
@@ -60,23 +61,29 @@ def build_classifier(encoder: Any, num_labels: int) -> Any:
 
 
 class SentimentClassifier:
-    def __init__(self, model: Any, tokenizer: Any, labels: Sequence[str], device: torch.device, name: str) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, labels: Sequence[str], device: torch.device, dtype: torch.dtype, name: str
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.labels = tuple(labels)
         self.device = device
+        self.dtype = dtype
         self.name = name
 
     @classmethod
     def from_config(cls, config: InferenceConfig | None = None) -> SentimentClassifier:
         config = config or InferenceConfig.from_env()
         device = choose_device(config)
+        dtype = choose_dtype(config, device, encoder=True)
         if config.sentiment_model:
-            return cls._from_checkpoint(Path(config.sentiment_model), device)
-        return cls._from_head(SENTIMENT_HEAD_DIR, embedding_model_dir(config), device)
+            return cls._from_checkpoint(Path(config.sentiment_model), device, dtype)
+        return cls._from_head(SENTIMENT_HEAD_DIR, embedding_model_dir(config), device, dtype)
 
     @classmethod
-    def _from_head(cls, head_dir: Path, encoder_dir: Path, device: torch.device) -> SentimentClassifier:
+    def _from_head(
+        cls, head_dir: Path, encoder_dir: Path, device: torch.device, dtype: torch.dtype
+    ) -> SentimentClassifier:
         from safetensors.torch import load_file
         from transformers import AutoModel, AutoTokenizer
 
@@ -92,11 +99,11 @@ class SentimentClassifier:
         if missing:
             raise ModelNotFoundError(f"the sentiment head in {head_dir} does not fit the encoder in {encoder_dir}.")
         model.load_state_dict(tuned, strict=False)
-        model.to(device).eval()
-        return cls(model, tokenizer, meta["labels"], device, meta.get("name", "minilm-sentiment"))
+        model.to(device, dtype).eval()
+        return cls(model, tokenizer, meta["labels"], device, dtype, meta.get("name", "minilm-sentiment"))
 
     @classmethod
-    def _from_checkpoint(cls, folder: Path, device: torch.device) -> SentimentClassifier:
+    def _from_checkpoint(cls, folder: Path, device: torch.device, dtype: torch.dtype) -> SentimentClassifier:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         if not (folder / "config.json").exists():
@@ -105,7 +112,7 @@ class SentimentClassifier:
             )
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder)
-            checkpoint = AutoModelForSequenceClassification.from_pretrained(folder)
+            checkpoint = AutoModelForSequenceClassification.from_pretrained(folder, dtype=dtype)
         except (OSError, ValueError) as error:
             raise ModelNotFoundError(f"cannot load a sentiment classifier from {folder}: {error}") from None
         id2label = checkpoint.config.id2label
@@ -116,7 +123,7 @@ class SentimentClassifier:
                 return checkpoint(input_ids=input_ids, attention_mask=attention_mask).logits
 
         checkpoint.to(device).eval()
-        return cls(Wrapped(), tokenizer, labels, device, folder.name)
+        return cls(Wrapped(), tokenizer, labels, device, dtype, folder.name)
 
     def classify(
         self,

@@ -1,6 +1,7 @@
 """Train Parley's default sentiment model and write its model card.
 
     python scripts/train_sentiment.py [--data ../shared/data/sentiment] [--epochs 3]
+    python scripts/train_sentiment.py --evaluate   # the shipped model, as Parley loads it
 
 Data (see the data folder's README): TweetEval sentiment (Barbieri et al., 2020; from
 SemEval-2017 Task 4, Rosenthal et al.) and the UCI Sentiment Labelled Sentences
@@ -21,6 +22,7 @@ import json
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -70,6 +72,35 @@ def accuracy(gold: list[int], predicted: list[int]) -> float:
     return sum(1 for g, p in zip(gold, predicted, strict=True) if g == p) / len(gold)
 
 
+def held_out_figures(
+    scores: Callable[[list[str]], list[list[float]]],
+    held_tweets: list[tuple[str, int]],
+    held_uci: list[tuple[str, int]],
+) -> dict[str, float]:
+    """The model card's figures, from a function giving each text's scores in LABELS order."""
+    tweet_pred = [max(range(3), key=row.__getitem__) for row in scores([t for t, _ in held_tweets])]
+    # UCI has two labels: the prediction is whichever of negative / positive scores higher.
+    uci_pred = [2 if row[2] >= row[0] else 0 for row in scores([t for t, _ in held_uci])]
+    return {
+        "tweeteval_macro_recall": macro_recall([g for _, g in held_tweets], tweet_pred, (0, 1, 2)),
+        "uci_accuracy": accuracy([g for _, g in held_uci], uci_pred),
+    }
+
+
+def evaluate_shipped(data: Path) -> None:
+    """Measure the committed model as the product runs it (its device and dtype)."""
+    from inference.sentiment import SentimentClassifier
+
+    _, held_tweets, held_uci = load_sets(data)
+    classifier = SentimentClassifier.from_config()
+
+    def scores(texts: list[str]) -> list[list[float]]:
+        return [[r.probabilities.get(label, 0.0) for label in LABELS] for r in classifier.classify(texts)]
+
+    figures = held_out_figures(scores, held_tweets, held_uci)
+    print(json.dumps({"dtype": str(classifier.dtype).removeprefix("torch."), **figures}, indent=2))
+
+
 def vader_baseline(held_tweets: list[tuple[str, int]], held_uci: list[tuple[str, int]]) -> dict[str, float]:
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
@@ -95,7 +126,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=96)
     parser.add_argument("--out", type=Path, default=SENTIMENT_HEAD_DIR)
+    parser.add_argument("--evaluate", action="store_true", help="only measure the shipped model on the held-out parts")
     args = parser.parse_args()
+    if args.evaluate:
+        evaluate_shipped(args.data)
+        return
 
     import torch
     from safetensors.torch import save_file
@@ -164,15 +199,7 @@ def main() -> None:
                 out += model(encoded["input_ids"], encoded["attention_mask"]).tolist()
         return out
 
-    tweet_logits = predict([t for t, _ in held_tweets])
-    tweet_pred = [max(range(3), key=row.__getitem__) for row in tweet_logits]
-    uci_logits = predict([t for t, _ in held_uci])
-    # UCI has two labels: the prediction is whichever of negative / positive scores higher.
-    uci_pred = [2 if row[2] >= row[0] else 0 for row in uci_logits]
-    figures = {
-        "tweeteval_macro_recall": macro_recall([g for _, g in held_tweets], tweet_pred, (0, 1, 2)),
-        "uci_accuracy": accuracy([g for _, g in held_uci], uci_pred),
-    }
+    figures = held_out_figures(predict, held_tweets, held_uci)
     baseline = vader_baseline(held_tweets, held_uci)
     print(json.dumps({"model": figures, "vader": baseline}, indent=2))
 

@@ -6,10 +6,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-from inference.config import PROJECT_DIR
-from inference.models import SENTIMENT_HEAD_DIR
-from inference.sentiment import SentimentClassifier
+from inference import models
+from inference.config import PROJECT_DIR, InferenceConfig
+from inference.models import SENTIMENT_HEAD_DIR, choose_dtype
+from inference.sentiment import LABELS, SentimentClassifier
+from scripts.train_sentiment import held_out_figures, load_sets
+
+DATA = PROJECT_DIR.parent / "shared" / "data" / "sentiment"
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +55,41 @@ def test_the_model_card_reports_figures_that_meet_the_targets() -> None:
     assert meta["figures"]["tweeteval_macro_recall"] >= 0.65
     assert meta["figures"]["uci_accuracy"] >= 0.90
     assert meta["vader_baseline"]["tweeteval_macro_recall"] < meta["figures"]["tweeteval_macro_recall"]
+
+
+def test_the_model_as_loaded_meets_the_targets_on_the_held_out_parts(classifier: SentimentClassifier) -> None:
+    """The card's figures were measured in float32 at training; the product may run the
+    model in bfloat16 (see choose_dtype), so measure it as it is loaded."""
+    _, held_tweets, held_uci = load_sets(DATA)
+
+    def scores(texts: list[str]) -> list[list[float]]:
+        return [[r.probabilities.get(label, 0.0) for label in LABELS] for r in classifier.classify(texts)]
+
+    figures = held_out_figures(scores, held_tweets, held_uci)
+    assert figures["tweeteval_macro_recall"] >= 0.65, figures
+    assert figures["uci_accuracy"] >= 0.90, figures
+
+
+@pytest.mark.parametrize(
+    ("setting", "encoder", "tiles", "expected"),
+    [
+        ("auto", True, True, torch.bfloat16),  # an encoder on a CPU with AMX
+        ("auto", True, False, torch.float32),
+        ("auto", False, True, torch.float32),  # the chat model decodes faster in float32
+        ("float32", True, True, torch.float32),  # an explicit setting wins
+        ("bfloat16", False, False, torch.bfloat16),
+    ],
+)
+def test_the_dtype_follows_the_setting_the_model_and_the_cpu(
+    monkeypatch: pytest.MonkeyPatch, setting: str, encoder: bool, tiles: bool, expected: torch.dtype
+) -> None:
+    monkeypatch.setenv("PARLEY_DTYPE", setting)
+    monkeypatch.setattr(models, "cpu_has_bfloat16_tiles", lambda: tiles)
+    config = InferenceConfig.from_env()
+    assert choose_dtype(config, torch.device("cpu"), encoder=encoder) == expected
+    assert choose_dtype(config, torch.device("cuda"), encoder=encoder) == (
+        torch.float32 if setting == "float32" else torch.bfloat16
+    )
 
 
 def test_the_command_line_prints_one_json_object_a_line(tmp_path: Path) -> None:
