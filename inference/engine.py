@@ -7,11 +7,11 @@ threads. One scheduler thread owns the model and, at every decoding step, admits
 waiting requests into the batch (up to ``prefill_tokens`` prompt tokens a step, when
 set) and retires finished or cancelled ones, so many chats share one model copy.
 
-The batch keeps one key/value cache per layer, left-padded to the longest row. A new
-request is prefilled on its own and then padded into the batch; a leaving row is
-dropped with an index select, and columns that became padding for every row are cut
-away. Padding is masked, so a request's greedy output does not depend on what else is
-in the batch.
+The batch keeps one key/value cache per layer (grown in place, see kv_cache.py),
+left-padded to the longest row. New requests are prefilled together and then padded
+into the batch; a leaving row is dropped with an index select, and columns that became
+padding for every row are cut away. Padding is masked, so a request's greedy output
+does not depend on what else is in the batch.
 """
 
 from __future__ import annotations
@@ -244,7 +244,7 @@ class Engine:
         self._wakeup = threading.Condition(self._lock)
         self._waiting: list[_Sequence] = []
         self._active: list[_Sequence] = []
-        self._cache: Any = None  # DynamicCache of the active rows
+        self._cache: Any = None  # key/value cache of the active rows (kv_cache.roomy_cache)
         self._mask: torch.Tensor | None = None  # [rows, cache length], 1 for real tokens
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="inference-engine", daemon=True)
@@ -445,7 +445,7 @@ class Engine:
     def _admit(self, sequences: list[_Sequence]) -> None:
         """Prefill new requests together and pad them into the running batch."""
         torch = self._torch
-        from transformers import DynamicCache
+        from inference.kv_cache import roomy_cache
 
         # a request cancelled while it waited ends here, without a prefill
         for sequence in sequences:
@@ -464,7 +464,7 @@ class Engine:
             sequence.length = len(ids)
             sequence.admitted_at = time.perf_counter()
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache()
+        cache = roomy_cache()
         output = self.model(
             input_ids=input_ids.to(self.device),
             attention_mask=mask.to(self.device),

@@ -1,0 +1,94 @@
+"""A key/value cache that grows in place.
+
+transformers' ``DynamicLayer`` appends each decoding step's keys and values with
+``torch.cat``, copying the whole cache of every row, in every layer, at every step: at
+32 rows that copy was a sixth of a decoding step, and it grows with the context. A
+``RoomyLayer`` keeps its keys and values in buffers with room to spare and writes the
+new columns in place; ``keys`` and ``values`` are views of the used part.
+
+The engine still replaces ``keys`` and ``values`` when rows join or leave the batch (a
+pad and concatenation, an index select); an update then sees that they are no longer
+views of its buffers and copies them into new ones, once.
+
+Measured on the engine, same process, alternating, medians of 3 (decoding step / tokens
+per second over the run): 32 rows of 60-token prompts 157 -> 121 ms / 164 -> 199; 8 rows
+of 600-token prompts 141 -> 100 ms / 26 -> 33; one row 58 -> 48 ms / 13.4 -> 15.3; the
+same text. The gain grows with the context; with bench/generation.py's 30-token prompts
+the whole run moved within this machine's noise (32 streams: 190 -> 194 tokens/s).
+
+Imported only when the engine first prefills (it imports torch and transformers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+# room added when a buffer fills: half the used length, and at least this many columns
+MIN_ROOM = 64
+
+
+class RoomyLayer(DynamicLayer):
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        keys, values = self.keys, self.values
+        assert keys is not None
+        assert values is not None
+        used = keys.shape[-2] if keys.numel() else 0
+        needed = used + key_states.shape[-2]
+        buffers: tuple[torch.Tensor, torch.Tensor] | None = getattr(self, "_room", None)
+        if buffers is None or not _views_of(keys, values, buffers, key_states.shape[0], needed):
+            buffers = self._grow(keys, values, key_states, value_states, needed)
+        key_buffer, value_buffer = buffers
+        key_buffer[:, :, used:needed] = key_states
+        value_buffer[:, :, used:needed] = value_states
+        self.keys = key_buffer[:, :, :needed]
+        self.values = value_buffer[:, :, :needed]
+        return self.keys, self.values
+
+    def _grow(
+        self,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        key_states: torch.Tensor,
+        value_states: torch.Tensor,
+        needed: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """New buffers with room to spare, holding what the layer has so far."""
+        capacity = needed + max(MIN_ROOM, needed // 2)
+        rows, heads = key_states.shape[:2]
+        key_buffer = key_states.new_empty((rows, heads, capacity, key_states.shape[-1]))
+        value_buffer = value_states.new_empty((rows, heads, capacity, value_states.shape[-1]))
+        used = keys.shape[-2] if keys.numel() else 0
+        if used:
+            key_buffer[:, :, :used] = keys
+            value_buffer[:, :, :used] = values
+        self._room = (key_buffer, value_buffer)
+        return self._room
+
+
+def _views_of(
+    keys: torch.Tensor, values: torch.Tensor, buffers: tuple[torch.Tensor, torch.Tensor], rows: int, needed: int
+) -> bool:
+    """Whether keys and values are still the start of these buffers, with room for ``needed``."""
+    key_buffer, value_buffer = buffers
+    return (
+        keys.numel() > 0
+        and keys.data_ptr() == key_buffer.data_ptr()
+        and values.data_ptr() == value_buffer.data_ptr()
+        and key_buffer.shape[0] == rows
+        and needed <= key_buffer.shape[-2]
+    )
+
+
+def roomy_cache() -> Any:
+    """An empty cache whose layers are RoomyLayers, for any decoder model."""
+    cache = DynamicCache()
+    cache.layer_class_to_replicate = RoomyLayer
+    return cache
