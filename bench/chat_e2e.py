@@ -1,7 +1,7 @@
 """End-to-end chat: browser-like clients against a running Parley, next to the engine alone.
 
     ./parley run                      # in another terminal
-    python bench/chat_e2e.py [--url http://127.0.0.1:8000] [--clients 8] [--rounds 3] [--max-tokens 96]
+    python bench/chat_e2e.py [--url http://127.0.0.1:8000] [--clients 8] [--rounds 5] [--max-tokens 96]
 
 Each client signs up its own user, opens a conversation and its websocket (as the page
 does), then all clients ask at once: the answer is requested over HTTP (Regenerate) and
@@ -165,7 +165,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument(
         "--threads", type=int, default=0, help="torch threads of the engine alone (see PARLEY_TORCH_THREADS)"

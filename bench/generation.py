@@ -3,12 +3,15 @@
     python bench/generation.py [--new-tokens 64] [--repeats 3]
 
 Everything runs in one process and one run, greedy, with a fixed number of new tokens;
-figures are medians over the repeats. Ends with one summary line.
+figures are medians over the repeats. After the float32 figures, the same engine runs
+the model in bfloat16 (PARLEY_DTYPE=bfloat16) and in int8 (PARLEY_CHAT_QUANTIZE=int8),
+each with its perplexity on a held-out text. Ends with one summary line.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import time
@@ -96,6 +99,17 @@ class EngineFigures:
         return one, eight, thirty_two, ttft8
 
 
+def measure_engine(model: Any, tokenizer: Any, args: argparse.Namespace) -> EngineFigures:
+    """The engine's figures for a converted copy of the model (int8, bfloat16)."""
+    engine = Engine(model, tokenizer, max_batch_size=32, prefill_tokens=args.prefill_tokens)
+    engine_run(engine, TOPICS[:2], 8)
+    figures = EngineFigures()
+    for _ in range(args.repeats):
+        figures.measure(engine, args.new_tokens, TOPICS[: args.serial_requests])
+    engine.close()
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--new-tokens", type=int, default=64)
@@ -105,6 +119,8 @@ def main() -> None:
         "--prefill-tokens", type=int, default=0, help="the engine's prefill budget (the chat worker uses 256)"
     )
     args = parser.parse_args()
+    import torch
+
     config = InferenceConfig.from_env()
     if config.chat_quantize != "none":
         sys.exit("run the benchmark on the float model: it measures int8 itself (unset PARLEY_CHAT_QUANTIZE).")
@@ -127,21 +143,30 @@ def main() -> None:
 
     text = HELD_OUT_TEXT.read_text()
     ppl_fp32 = perplexity(model, tokenizer, text)
+    # bfloat16 (PARLEY_DTYPE=bfloat16): a copy, since int8 below converts the float model in place
+    bf16_model = copy.deepcopy(model).to(torch.bfloat16)
+    ppl_bf16 = perplexity(bf16_model, tokenizer, text)
+    bf16 = measure_engine(bf16_model, tokenizer, args)
+    del bf16_model
+
     quantize_int8(model)
     ppl_int8 = perplexity(model, tokenizer, text)
-    int8_engine = Engine(model, tokenizer, max_batch_size=32, prefill_tokens=args.prefill_tokens)
-    engine_run(int8_engine, TOPICS[:2], 8)
-    int8 = EngineFigures()
-    for _ in range(args.repeats):
-        int8.measure(int8_engine, n, TOPICS[: args.serial_requests])
-    int8_engine.close()
+    int8 = measure_engine(model, tokenizer, args)
 
     a = statistics.median(serial)
     b, c, d, e = fp32.medians()
     int8_one, int8_eight, f, _ = int8.medians()
     change = ppl_int8 / ppl_fp32 - 1
-    print(f"perplexity on {HELD_OUT_TEXT.name}: fp32 {ppl_fp32:.2f}, int8 {ppl_int8:.2f} ({change:+.1%})")
+    print(
+        f"perplexity on {HELD_OUT_TEXT.name}: fp32 {ppl_fp32:.2f}, int8 {ppl_int8:.2f} ({change:+.1%}), "
+        f"bf16 {ppl_bf16:.2f} ({ppl_bf16 / ppl_fp32 - 1:+.1%})"
+    )
     print(f"int8 engine: 1 stream {int8_one:.1f} tok/s, 8 {int8_eight:.1f}, 32 {f:.1f}")
+    bf16_one, bf16_eight, bf16_thirty_two, bf16_ttft8 = bf16.medians()
+    print(
+        f"bf16 engine: 1 stream {bf16_one:.1f} tok/s, 8 {bf16_eight:.1f}, 32 {bf16_thirty_two:.1f}, "
+        f"ttft8_p50_ms {bf16_ttft8:.0f}"
+    )
     print(
         f"serial_tps={a:.1f} engine1_tps={b:.1f} engine8_tps={c:.1f} engine32_tps={d:.1f} "
         f"speedup1={b / a:.2f} speedup8={c / a:.2f} speedup32={d / a:.2f} "
