@@ -2,6 +2,7 @@
 
     python scripts/train_sentiment.py [--data ../shared/data/sentiment] [--epochs 3]
     python scripts/train_sentiment.py --evaluate   # the shipped model, as Parley loads it
+    python scripts/train_sentiment.py --write-sample tests/inference/data/sentiment_heldout_sample.tsv
 
 Data (see the data folder's README): TweetEval sentiment (Barbieri et al., 2020; from
 SemEval-2017 Task 4, Rosenthal et al.) and the UCI Sentiment Labelled Sentences
@@ -87,6 +88,30 @@ def held_out_figures(
     }
 
 
+SAMPLE_SIZES = {"tweeteval": 900, "uci": 300}
+
+
+def write_held_out_sample(data: Path, path: Path) -> None:
+    """A fixed sample of the held-out parts, for the test that checks the model as loaded
+    wherever the data folder is not at hand: set, label (0 negative, 2 positive), text."""
+    _, held_tweets, held_uci = load_sets(data)
+    rows = [("tweeteval", label, text) for text, label in held_tweets[: SAMPLE_SIZES["tweeteval"]]]
+    rows += [("uci", label, text) for text, label in held_uci[: SAMPLE_SIZES["uci"]]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{name}\t{label}\t{' '.join(text.split())}" for name, label, text in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {len(rows)} held-out texts to {path}")
+
+
+def read_held_out_sample(path: Path) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    tweets: list[tuple[str, int]] = []
+    uci: list[tuple[str, int]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, label, text = line.split("\t", 2)
+        (tweets if name == "tweeteval" else uci).append((text, int(label)))
+    return tweets, uci
+
+
 def evaluate_shipped(data: Path) -> None:
     """Measure the committed model as the product runs it (its device and dtype)."""
     from inference.sentiment import SentimentClassifier
@@ -127,9 +152,13 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=96)
     parser.add_argument("--out", type=Path, default=SENTIMENT_HEAD_DIR)
     parser.add_argument("--evaluate", action="store_true", help="only measure the shipped model on the held-out parts")
+    parser.add_argument("--write-sample", type=Path, help="only write a fixed sample of the held-out parts here")
     args = parser.parse_args()
     if args.evaluate:
         evaluate_shipped(args.data)
+        return
+    if args.write_sample:
+        write_held_out_sample(args.data, args.write_sample)
         return
 
     import torch

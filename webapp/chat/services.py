@@ -82,7 +82,8 @@ def message_get(user: User, message_id: Any, *, conversation: Conversation | Non
 
 def thread(conversation: Conversation) -> list[ThreadEntry]:
     """The messages from the first one to ``current_leaf``, each with its versions."""
-    messages = list(conversation.messages.order_by("created_at", "pk"))
+    # feedback joined in: the thread shows each answer's thumbs (one query, not one per answer)
+    messages = list(conversation.messages.select_related("feedback").order_by("created_at", "pk"))
     by_id = {m.pk: m for m in messages}
     siblings: dict[tuple[int | None, str], list[Message]] = {}
     for message in messages:

@@ -16,6 +16,7 @@ from django.test import Client
 from webapp.asgi import application
 from webapp.chat import services
 from webapp.chat.models import Message
+from webapp.chat.rendering import render_markdown
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,7 +56,9 @@ class Reader:
             self.text[message], self.seq[message] = frame["content"], frame["seq"]
             self.status[message] = frame["status"]
         elif frame["type"] == "delta":
-            assert frame["seq"] == self.seq.get(message, 0) + 1, f"gap or repeat: {frame['seq']} after {self.seq}"
+            expected = self.seq.get(message, 0) + 1
+            assert frame["from_seq"] == expected, f"gap or repeat: {frame['from_seq']} after {self.seq}"
+            assert frame["seq"] >= frame["from_seq"]
             self.seq[message] = frame["seq"]
             self.text[message] = self.text.get(message, "") + frame["delta"]
         elif frame["type"] == "status":
@@ -71,6 +74,16 @@ class Reader:
 
     async def until_final(self, message_id: int) -> dict[str, Any]:
         return await self.until(lambda f: f["type"] == "status" and f["message"] == message_id and f["status"] in FINAL)
+
+
+async def open_queued(user: Any, converse: Any) -> tuple[Any, Message, WebsocketCommunicator, Reader]:
+    """A conversation with a queued answer, and a socket on it past the answer's first frame."""
+    conversation, answer = await database_sync_to_async(converse)()
+    socket = communicator(conversation.pk, await session_cookie(user))
+    await socket.connect()
+    reader = Reader(socket)
+    await reader.next()
+    return conversation, answer, socket, reader
 
 
 @pytest.fixture
@@ -226,11 +239,7 @@ async def test_another_users_conversation_is_refused(make_user: Any, converse: A
 async def test_bad_frames_get_an_error_frame_and_change_nothing(
     user: Any, converse: Any, close_db: None, frame: str, error: str
 ) -> None:
-    conversation, answer = await database_sync_to_async(converse)()
-    socket = communicator(conversation.pk, await session_cookie(user))
-    await socket.connect()
-    reader = Reader(socket)
-    await reader.next()  # the queued answer
+    _, answer, socket, reader = await open_queued(user, converse)
     await socket.send_to(text_data=frame)
     reply = await reader.next()
     assert reply["type"] == "error"
@@ -281,4 +290,22 @@ async def test_an_idle_socket_stays_open_and_still_receives(user: Any, converse:
         conversation.group_name, {"type": "chat.queue", "message": answer.pk, "position": 3}
     )
     assert await reader.next() == {"type": "queue", "message": answer.pk, "position": 3}
+    await socket.disconnect()
+
+
+async def test_a_burst_of_pieces_is_joined_into_fewer_frames_without_losing_any(
+    user: Any, converse: Any, close_db: None
+) -> None:
+    """Re-rendering a long answer for every piece would keep the event loop busy."""
+    conversation, answer, socket, reader = await open_queued(user, converse)
+    pieces = [f"Word {i} of a long answer with `code` and **bold** text. " for i in range(1, 301)]
+    for seq, piece in enumerate(pieces, start=1):
+        await database_sync_to_async(services.publish)(
+            conversation.group_name, {"type": "chat.delta", "message": answer.pk, "seq": seq, "delta": piece}
+        )
+    last = await reader.until(lambda f: f["type"] == "delta" and f["seq"] == len(pieces))
+    deltas = [f for f in reader.frames if f["type"] == "delta"]
+    assert len(deltas) < len(pieces) / 2
+    assert reader.text[answer.pk] == "".join(pieces)
+    assert last["html"] == render_markdown("".join(pieces))
     await socket.disconnect()

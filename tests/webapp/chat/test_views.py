@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from webapp.chat import services
@@ -175,6 +177,28 @@ def test_feedback_up_down_and_comment(logged_in_client: Client, converse: Any, u
     response = logged_in_client.post(url, {"rating": "5"}, **HX)
     assert response.status_code == 422
     assert Feedback.objects.get(message=answer).rating == -1
+
+
+def test_the_thread_costs_the_same_queries_however_long_it_is(
+    logged_in_client: Client, converse: Any, user: Any, django_assert_num_queries: Any
+) -> None:
+    """Each answer shows its thumbs; reading them one answer at a time would grow with the thread."""
+
+    def thread_of(exchanges: int) -> str:
+        conversation, answer = converse()
+        for turn in range(exchanges):
+            finish(answer, f"Answer {turn}.")
+            Feedback.objects.create(message=answer, user=user, rating=1 if turn % 2 else -1)
+            if turn + 1 < exchanges:
+                answer = services.message_send(conversation, f"Question {turn + 1}")
+        return reverse("chat:thread", args=[conversation.pk])
+
+    short, long = thread_of(1), thread_of(6)
+    with CaptureQueriesContext(connection) as baseline:
+        assert logged_in_client.get(short, **HX).status_code == 200
+    with django_assert_num_queries(len(baseline)):
+        html = logged_in_client.get(long, **HX).content.decode()
+    assert html.count('aria-pressed="true"') == 6  # every answer's thumb, up or down
 
 
 def test_settings_are_validated_and_saved(logged_in_client: Client, converse: Any) -> None:
