@@ -95,6 +95,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         for state in self.answers.values():
             state.cancel_timer()
+        self.answers.clear()  # a send already under way then finds nothing to send
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
 
