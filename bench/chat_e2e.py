@@ -24,6 +24,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar
 from pathlib import Path
@@ -183,6 +184,9 @@ async def main() -> None:
         torch.set_num_threads(args.threads)
     url = args.url.rstrip("/")
     questions = [QUESTIONS[i % len(QUESTIONS)] for i in range(args.clients)]
+    # One thread per client for its blocking HTTP requests, as each browser sends its own:
+    # asyncio's default pool (cores + 4 threads) would hold back the last clients' requests.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=args.clients + 1))
 
     clients = [Client(url, question) for question in questions]
     for client in clients:  # setup, not measured
