@@ -45,7 +45,7 @@ class RoomyLayer(DynamicLayer):
         needed = used + key_states.shape[-2]
         buffers: tuple[torch.Tensor, torch.Tensor] | None = getattr(self, "_room", None)
         if buffers is None or not _views_of(keys, values, buffers, key_states.shape[0], needed):
-            buffers = self._grow(keys, values, key_states, value_states, needed)
+            buffers = self._grow(keys, values, key_states, value_states, used, needed)
         key_buffer, value_buffer = buffers
         key_buffer[:, :, used:needed] = key_states
         value_buffer[:, :, used:needed] = value_states
@@ -59,14 +59,14 @@ class RoomyLayer(DynamicLayer):
         values: torch.Tensor,
         key_states: torch.Tensor,
         value_states: torch.Tensor,
+        used: int,
         needed: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """New buffers with room to spare, holding what the layer has so far."""
+        """New buffers with room to spare, holding the ``used`` columns the layer has so far."""
         capacity = needed + max(MIN_ROOM, needed // 2)
         rows, heads = key_states.shape[:2]
         key_buffer = key_states.new_empty((rows, heads, capacity, key_states.shape[-1]))
         value_buffer = value_states.new_empty((rows, heads, capacity, value_states.shape[-1]))
-        used = keys.shape[-2] if keys.numel() else 0
         if used:
             key_buffer[:, :, :used] = keys
             value_buffer[:, :, :used] = values

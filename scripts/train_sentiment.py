@@ -31,7 +31,7 @@ sys.path.insert(0, str(PROJECT_DIR))
 
 from inference.config import InferenceConfig  # noqa: E402
 from inference.models import SENTIMENT_HEAD_DIR, embedding_model_dir  # noqa: E402
-from inference.sentiment import HEAD_CONFIG, HEAD_WEIGHTS, LABELS, build_classifier  # noqa: E402
+from inference.sentiment import HEAD_CONFIG, HEAD_WEIGHTS, LABELS, SentimentClassifier, build_classifier  # noqa: E402
 
 SEED = 1234
 
@@ -112,17 +112,20 @@ def read_held_out_sample(path: Path) -> tuple[list[tuple[str, int]], list[tuple[
     return tweets, uci
 
 
-def evaluate_shipped(data: Path) -> None:
-    """Measure the committed model as the product runs it (its device and dtype)."""
-    from inference.sentiment import SentimentClassifier
-
-    _, held_tweets, held_uci = load_sets(data)
-    classifier = SentimentClassifier.from_config()
+def classifier_scores(classifier: SentimentClassifier) -> Callable[[list[str]], list[list[float]]]:
+    """``held_out_figures``' scores from a loaded classifier: its probabilities in LABELS order."""
 
     def scores(texts: list[str]) -> list[list[float]]:
         return [[r.probabilities.get(label, 0.0) for label in LABELS] for r in classifier.classify(texts)]
 
-    figures = held_out_figures(scores, held_tweets, held_uci)
+    return scores
+
+
+def evaluate_shipped(data: Path) -> None:
+    """Measure the committed model as the product runs it (its device and dtype)."""
+    _, held_tweets, held_uci = load_sets(data)
+    classifier = SentimentClassifier.from_config()
+    figures = held_out_figures(classifier_scores(classifier), held_tweets, held_uci)
     print(json.dumps({"dtype": str(classifier.dtype).removeprefix("torch."), **figures}, indent=2))
 
 

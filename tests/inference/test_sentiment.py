@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,8 @@ import torch
 from inference import models
 from inference.config import PROJECT_DIR, InferenceConfig
 from inference.models import SENTIMENT_HEAD_DIR, choose_dtype
-from inference.sentiment import LABELS, SentimentClassifier
-from scripts.train_sentiment import held_out_figures, read_held_out_sample
+from inference.sentiment import SentimentClassifier
+from scripts.train_sentiment import classifier_scores, held_out_figures, read_held_out_sample
 
 HELD_OUT_SAMPLE = Path(__file__).parent / "data" / "sentiment_heldout_sample.tsv"
 
@@ -68,13 +67,7 @@ def test_the_model_as_loaded_keeps_its_quality_on_held_out_texts(
     monkeypatch.setenv("PARLEY_DTYPE", "float32")
     reference = SentimentClassifier.from_config()
 
-    def scorer(model: SentimentClassifier) -> Callable[[list[str]], list[list[float]]]:
-        def scores(texts: list[str]) -> list[list[float]]:
-            return [[r.probabilities.get(label, 0.0) for label in LABELS] for r in model.classify(texts)]
-
-        return scores
-
-    figures = held_out_figures(scorer(classifier), held_tweets, held_uci)
+    figures = held_out_figures(classifier_scores(classifier), held_tweets, held_uci)
     assert figures["tweeteval_macro_recall"] >= 0.65, figures
     assert figures["uci_accuracy"] >= 0.90, figures
     texts = [text for text, _ in held_tweets + held_uci]

@@ -93,9 +93,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self._send_saved(answer)
 
     async def disconnect(self, code: int) -> None:
-        for state in self.answers.values():
-            state.cancel_timer()
-        self.answers.clear()  # a send already under way then finds nothing to send
+        for message_id in list(self.answers):
+            self._forget(message_id)  # a send already under way then finds nothing to send
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
 
