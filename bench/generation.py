@@ -47,6 +47,10 @@ def request(topic: str, new_tokens: int) -> GenerationRequest:
     )
 
 
+def topic_requests(topics: list[str], new_tokens: int) -> list[GenerationRequest]:
+    return [request(topic, new_tokens) for topic in topics]
+
+
 def serial_generate(model: Any, tokenizer: Any, topics: list[str], new_tokens: int) -> float:
     import torch
 
@@ -66,9 +70,10 @@ def serial_generate(model: Any, tokenizer: Any, topics: list[str], new_tokens: i
     return produced / (time.perf_counter() - started)
 
 
-def engine_run(engine: Engine, topics: list[str], new_tokens: int) -> tuple[float, list[float]]:
+def engine_run(engine: Engine, requests: list[GenerationRequest]) -> tuple[float, list[float]]:
+    """All the requests at once: tokens per second over the run, and each time to first token."""
     started = time.perf_counter()
-    streams = [engine.submit(request(topic, new_tokens)) for topic in topics]
+    streams = [engine.submit(r) for r in requests]
     results = [s.result() for s in streams]
     elapsed = time.perf_counter() - started
     produced = sum(r.stats.completion_tokens for r in results)
@@ -87,11 +92,11 @@ class EngineFigures:
     ttft8_ms: list[float] = field(default_factory=list)
 
     def measure(self, engine: Engine, new_tokens: int, single_topics: list[str]) -> None:
-        self.one.append(statistics.mean(engine_run(engine, [t], new_tokens)[0] for t in single_topics))
-        tps8, ttfts = engine_run(engine, TOPICS[:8], new_tokens)
+        self.one.append(statistics.mean(engine_run(engine, [request(t, new_tokens)])[0] for t in single_topics))
+        tps8, ttfts = engine_run(engine, topic_requests(TOPICS[:8], new_tokens))
         self.eight.append(tps8)
         self.ttft8_ms.append(statistics.median(ttfts) * 1000)
-        self.thirty_two.append(engine_run(engine, TOPICS[:32], new_tokens)[0])
+        self.thirty_two.append(engine_run(engine, topic_requests(TOPICS[:32], new_tokens))[0])
 
     def medians(self) -> tuple[float, float, float, float]:
         figures = (self.one, self.eight, self.thirty_two, self.ttft8_ms)
@@ -102,7 +107,7 @@ class EngineFigures:
 def measure_engine(model: Any, tokenizer: Any, args: argparse.Namespace) -> EngineFigures:
     """The engine's figures for a converted copy of the model (int8, bfloat16)."""
     engine = Engine(model, tokenizer, max_batch_size=32, prefill_tokens=args.prefill_tokens)
-    engine_run(engine, TOPICS[:2], 8)
+    engine_run(engine, topic_requests(TOPICS[:2], 8))
     figures = EngineFigures()
     for _ in range(args.repeats):
         figures.measure(engine, args.new_tokens, TOPICS[: args.serial_requests])
@@ -127,7 +132,7 @@ def main() -> None:
     model, tokenizer = load_chat_model(config)
     engine = Engine(model, tokenizer, max_batch_size=32, prefill_tokens=args.prefill_tokens)
     n = args.new_tokens
-    engine_run(engine, TOPICS[:2], 8)  # warm up
+    engine_run(engine, topic_requests(TOPICS[:2], 8))  # warm up
 
     serial: list[float] = []
     fp32 = EngineFigures()

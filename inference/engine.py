@@ -519,21 +519,21 @@ class Engine:
     def _sample(self, logits: torch.Tensor, sequences: list[_Sequence]) -> list[int]:
         torch = self._torch
         logits = logits.float().cpu()
-        chosen = logits.argmax(dim=-1).tolist()
-        for row, sequence in enumerate(sequences):
-            params = sequence.params
-            if params.temperature <= 0:
-                continue
-            probs = torch.softmax(logits[row] / params.temperature, dim=-1)
-            if params.top_p < 1:
-                sorted_probs, order = probs.sort(descending=True)
-                keep = sorted_probs.cumsum(-1) - sorted_probs < params.top_p
-                sorted_probs = sorted_probs * keep
-                index = torch.multinomial(sorted_probs, 1, generator=sequence.generator)
-                chosen[row] = int(order[index])
-            else:
-                chosen[row] = int(torch.multinomial(probs, 1, generator=sequence.generator))
-        return chosen
+        chosen = logits.argmax(dim=-1)
+        rows = [row for row, sequence in enumerate(sequences) if sequence.params.temperature > 0]
+        if rows:
+            from inference.sampling import sample
+
+            params = [sequences[row].params for row in rows]
+            uniform = torch.cat([torch.rand(1, generator=sequences[row].generator) for row in rows])
+            index = torch.tensor(rows)
+            chosen[index] = sample(
+                logits[index],
+                torch.tensor([p.temperature for p in params]),
+                torch.tensor([p.top_p for p in params]),
+                uniform,
+            )
+        return [int(token) for token in chosen.tolist()]
 
     def _advance(self, sequences: list[_Sequence], next_tokens: list[int]) -> None:
         """Record each row's new token, stream its text, and retire finished rows."""
