@@ -349,7 +349,6 @@ class Engine:
         messages = list(request.messages)
         system = [m for m in messages[:1] if m.role == "system"]
         turns = messages[len(system) :]
-        trimmed = 0
         # A 200,000-character message cannot fit: refuse it before tokenizing the whole chat.
         last = turns[-1]
         if len(last.content) > budget * 8:
@@ -358,20 +357,51 @@ class Engine:
                 f"{self.max_context:,} tokens; shorten it."
             )
         ids = self._encode(system + turns)
-        while len(ids) > budget and len(turns) > 1:
-            # drop the oldest turn; keep turns starting with a user message
-            turns = turns[1:]
-            trimmed += 1
-            while len(turns) > 1 and turns[0].role != "user":
-                turns = turns[1:]
-                trimmed += 1
-            ids = self._encode(system + turns)
-        if len(ids) > budget:
+        if len(ids) <= budget:
+            return ids, 0
+        return self._trimmed(system, turns, budget, request.params.max_new_tokens)
+
+    def _trimmed(
+        self, system: list[ChatMessage], turns: list[ChatMessage], budget: int, max_new_tokens: int
+    ) -> tuple[list[int], int]:
+        """The prompt without the fewest oldest turns that makes it fit, starting at a user
+        message; returns its ids and how many turns were left out.
+
+        Every try renders the chat template over what is kept (a sixth of a second for a
+        150-exchange chat), so instead of dropping one turn at a time the search starts from
+        the newest turns, doubling how many it keeps until they no longer fit, then halves
+        the gap: a few short encodings however long the conversation.
+        """
+        starts = [index for index, message in enumerate(turns) if index > 0 and message.role == "user"]
+
+        def kept(position: int) -> list[int] | None:
+            ids = self._encode(system + turns[starts[position] :])
+            return ids if len(ids) <= budget else None
+
+        # invariant: starts[fits] fits; everything from starts[too_long] back (-1: all turns) does not
+        too_long, fits = -1, len(starts) - 1
+        best = kept(fits) if starts else None
+        if best is None:
+            alone = len(self._encode(system + turns[-1:]))
             raise InvalidRequestError(
-                f"the prompt is {len(ids):,} tokens with the system prompt and the last message alone; "
-                f"the model's window leaves {budget:,} for it with max_new_tokens={request.params.max_new_tokens}."
+                f"the prompt is {alone:,} tokens with the system prompt and the last message alone; "
+                f"the model's window leaves {budget:,} for it with max_new_tokens={max_new_tokens}."
             )
-        return ids, trimmed
+        step = 1
+        while fits - step > too_long:
+            ids = kept(fits - step)
+            if ids is None:
+                too_long = fits - step
+                break
+            fits, best, step = fits - step, ids, step * 2
+        while fits - too_long > 1:
+            middle = (fits + too_long) // 2
+            ids = kept(middle)
+            if ids is None:
+                too_long = middle
+            else:
+                fits, best = middle, ids
+        return best, starts[fits]
 
     def _eos_ids(self) -> list[int]:
         ids: list[int] = []

@@ -11,6 +11,7 @@ import pytest
 
 from inference import Engine, GenerationRequest, InvalidRequestError, ModelNotFoundError
 from inference.config import InferenceConfig
+from inference.engine import ChatMessage, SamplingParams
 from inference.models import chat_model_dir, choose_device, load_causal_lm
 from tests.models import build_tiny_model
 
@@ -259,3 +260,46 @@ def test_drain_returns_what_is_ready_without_waiting_and_then_the_end(tiny_engin
     assert stream.stats.completion_tokens == 30
     assert polls > 1
     assert stream.drain() == ("", True)  # nothing more after the end
+
+
+def test_trimming_keeps_the_most_turns_that_fit_however_the_chat_runs(chat_tokenizer: Any) -> None:
+    """The search for where to start matches dropping the oldest turn one at a time."""
+    engine = Engine(build_tiny_model(len(chat_tokenizer), max_positions=400), chat_tokenizer)
+
+    def one_at_a_time(messages: list[ChatMessage], budget: int) -> tuple[list[int], int]:
+        system = [m for m in messages[:1] if m.role == "system"]
+        turns, dropped = messages[len(system) :], 0
+        while len(engine._encode(system + turns)) > budget:
+            turns, dropped = turns[1:], dropped + 1
+            while turns[0].role != "user":
+                turns, dropped = turns[1:], dropped + 1
+        return engine._encode(system + turns), dropped
+
+    try:
+        for exchanges, system, words in ((3, True, 30), (25, True, 12), (40, False, 5), (9, False, 60)):
+            history = [ChatMessage("system", "Be brief.")] if system else []
+            for n in range(exchanges):
+                history += [
+                    ChatMessage("user", f"question {n} " + "why " * (n % 7 + words)),
+                    ChatMessage("assistant", "ok " * (n % 5 + words)),
+                ]
+            history += [ChatMessage("assistant", "an earlier note"), ChatMessage("user", "latest question")]
+            for new_tokens in (20, 100, 180):
+                request = GenerationRequest(tuple(history), SamplingParams(max_new_tokens=new_tokens, temperature=0))
+                assert engine._prompt(request) == one_at_a_time(history, engine.max_context - new_tokens)
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("earlier_turns", [0, 6])
+def test_a_system_prompt_that_leaves_no_room_is_a_clear_error(chat_tokenizer: Any, earlier_turns: int) -> None:
+    engine = Engine(build_tiny_model(len(chat_tokenizer), max_positions=300), chat_tokenizer)
+    try:
+        history = [{"role": "system", "content": "rule " * 400}]
+        history += [{"role": ("user", "assistant")[n % 2], "content": f"turn {n}"} for n in range(earlier_turns)]
+        history.append({"role": "user", "content": "hi"})
+        with pytest.raises(InvalidRequestError, match="with the system prompt and the last message alone"):
+            engine.submit(greedy(history, 20))
+        assert engine.generate(greedy(QUESTION, 5)).stats.completion_tokens == 5
+    finally:
+        engine.close()
