@@ -22,6 +22,7 @@ from inference.engine import ChatMessage, GenerationRequest, SamplingParams
 
 
 def one_at_a_time(engine: Engine, messages: list[ChatMessage], budget: int) -> tuple[list[int], int]:
+    """The prompt without the oldest turns, dropped one by one until it fits (tests use it too)."""
     system = [m for m in messages[:1] if m.role == "system"]
     turns, dropped = messages[len(system) :], 0
     ids = engine._encode(system + turns)

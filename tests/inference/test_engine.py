@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bench.trimming import one_at_a_time
 from inference import Engine, GenerationRequest, InvalidRequestError, ModelNotFoundError
 from inference.config import InferenceConfig
 from inference.engine import ChatMessage, SamplingParams
@@ -266,15 +267,6 @@ def test_trimming_keeps_the_most_turns_that_fit_however_the_chat_runs(chat_token
     """The search for where to start matches dropping the oldest turn one at a time."""
     engine = Engine(build_tiny_model(len(chat_tokenizer), max_positions=400), chat_tokenizer)
 
-    def one_at_a_time(messages: list[ChatMessage], budget: int) -> tuple[list[int], int]:
-        system = [m for m in messages[:1] if m.role == "system"]
-        turns, dropped = messages[len(system) :], 0
-        while len(engine._encode(system + turns)) > budget:
-            turns, dropped = turns[1:], dropped + 1
-            while turns[0].role != "user":
-                turns, dropped = turns[1:], dropped + 1
-        return engine._encode(system + turns), dropped
-
     try:
         for exchanges, system, words in ((3, True, 30), (25, True, 12), (40, False, 5), (9, False, 60)):
             history = [ChatMessage("system", "Be brief.")] if system else []
@@ -286,7 +278,7 @@ def test_trimming_keeps_the_most_turns_that_fit_however_the_chat_runs(chat_token
             history += [ChatMessage("assistant", "an earlier note"), ChatMessage("user", "latest question")]
             for new_tokens in (20, 100, 180):
                 request = GenerationRequest(tuple(history), SamplingParams(max_new_tokens=new_tokens, temperature=0))
-                assert engine._prompt(request) == one_at_a_time(history, engine.max_context - new_tokens)
+                assert engine._prompt(request) == one_at_a_time(engine, history, engine.max_context - new_tokens)
     finally:
         engine.close()
 
