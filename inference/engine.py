@@ -5,7 +5,9 @@ The contract: ``Engine.submit(request)`` returns a ``Stream`` that yields text d
 ``Engine.generate`` is exactly that join. Requests may be submitted from any number of
 threads. One scheduler thread owns the model and, at every decoding step, admits
 waiting requests into the batch (up to ``prefill_tokens`` prompt tokens a step, when
-set) and retires finished or cancelled ones, so many chats share one model copy.
+set: a longer prompt is prefilled that many tokens a step, so the answers already
+streaming go on meanwhile) and retires finished or cancelled ones, so many chats share
+one model copy.
 
 The batch keeps one key/value cache per layer (grown in place, see kv_cache.py),
 left-padded to the longest row. New requests are prefilled together and then padded
@@ -201,6 +203,9 @@ class _Sequence:
     length: int = 0  # tokens in the cache for this row, prompt included
     first_token_at: float | None = None
     admitted_at: float = 0.0
+    # a prompt longer than the prefill budget is prefilled a chunk a step, in its own cache
+    prefilled: int = 0
+    cache: Any = None
     # incremental detokenization: text is decoded from token_ids[prefix_offset:]
     prefix_offset: int = 0
     read_offset: int = 0
@@ -229,9 +234,10 @@ class Engine:
         self.model_name = model_name
         self.device = next(model.parameters()).device
         self.max_batch_size = max_batch_size
-        # Prompt tokens admitted per step (0: no limit). Admitting a crowd in smaller groups,
-        # with a decoding step between them, gives the first arrivals their first token
-        # sooner and keeps the answers already streaming from stalling behind one long prefill.
+        # Prompt tokens prefilled per step (0: no limit). Admitting a crowd in smaller groups,
+        # and a long prompt a chunk at a time, with a decoding step between them, gives the
+        # first arrivals their first token sooner and keeps the answers already streaming
+        # from stalling behind one long prefill.
         self.prefill_tokens = prefill_tokens
         window = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
         self.max_context = min(max_context or window, window)
@@ -244,6 +250,7 @@ class Engine:
         self._wakeup = threading.Condition(self._lock)
         self._waiting: list[_Sequence] = []
         self._active: list[_Sequence] = []
+        self._prefilling: _Sequence | None = None  # a long prompt, part way through its chunks
         self._cache: Any = None  # key/value cache of the active rows (kv_cache.roomy_cache)
         self._mask: torch.Tensor | None = None  # [rows, cache length], 1 for real tokens
         self._closed = False
@@ -433,14 +440,17 @@ class Engine:
         with torch.inference_mode():
             while True:
                 with self._wakeup:
-                    while not self._closed and not self._waiting and not self._active:
+                    while not self._closed and not self._waiting and not self._active and not self._prefilling:
                         self._wakeup.wait()
                     if self._closed:
                         break
-                    admitted = self._next_admissions()
+                    # the others wait (and see their place in line) while a long prompt is prefilled
+                    admitted = [] if self._prefilling else self._next_admissions()
                 try:
                     self._retire_cancelled()
-                    if admitted:
+                    if self._prefilling:
+                        self._prefill_chunk()
+                    elif admitted:
                         self._admit(admitted)
                     if self._active:
                         self._decode_step()
@@ -451,7 +461,8 @@ class Engine:
 
     def _next_admissions(self) -> list[_Sequence]:
         """Take waiting requests, oldest first, while there is room in the batch and in the
-        prefill budget (always at least one, however long its prompt)."""
+        prefill budget (always at least one: a prompt longer than the budget comes alone,
+        and is prefilled a budget's worth at a time)."""
         room = self.max_batch_size - len(self._active)
         taken, tokens = 0, 0
         for sequence in self._waiting[:room]:
@@ -464,11 +475,13 @@ class Engine:
 
     def _fail_all(self, admitted: list[_Sequence], error: Exception) -> None:
         reason = f"{error.__class__.__name__}: {error}"
-        for sequence in {id(s): s for s in self._active + admitted}.values():
+        prefilling = [self._prefilling] if self._prefilling else []
+        for sequence in {id(s): s for s in self._active + admitted + prefilling}.values():
             if not sequence.stream.finished:
                 self._finish(sequence, "error", error=reason)
         with self._lock:
             self._active = []
+            self._prefilling = None
             self._cache = None
             self._mask = None
 
@@ -483,6 +496,14 @@ class Engine:
                 self._finish(sequence, "cancelled")
         sequences = [s for s in sequences if not s.stream.cancelled]
         if not sequences:
+            return
+        if self.prefill_tokens and len(sequences[0].prompt_ids) > self.prefill_tokens:
+            # taken alone (see _next_admissions): prefill it a chunk a step
+            sequence = sequences[0]
+            sequence.admitted_at, sequence.cache = time.perf_counter(), roomy_cache()
+            with self._lock:
+                self._prefilling = sequence
+            self._prefill_chunk()
             return
         longest = max(len(s.prompt_ids) for s in sequences)
         input_ids = torch.full((len(sequences), longest), self.pad_id, dtype=torch.long)
@@ -506,6 +527,37 @@ class Engine:
         next_tokens = self._sample(output.logits[:, -1, :], sequences)
         self._merge(cache, mask, sequences)
         self._advance(sequences, next_tokens)
+
+    def _prefill_chunk(self) -> None:
+        """The next ``prefill_tokens`` of the long prompt; after the last, it joins the batch."""
+        torch = self._torch
+        sequence = self._prefilling
+        assert sequence is not None
+        if sequence.stream.cancelled:
+            self._finish(sequence, "cancelled")
+            with self._lock:
+                self._prefilling = None
+            return
+        start = sequence.prefilled
+        # with no answer streaming, there is nobody to keep waiting: the rest in one pass
+        end = min(start + self.prefill_tokens, len(sequence.prompt_ids)) if self._active else len(sequence.prompt_ids)
+        output = self.model(
+            input_ids=torch.tensor([sequence.prompt_ids[start:end]], device=self.device),
+            position_ids=torch.arange(start, end, device=self.device)[None],
+            cache=sequence.cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        sequence.prefilled = end
+        if end < len(sequence.prompt_ids):
+            return
+        sequence.length = end
+        next_tokens = self._sample(output.logits[:, -1, :], [sequence])
+        cache, sequence.cache = sequence.cache, None
+        with self._lock:
+            self._prefilling = None
+        self._merge(cache, torch.ones((1, end), dtype=torch.long), [sequence])
+        self._advance([sequence], next_tokens)
 
     def _merge(self, cache: Any, mask: torch.Tensor, sequences: list[_Sequence]) -> None:
         torch = self._torch

@@ -295,3 +295,44 @@ def test_a_system_prompt_that_leaves_no_room_is_a_clear_error(chat_tokenizer: An
         assert engine.generate(greedy(QUESTION, 5)).stats.completion_tokens == 5
     finally:
         engine.close()
+
+
+def test_a_long_prompt_prefilled_in_chunks_gets_the_same_answer(chat_tokenizer: Any) -> None:
+    request = greedy([{"role": "user", "content": "Tell me everything. " + "word " * 150}], 30)
+    whole = Engine(build_tiny_model(len(chat_tokenizer)), chat_tokenizer)
+    chunked = Engine(build_tiny_model(len(chat_tokenizer)), chat_tokenizer, prefill_tokens=16)
+    alongside = greedy([{"role": "user", "content": "hi"}], 300)  # streaming all the while: chunks
+    try:
+        expected = whole.generate(request)
+        expected_alongside = whole.generate(alongside)
+        other = chunked.submit(alongside)
+        result = chunked.generate(request)
+        assert not other.finished
+        assert other.result().text == expected_alongside.text
+        assert result.stats.prompt_tokens > 10 * 16
+        assert result.text == expected.text
+        assert result.stats.completion_tokens == 30
+    finally:
+        whole.close()
+        chunked.close()
+
+
+def test_answers_already_streaming_go_on_while_a_long_prompt_is_prefilled(chat_tokenizer: Any) -> None:
+    engine = Engine(build_tiny_model(len(chat_tokenizer)), chat_tokenizer, prefill_tokens=8)
+    try:
+        short = engine.submit(greedy([{"role": "user", "content": "hi"}], 10))
+        started = time.perf_counter()
+        long = engine.submit(greedy([{"role": "user", "content": "word " * 400}], 5))  # 50 chunks
+        short.result()
+        short_done = time.perf_counter()
+        assert long.prompt_tokens > 400
+        assert not long.finished
+        long.result()
+        assert long.stats is not None
+        assert long.stats.time_to_first_token is not None
+        # the short answer (10 steps) ended while the long prompt was still being prefilled;
+        # prefilled whole, it would have had its first token after the second step
+        assert short_done < started + long.stats.time_to_first_token
+        assert long.stats.completion_tokens == 5
+    finally:
+        engine.close()
