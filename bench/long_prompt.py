@@ -7,7 +7,8 @@ Some answers are streaming when a long message arrives (the held-out text, repea
 every streaming answer waits for it; with the generation worker's budget (256) it is
 prefilled a chunk a step, with a decoding step of the others between chunks. Prints, for
 both in the same run (alternating, medians over the repeats), the longest wait for the
-next token among the streaming answers and the long prompt's time to first token.
+next token among the streaming answers, the long prompt's time to first token, and that
+of a short message sent just after it.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ def arrivals(stream: Stream, times: list[float]) -> None:
         times.append(time.perf_counter())
 
 
-def trial(engine: Engine, streams: int, long_request: GenerationRequest) -> tuple[float, float, int]:
+def trial(engine: Engine, streams: int, long_request: GenerationRequest) -> tuple[float, float, float, int]:
     """(the longest wait for a token of any streaming answer while the long prompt waited
-    for its first token, in ms; that time to first token, in ms; its prompt tokens)"""
+    for its first token; that time to first token; the time to first token of a short
+    message sent just after the long one; all in ms; the long prompt's tokens)"""
     running = [engine.submit(request(topic, 2000)) for topic in TOPICS[:streams]]
     times: list[list[float]] = [[] for _ in running]
     readers = [threading.Thread(target=arrivals, args=(s, t)) for s, t in zip(running, times, strict=True)]
@@ -45,8 +47,12 @@ def trial(engine: Engine, streams: int, long_request: GenerationRequest) -> tupl
         time.sleep(0.05)
     submitted = time.perf_counter()
     long = engine.submit(long_request)
+    short = engine.submit(request(TOPICS[-1], 8))
     next(iter(long))
     first_token = time.perf_counter()
+    short_stats = short.result().stats
+    assert short_stats is not None
+    assert short_stats.time_to_first_token is not None
     for stream in running:
         stream.cancel()
     for reader in readers:
@@ -61,7 +67,8 @@ def trial(engine: Engine, streams: int, long_request: GenerationRequest) -> tupl
             [submitted, *(t for t in stream_times if submitted < t < first_token), first_token]
         )
     ]
-    return max(gaps) * 1000, (first_token - submitted) * 1000, long.prompt_tokens
+    short_ttft = short_stats.time_to_first_token * 1000
+    return max(gaps) * 1000, (first_token - submitted) * 1000, short_ttft, long.prompt_tokens
 
 
 def main() -> None:
@@ -78,23 +85,27 @@ def main() -> None:
         [{"role": "user", "content": f"Summarize this text:\n\n{text}"}], max_new_tokens=8, temperature=0
     )
     engines = {"whole": Engine(model, tokenizer), "chunked": Engine(model, tokenizer, prefill_tokens=args.chunk)}
-    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in engines}
+    figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in engines}
     prompt_tokens = 0
     for repeat in range(args.repeats):
         for name, engine in engines.items():
-            stall, ttft, prompt_tokens = trial(engine, args.streams, long_request)
-            figures[name].append((stall, ttft))
-            print(f"repeat {repeat + 1} {name}: longest wait {stall:.0f} ms, long prompt's first token {ttft:.0f} ms")
+            stall, ttft, short_ttft, prompt_tokens = trial(engine, args.streams, long_request)
+            figures[name].append((stall, ttft, short_ttft))
+            print(
+                f"repeat {repeat + 1} {name}: longest wait {stall:.0f} ms, long prompt's first token {ttft:.0f} ms, "
+                f"a short message's {short_ttft:.0f} ms",
+                flush=True,
+            )
     for engine in engines.values():
         engine.close()
-    (stall_whole, ttft_whole), (stall_chunked, ttft_chunked) = (
-        (statistics.median(s for s, _ in figures[name]), statistics.median(t for _, t in figures[name]))
-        for name in ("whole", "chunked")
+    (stall_whole, ttft_whole, short_whole), (stall_chunked, ttft_chunked, short_chunked) = (
+        tuple(statistics.median(values) for values in zip(*figures[name], strict=True)) for name in ("whole", "chunked")
     )
     print(f"{args.streams} streaming answers; a {prompt_tokens:,}-token prompt; chunks of {args.chunk}")
     print(
         f"stall_ms_whole={stall_whole:.0f} stall_ms_chunked={stall_chunked:.0f} "
-        f"long_ttft_ms_whole={ttft_whole:.0f} long_ttft_ms_chunked={ttft_chunked:.0f}"
+        f"long_ttft_ms_whole={ttft_whole:.0f} long_ttft_ms_chunked={ttft_chunked:.0f} "
+        f"short_ttft_ms_whole={short_whole:.0f} short_ttft_ms_chunked={short_chunked:.0f}"
     )
 
 

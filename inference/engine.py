@@ -444,13 +444,12 @@ class Engine:
                         self._wakeup.wait()
                     if self._closed:
                         break
-                    # the others wait (and see their place in line) while a long prompt is prefilled
-                    admitted = [] if self._prefilling else self._next_admissions()
+                    admitted = self._next_admissions()
                 try:
                     self._retire_cancelled()
                     if self._prefilling:
                         self._prefill_chunk()
-                    elif admitted:
+                    if admitted:
                         self._admit(admitted)
                     if self._active:
                         self._decode_step()
@@ -462,15 +461,25 @@ class Engine:
     def _next_admissions(self) -> list[_Sequence]:
         """Take waiting requests, oldest first, while there is room in the batch and in the
         prefill budget (always at least one: a prompt longer than the budget comes alone,
-        and is prefilled a budget's worth at a time)."""
-        room = self.max_batch_size - len(self._active)
-        taken, tokens = 0, 0
-        for sequence in self._waiting[:room]:
-            tokens += len(sequence.prompt_ids)
-            if taken and self.prefill_tokens and tokens > self.prefill_tokens:
+        and is prefilled a budget's worth at a time). While one such prompt is being
+        prefilled, only prompts within the budget are taken, past any long one waiting: a
+        short message need not wait for a long one's chunks."""
+        chunking = self._prefilling is not None
+        room = self.max_batch_size - len(self._active) - chunking
+        admitted: list[_Sequence] = []
+        tokens = 0
+        for sequence in self._waiting:
+            if len(admitted) >= room:
                 break
-            taken += 1
-        admitted, self._waiting = self._waiting[:taken], self._waiting[taken:]
+            length = len(sequence.prompt_ids)
+            if chunking and length > self.prefill_tokens:
+                continue
+            if admitted and self.prefill_tokens and tokens + length > self.prefill_tokens:
+                break
+            admitted.append(sequence)
+            tokens += length
+        taken = {id(sequence) for sequence in admitted}
+        self._waiting = [sequence for sequence in self._waiting if id(sequence) not in taken]
         return admitted
 
     def _fail_all(self, admitted: list[_Sequence], error: Exception) -> None:

@@ -336,3 +336,25 @@ def test_answers_already_streaming_go_on_while_a_long_prompt_is_prefilled(chat_t
         assert long.stats.completion_tokens == 5
     finally:
         engine.close()
+
+
+def test_a_short_message_need_not_wait_for_a_long_prompt_being_prefilled(chat_tokenizer: Any) -> None:
+    engine = Engine(build_tiny_model(len(chat_tokenizer)), chat_tokenizer, prefill_tokens=48)
+    try:
+        streaming = engine.submit(greedy([{"role": "user", "content": "hi"}], 200))
+        long = engine.submit(greedy([{"role": "user", "content": "word " * 800}], 5))  # 17 chunks
+        waiting_long = engine.submit(greedy([{"role": "user", "content": "more " * 800}], 5))
+        short = engine.submit(greedy([{"role": "user", "content": "hello"}], 5))  # within the budget
+        short.result()
+        assert not long.finished
+        assert [s.result().stats.completion_tokens for s in (long, waiting_long, streaming)] == [5, 5, 200]
+        assert short.stats is not None
+        assert long.stats is not None
+        assert waiting_long.stats is not None
+        assert short.stats.completion_tokens == 5
+        # one long prompt is prefilled at a time, in arrival order
+        assert long.stats.time_to_first_token is not None
+        assert waiting_long.stats.time_to_first_token is not None
+        assert long.stats.time_to_first_token < waiting_long.stats.time_to_first_token
+    finally:
+        engine.close()
