@@ -8,7 +8,7 @@ every streaming answer waits for it; with the generation worker's budget (256) i
 prefilled a chunk a step, with a decoding step of the others between chunks. Prints, for
 both in the same run (alternating, medians over the repeats), the longest wait for the
 next token among the streaming answers, the long prompt's time to first token, and that
-of a short message sent just after it.
+of a short message sent once the long one's prefill has begun.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def arrivals(stream: Stream, times: list[float]) -> None:
 def trial(engine: Engine, streams: int, long_request: GenerationRequest) -> tuple[float, float, float, int]:
     """(the longest wait for a token of any streaming answer while the long prompt waited
     for its first token; that time to first token; the time to first token of a short
-    message sent just after the long one; all in ms; the long prompt's tokens)"""
+    message sent once the long one's prefill began; all in ms; the long prompt's tokens)"""
     running = [engine.submit(request(topic, 2000)) for topic in TOPICS[:streams]]
     times: list[list[float]] = [[] for _ in running]
     readers = [threading.Thread(target=arrivals, args=(s, t)) for s, t in zip(running, times, strict=True)]
@@ -47,6 +47,8 @@ def trial(engine: Engine, streams: int, long_request: GenerationRequest) -> tupl
         time.sleep(0.05)
     submitted = time.perf_counter()
     long = engine.submit(long_request)
+    while engine.queue_length:  # the long prompt is being prefilled
+        time.sleep(0.005)
     short = engine.submit(request(TOPICS[-1], 8))
     next(iter(long))
     first_token = time.perf_counter()
