@@ -358,3 +358,32 @@ def test_a_short_message_need_not_wait_for_a_long_prompt_being_prefilled(chat_to
         assert long.stats.time_to_first_token < waiting_long.stats.time_to_first_token
     finally:
         engine.close()
+
+
+def test_a_failure_in_the_middle_of_a_chunked_prefill_fails_every_live_request(chat_tokenizer: Any) -> None:
+    engine = Engine(build_tiny_model(len(chat_tokenizer)), chat_tokenizer, prefill_tokens=16)
+    original = engine.model.forward
+
+    def failing_on_the_third_chunk(*args: Any, **kwargs: Any) -> Any:
+        positions = kwargs.get("position_ids")
+        if positions is not None and positions.shape[-1] == 16 and int(positions[0, 0]) == 32:
+            raise RuntimeError("simulated failure in a chunk")
+        return original(*args, **kwargs)
+
+    try:
+        streaming = engine.submit(greedy([{"role": "user", "content": "hi"}], 200))
+        engine.model.forward = failing_on_the_third_chunk
+        long = engine.submit(greedy([{"role": "user", "content": "word " * 200}], 5))
+        deadline = time.monotonic() + 60  # a request the failure forgot would never end
+        while not (long.finished and streaming.finished) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for stream in (long, streaming):
+            assert stream.finished
+            stats = stream.result().stats
+            assert stats.finish_reason == "error"
+            assert "simulated failure in a chunk" in (stats.error or "")
+        engine.model.forward = original
+        again = engine.generate(greedy([{"role": "user", "content": "word " * 200}], 5))
+        assert again.stats.completion_tokens == 5
+    finally:
+        engine.close()
