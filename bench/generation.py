@@ -38,12 +38,13 @@ TOPICS = [
 HELD_OUT_TEXT = Path(__file__).resolve().parent / "heldout_english.txt"
 
 
-def request(topic: str, new_tokens: int) -> GenerationRequest:
+def request(topic: str, new_tokens: int, **sampling: Any) -> GenerationRequest:
+    """Exactly ``new_tokens`` about ``topic``; greedy unless ``sampling`` says otherwise."""
     return GenerationRequest.of(
         [{"role": "user", "content": f"Explain {topic} in a short paragraph."}],
         max_new_tokens=new_tokens,
-        temperature=0,
         ignore_eos=True,
+        **{"temperature": 0, **sampling},
     )
 
 

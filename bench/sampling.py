@@ -23,8 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.generation import HELD_OUT_TEXT, TOPICS, engine_run
-from inference import Engine, GenerationRequest
+from bench.generation import HELD_OUT_TEXT, TOPICS, engine_run, request
+from inference import Engine
 from inference.config import InferenceConfig
 from inference.models import load_chat_model
 from inference.sampling import sample
@@ -58,17 +58,6 @@ def real_logits(model: Any, tokenizer: Any) -> torch.Tensor:
         return model(input_ids=ids).logits[0, 20:].float()
 
 
-def request(topic: str, new_tokens: int, temperature: float) -> GenerationRequest:
-    return GenerationRequest.of(
-        [{"role": "user", "content": f"Explain {topic} in a short paragraph."}],
-        max_new_tokens=new_tokens,
-        temperature=temperature,
-        top_p=TOP_P,
-        seed=1,
-        ignore_eos=True,
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
@@ -93,12 +82,16 @@ def main() -> None:
         print(f"{rows:2d} rows: sorting each row {per_row[rows]:.2f} ms, sample() {batched[rows]:.2f} ms", flush=True)
 
     engine = Engine(model, tokenizer, max_batch_size=32)
-    engine_run(engine, [request(topic, 8, TEMPERATURE) for topic in TOPICS[:2]])  # warm up
+    warm_up = [request(topic, 8, temperature=TEMPERATURE, top_p=TOP_P, seed=1) for topic in TOPICS[:2]]
+    engine_run(engine, warm_up)
     streams = 32
     figures: dict[str, list[float]] = {"greedy": [], "sampled": []}
     for _ in range(args.repeats):
         for name, temperature in (("greedy", 0.0), ("sampled", TEMPERATURE)):
-            batch = [request(topic, args.new_tokens, temperature) for topic in TOPICS[:streams]]
+            batch = [
+                request(topic, args.new_tokens, temperature=temperature, top_p=TOP_P, seed=1)
+                for topic in TOPICS[:streams]
+            ]
             figures[name].append(engine_run(engine, batch)[0])
         greedy, sampled = figures["greedy"][-1], figures["sampled"][-1]
         print(f"engine, {streams} streams: greedy {greedy:.1f} tok/s, sampled {sampled:.1f}", flush=True)
