@@ -387,3 +387,33 @@ def test_a_failure_in_the_middle_of_a_chunked_prefill_fails_every_live_request(c
         assert again.stats.completion_tokens == 5
     finally:
         engine.close()
+
+
+def test_a_long_prompt_cancelled_while_it_is_prefilled_ends_there(chat_tokenizer: Any) -> None:
+    engine = Engine(build_tiny_model(len(chat_tokenizer)), chat_tokenizer, prefill_tokens=8)
+    original = engine.model.forward
+    chunks_after_cancel = []
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        if long.cancelled and kwargs["input_ids"].shape[-1] == 8:
+            chunks_after_cancel.append(1)
+        return original(*args, **kwargs)
+
+    try:
+        streaming = engine.submit(greedy([{"role": "user", "content": "hi"}], 150))
+        long = engine.submit(greedy([{"role": "user", "content": "word " * 400}], 5))  # 50 chunks
+        while long.queue_position:  # until its chunks have begun
+            time.sleep(0.001)
+        engine.model.forward = counting
+        long.cancel()
+        result = long.result()
+        assert len(chunks_after_cancel) <= 1  # stopped within a step, not after all its chunks
+        assert result.stats.finish_reason == "cancelled"
+        assert result.stats.completion_tokens == 0
+        assert result.text == ""
+        assert streaming.result().stats.completion_tokens == 150
+        with pytest.raises(InvalidRequestError, match="already finished"):
+            long.cancel()
+        assert engine.generate(greedy([{"role": "user", "content": "word " * 100}], 3)).stats.completion_tokens == 3
+    finally:
+        engine.close()
