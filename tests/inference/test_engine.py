@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -243,6 +244,42 @@ def test_importing_inference_does_not_import_torch() -> None:
     code = "import sys, inference, inference.summarize, inference.sentiment; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+OPENMP_IDLE_CPU = """
+import os, time
+import inference, torch
+torch.set_num_threads(2)
+a = torch.randn(512, 512)
+idle = 0.0
+for _ in range(20):
+    torch.mm(a, a)  # a parallel region; its worker thread then waits for the next one
+    started = time.process_time()
+    time.sleep(0.05)
+    idle += time.process_time() - started
+print(os.environ.get("OMP_WAIT_POLICY", "-"), round(idle, 3))
+"""
+
+
+def openmp_idle(**settings: str) -> tuple[str, float]:
+    """(OMP_WAIT_POLICY as a model process sees it, CPU seconds it used while sleeping 1 s)"""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    result = subprocess.run(
+        [sys.executable, "-c", OPENMP_IDLE_CPU], env={**env, **settings}, capture_output=True, text=True, check=True
+    )
+    policy, seconds = result.stdout.split()
+    return policy, float(seconds)
+
+
+def test_model_processes_sleep_between_parallel_regions_unless_the_operator_chose() -> None:
+    passive_policy, passive_idle = openmp_idle()
+    spinning_policy, spinning_idle = openmp_idle(GOMP_SPINCOUNT="300000")  # libgomp's own default
+    assert passive_policy == "PASSIVE"
+    assert spinning_policy == "-"
+    # while the process sleeps, spinning OpenMP threads burn a core; sleeping ones do not
+    assert passive_idle < 0.1
+    assert spinning_idle > 3 * passive_idle + 0.05
+    assert openmp_idle(OMP_WAIT_POLICY="ACTIVE")[0] == "ACTIVE"
 
 
 def test_drain_returns_what_is_ready_without_waiting_and_then_the_end(tiny_engine: Engine) -> None:
