@@ -272,14 +272,14 @@ def openmp_idle(**settings: str) -> tuple[str, float]:
 
 
 def test_model_processes_sleep_between_parallel_regions_unless_the_operator_chose() -> None:
-    passive_policy, passive_idle = openmp_idle()
-    spinning_policy, spinning_idle = openmp_idle(GOMP_SPINCOUNT="300000")  # libgomp's own default
-    assert passive_policy == "PASSIVE"
-    assert spinning_policy == "-"
-    # while the process sleeps, spinning OpenMP threads burn a core; sleeping ones do not
-    assert passive_idle < 0.1
-    assert spinning_idle > 3 * passive_idle + 0.05
-    assert openmp_idle(OMP_WAIT_POLICY="ACTIVE")[0] == "ACTIVE"
+    policy, idle = openmp_idle()
+    assert policy == "PASSIVE"
+    assert idle < 0.1  # of 1 s asleep
+    # an operator's choice is kept, and takes effect: active threads spin through the sleeps
+    policy, idle = openmp_idle(OMP_WAIT_POLICY="ACTIVE")
+    assert policy == "ACTIVE"
+    assert idle > 0.5
+    assert openmp_idle(GOMP_SPINCOUNT="300000")[0] == "-"
 
 
 def test_drain_returns_what_is_ready_without_waiting_and_then_the_end(tiny_engine: Engine) -> None:
