@@ -542,11 +542,6 @@ class Engine:
         torch = self._torch
         sequence = self._prefilling
         assert sequence is not None
-        if sequence.stream.cancelled:
-            self._finish(sequence, "cancelled")
-            with self._lock:
-                self._prefilling = None
-            return
         start = sequence.prefilled
         # with no answer streaming, there is nobody to keep waiting: the rest in one pass
         end = min(start + self.prefill_tokens, len(sequence.prompt_ids)) if self._active else len(sequence.prompt_ids)
@@ -678,6 +673,11 @@ class Engine:
             sequence.emitted = len(sequence.text)
 
     def _retire_cancelled(self) -> None:
+        """End cancelled requests: the long prompt being prefilled, and rows of the batch."""
+        if self._prefilling is not None and self._prefilling.stream.cancelled:
+            self._finish(self._prefilling, "cancelled")
+            with self._lock:
+                self._prefilling = None
         cancelled = [s for s in self._active if s.stream.cancelled]
         for sequence in cancelled:
             self._finish(sequence, "cancelled")
