@@ -72,7 +72,14 @@ def serial_generate(model: Any, tokenizer: Any, topics: list[str], new_tokens: i
 
 
 def engine_run(engine: Engine, requests: list[GenerationRequest]) -> tuple[float, list[float]]:
-    """All the requests at once: tokens per second over the run, and each time to first token."""
+    """All the requests at once: tokens per second over the run, and each time to first token.
+
+    The engine starts each run keeping only what a server that has answered anyone keeps:
+    the system prompt and chat template (from one question on another topic), never an
+    earlier run's identical prompts.
+    """
+    engine.clear_prefix_cache()
+    engine.generate(request("the colour of the sea", 1))
     started = time.perf_counter()
     streams = [engine.submit(r) for r in requests]
     results = [s.result() for s in streams]
@@ -91,13 +98,19 @@ class EngineFigures:
     eight: list[float] = field(default_factory=list)
     thirty_two: list[float] = field(default_factory=list)
     ttft8_ms: list[float] = field(default_factory=list)
+    thirty_two_no_prefix_cache: list[float] = field(default_factory=list)
 
-    def measure(self, engine: Engine, new_tokens: int, single_topics: list[str]) -> None:
+    def measure(
+        self, engine: Engine, new_tokens: int, single_topics: list[str], no_prefix_cache: Engine | None = None
+    ) -> None:
         self.one.append(statistics.mean(engine_run(engine, [request(t, new_tokens)])[0] for t in single_topics))
         tps8, ttfts = engine_run(engine, topic_requests(TOPICS[:8], new_tokens))
         self.eight.append(tps8)
         self.ttft8_ms.append(statistics.median(ttfts) * 1000)
         self.thirty_two.append(engine_run(engine, topic_requests(TOPICS[:32], new_tokens))[0])
+        if no_prefix_cache is not None:
+            runs = topic_requests(TOPICS[:32], new_tokens)
+            self.thirty_two_no_prefix_cache.append(engine_run(no_prefix_cache, runs)[0])
 
     def medians(self) -> tuple[float, float, float, float]:
         figures = (self.one, self.eight, self.thirty_two, self.ttft8_ms)
@@ -132,6 +145,8 @@ def main() -> None:
         sys.exit("run the benchmark on the float model: it measures int8 itself (unset PARLEY_CHAT_QUANTIZE).")
     model, tokenizer = load_chat_model(config)
     engine = Engine(model, tokenizer, max_batch_size=32, prefill_tokens=args.prefill_tokens)
+    # the same model, every prompt prefilled whole: what keeping the shared system prompt adds
+    uncached = Engine(model, tokenizer, max_batch_size=32, prefill_tokens=args.prefill_tokens, prefix_cache_mb=0)
     n = args.new_tokens
     engine_run(engine, topic_requests(TOPICS[:2], 8))  # warm up
 
@@ -139,13 +154,15 @@ def main() -> None:
     fp32 = EngineFigures()
     for repeat in range(args.repeats):
         serial.append(serial_generate(model, tokenizer, TOPICS[: args.serial_requests], n))
-        fp32.measure(engine, n, TOPICS[: args.serial_requests])
+        fp32.measure(engine, n, TOPICS[: args.serial_requests], no_prefix_cache=uncached)
         print(
             f"repeat {repeat + 1}: generate() serial {serial[-1]:.1f} tok/s, engine 1 {fp32.one[-1]:.1f}, "
-            f"8 {fp32.eight[-1]:.1f}, 32 {fp32.thirty_two[-1]:.1f}",
+            f"8 {fp32.eight[-1]:.1f}, 32 {fp32.thirty_two[-1]:.1f} "
+            f"(prefix cache off: {fp32.thirty_two_no_prefix_cache[-1]:.1f})",
             flush=True,
         )
     engine.close()
+    uncached.close()
 
     text = HELD_OUT_TEXT.read_text()
     ppl_fp32 = perplexity(model, tokenizer, text)
@@ -168,6 +185,8 @@ def main() -> None:
         f"bf16 {ppl_bf16:.2f} ({ppl_bf16 / ppl_fp32 - 1:+.1%})"
     )
     print(f"int8 engine: 1 stream {int8_one:.1f} tok/s, 8 {int8_eight:.1f}, 32 {f:.1f}")
+    no_cache = statistics.median(fp32.thirty_two_no_prefix_cache)
+    print(f"fp32 engine, 32 streams, prefix cache off: {no_cache:.1f} tok/s (speedup32 {no_cache / a:.2f})")
     bf16_one, bf16_eight, bf16_thirty_two, bf16_ttft8 = bf16.medians()
     print(
         f"bf16 engine: 1 stream {bf16_one:.1f} tok/s, 8 {bf16_eight:.1f}, 32 {bf16_thirty_two:.1f}, "

@@ -32,6 +32,9 @@ class InferenceConfig:
     # "int8": the chat model's linear layers in int8 on a CPU (see inference/quantize.py):
     # faster batches for a perplexity within a few percent of float32's.
     chat_quantize: str = "none"
+    # memory for keys and values kept from finished chats, to start the next message of a
+    # conversation without prefilling it all again (inference/prefix_cache.py); 0 turns it off
+    prefix_cache_mb: int = 256
 
     @classmethod
     def from_env(cls) -> InferenceConfig:
@@ -48,7 +51,11 @@ class InferenceConfig:
         threads_text = os.environ.get("PARLEY_TORCH_THREADS", "0").strip() or "0"
         if not threads_text.isdigit():
             raise InferenceError(f"PARLEY_TORCH_THREADS={threads_text!r} must be a whole number (0 = one per core).")
+        prefix_cache_text = os.environ.get("PARLEY_PREFIX_CACHE_MB", "256").strip() or "256"
+        if not prefix_cache_text.isdigit():
+            raise InferenceError(f"PARLEY_PREFIX_CACHE_MB={prefix_cache_text!r} must be a whole number (0 = off).")
         return cls(
+            prefix_cache_mb=int(prefix_cache_text),
             threads=int(threads_text),
             models_dir=Path(os.environ.get("PARLEY_MODELS_DIR") or var_dir / "models"),
             chat_model=os.environ.get("PARLEY_CHAT_MODEL", ""),

@@ -14,6 +14,10 @@ left-padded to the longest row. New requests are prefilled together and then pad
 into the batch; a leaving row is dropped with an index select, and columns that became
 padding for every row are cut away. Padding is masked, so a request's greedy output
 does not depend on what else is in the batch.
+
+A leaving row's keys and values are kept (prefix_cache.py), and a new prompt that
+begins the same way (the next message of a conversation, a regenerated answer, the
+same system prompt) is prefilled from where that kept prefix ends.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from inference.errors import InferenceError, InvalidRequestError
+from inference.prefix_cache import Prefix, PrefixCache
 
 if TYPE_CHECKING:
     import torch
@@ -76,6 +81,7 @@ class GenerationStats:
     finish_reason: FinishReason
     trimmed_messages: int = 0  # oldest turns left out to fit the model's window
     error: str | None = None
+    cached_prompt_tokens: int = 0  # leading prompt tokens taken from an earlier request (prefix_cache.py)
 
 
 @dataclass(frozen=True)
@@ -203,6 +209,9 @@ class _Sequence:
     length: int = 0  # tokens in the cache for this row, prompt included
     first_token_at: float | None = None
     admitted_at: float = 0.0
+    # the longest kept prefix of the prompt (prefix_cache.py), looked up when admission nears
+    cached: int = 0
+    prefix: Prefix | None = None
     # a prompt longer than the prefill budget is prefilled a chunk a step, in its own cache
     prefilled: int = 0
     cache: Any = None
@@ -226,6 +235,7 @@ class Engine:
         max_context: int | None = None,
         max_new_tokens_limit: int = 4096,
         prefill_tokens: int = 0,
+        prefix_cache_mb: int = 256,
     ) -> None:
         import torch
 
@@ -239,6 +249,8 @@ class Engine:
         # first arrivals their first token sooner and keeps the answers already streaming
         # from stalling behind one long prefill.
         self.prefill_tokens = prefill_tokens
+        # keys and values of finished requests, for prompts that begin the same way (0: off)
+        self._prefixes = PrefixCache(prefix_cache_mb * 2**20)
         window = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
         self.max_context = min(max_context or window, window)
         self.max_new_tokens_limit = min(max_new_tokens_limit, self.max_context // 2)
@@ -264,6 +276,7 @@ class Engine:
 
         config = config or InferenceConfig.from_env()
         model, tokenizer = load_chat_model(config)
+        options = {"prefix_cache_mb": config.prefix_cache_mb, **options}
         return cls(model, tokenizer, model_name=chat_model_name(config), **options)
 
     # ---- public API --------------------------------------------------------------
@@ -314,6 +327,11 @@ class Engine:
             self._closed = True
             self._wakeup.notify()
         self._thread.join(timeout=30)
+
+    def clear_prefix_cache(self) -> None:
+        """Forget every kept prefix (benchmarks measure from a known state with it)."""
+        with self._lock:
+            self._prefixes.clear()
 
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         return len(self._encode(messages))
@@ -471,7 +489,8 @@ class Engine:
         for sequence in self._waiting:
             if len(admitted) >= room:
                 break
-            length = len(sequence.prompt_ids)
+            sequence.cached, sequence.prefix = self._prefixes.match(sequence.prompt_ids)
+            length = len(sequence.prompt_ids) - sequence.cached  # what is left to prefill
             if chunking and length > self.prefill_tokens:
                 continue
             if admitted and self.prefill_tokens and tokens + length > self.prefill_tokens:
@@ -497,34 +516,38 @@ class Engine:
     def _admit(self, sequences: list[_Sequence]) -> None:
         """Prefill new requests together and pad them into the running batch."""
         torch = self._torch
-        from inference.kv_cache import roomy_cache
-
         # a request cancelled while it waited ends here, without a prefill
         for sequence in sequences:
             if sequence.stream.cancelled:
+                sequence.cached, sequence.prefix = 0, None
                 self._finish(sequence, "cancelled")
         sequences = [s for s in sequences if not s.stream.cancelled]
         if not sequences:
             return
-        if self.prefill_tokens and len(sequences[0].prompt_ids) > self.prefill_tokens:
-            # taken alone (see _next_admissions): prefill it a chunk a step
-            sequence = sequences[0]
-            sequence.admitted_at, sequence.cache = time.perf_counter(), roomy_cache()
+        first = sequences[0]
+        if self.prefill_tokens and len(first.prompt_ids) - first.cached > self.prefill_tokens:
+            # taken alone (see _next_admissions): prefill it a chunk a step, after its kept prefix
+            first.admitted_at, first.cache = time.perf_counter(), self._seeded_cache([first], 0)
+            first.prefilled = first.cached
             with self._lock:
-                self._prefilling = sequence
+                self._prefilling = first
             self._prefill_chunk()
             return
-        longest = max(len(s.prompt_ids) for s in sequences)
+        # Each row is [padding][kept prefix][padding][rest of the prompt]: the kept prefixes
+        # right-aligned in the cache, the rest left-padded in the input; padding is masked.
+        kept = max(s.cached for s in sequences)
+        longest = max(len(s.prompt_ids) - s.cached for s in sequences)
         input_ids = torch.full((len(sequences), longest), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(sequences), longest), dtype=torch.long)
+        mask = torch.zeros((len(sequences), kept + longest), dtype=torch.long)
         for row, sequence in enumerate(sequences):
-            ids = sequence.prompt_ids
+            ids = sequence.prompt_ids[sequence.cached :]
             input_ids[row, longest - len(ids) :] = torch.tensor(ids)
-            mask[row, longest - len(ids) :] = 1
-            sequence.length = len(ids)
+            mask[row, kept - sequence.cached : kept] = 1
+            mask[row, kept + longest - len(ids) :] = 1
+            sequence.length = len(sequence.prompt_ids)
             sequence.admitted_at = time.perf_counter()
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = roomy_cache()
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, kept:]
+        cache = self._seeded_cache(sequences, kept)
         output = self.model(
             input_ids=input_ids.to(self.device),
             attention_mask=mask.to(self.device),
@@ -536,6 +559,27 @@ class Engine:
         next_tokens = self._sample(output.logits[:, -1, :], sequences)
         self._merge(cache, mask, sequences)
         self._advance(sequences, next_tokens)
+
+    def _seeded_cache(self, sequences: list[_Sequence], width: int) -> Any:
+        """A new cache holding each row's kept prefix, right-aligned in ``width`` columns
+        (for one row, its own length); empty when no row has one."""
+        from inference.kv_cache import roomy_cache
+
+        cache = roomy_cache()
+        if not any(s.prefix for s in sequences):
+            return cache
+        width = width or sequences[0].cached
+        some = next(s.prefix for s in sequences if s.prefix)
+        for index, (keys, values) in enumerate(some.layers):
+            shape = (len(sequences), keys.shape[1], width, keys.shape[3])
+            layer_keys, layer_values = keys.new_zeros(shape), values.new_zeros(shape)
+            for row, sequence in enumerate(sequences):
+                if sequence.prefix:
+                    row_keys, row_values = sequence.prefix.layers[index]
+                    layer_keys[row, :, width - sequence.cached :] = row_keys[0, :, : sequence.cached]
+                    layer_values[row, :, width - sequence.cached :] = row_values[0, :, : sequence.cached]
+            cache.update(layer_keys, layer_values, index)
+        return cache
 
     def _prefill_chunk(self) -> None:
         """The next ``prefill_tokens`` of the long prompt; after the last, it joins the batch."""
@@ -624,29 +668,34 @@ class Engine:
     def _advance(self, sequences: list[_Sequence], next_tokens: list[int]) -> None:
         """Record each row's new token, stream its text, and retire finished rows."""
         now = time.perf_counter()
-        leaving: list[_Sequence] = []
+        ended: list[tuple[_Sequence, FinishReason]] = []
         for sequence, token in zip(sequences, next_tokens, strict=True):
             if sequence.stream.cancelled:
-                self._finish(sequence, "cancelled")
-                leaving.append(sequence)
+                ended.append((sequence, "cancelled"))
                 continue
             if sequence.first_token_at is None:
                 sequence.first_token_at = now
             if token in self.eos_ids and not sequence.params.ignore_eos:
-                self._finish(sequence, "stop")
-                leaving.append(sequence)
+                ended.append((sequence, "stop"))
                 continue
             sequence.token_ids.append(token)
             stopped = self._stream_text(sequence)
             if stopped:
-                self._finish(sequence, "stop")
-                leaving.append(sequence)
+                ended.append((sequence, "stop"))
             elif len(sequence.token_ids) >= sequence.params.max_new_tokens:
                 self._flush(sequence)
-                self._finish(sequence, "length")
-                leaving.append(sequence)
-        if leaving:
-            self._drop(leaving)
+                ended.append((sequence, "length"))
+        if ended:
+            self._retire(ended)
+
+    def _retire(self, ended: list[tuple[_Sequence, FinishReason]]) -> None:
+        """Keep the leaving rows' keys and values, end their streams, drop them from the batch
+        (kept first, so a caller who sees the end can count on its prefix being there)."""
+        leaving = [sequence for sequence, _ in ended]
+        self._keep_prefixes(leaving)
+        for sequence, reason in ended:
+            self._finish(sequence, reason)
+        self._drop(leaving)
 
     def _stream_text(self, sequence: _Sequence) -> bool:
         """Emit the new, complete characters; True when a stop string was reached."""
@@ -679,10 +728,8 @@ class Engine:
             with self._lock:
                 self._prefilling = None
         cancelled = [s for s in self._active if s.stream.cancelled]
-        for sequence in cancelled:
-            self._finish(sequence, "cancelled")
         if cancelled:
-            self._drop(cancelled)
+            self._retire([(sequence, "cancelled") for sequence in cancelled])
 
     def _drop(self, leaving: list[_Sequence]) -> None:
         torch = self._torch
@@ -703,6 +750,24 @@ class Engine:
             self._mask = mask
             self._active = [self._active[i] for i in keep]
 
+    def _keep_prefixes(self, leaving: list[_Sequence]) -> None:
+        """Copy the keys and values of leaving rows into the prefix cache: a conversation's
+        next message, or a regenerated answer, starts with these tokens."""
+        if not self._prefixes.budget_bytes or self._mask is None:
+            return
+        for row, sequence in enumerate(self._active):
+            if sequence not in leaving:
+                continue
+            columns = self._mask[row].nonzero().squeeze(1)
+            if len(columns) != sequence.length:  # not expected; keeping it would be wrong
+                continue
+            layers = [
+                (layer.keys[row : row + 1, :, columns], layer.values[row : row + 1, :, columns])
+                for layer in self._cache.layers
+            ]
+            with self._lock:
+                self._prefixes.add((sequence.prompt_ids + sequence.token_ids)[: sequence.length], layers)
+
     def _finish(self, sequence: _Sequence, reason: FinishReason, error: str | None = None) -> None:
         now = time.perf_counter()
         started = sequence.admitted_at or now
@@ -719,6 +784,7 @@ class Engine:
                 finish_reason=reason,
                 trimmed_messages=sequence.stream.trimmed_messages,
                 error=error,
+                cached_prompt_tokens=sequence.cached,
             )
         )
 
