@@ -96,6 +96,20 @@ def test_a_long_new_part_is_prefilled_in_chunks_after_the_kept_prefix(chat_token
         fresh.close()
 
 
+def test_the_default_model_answers_the_next_message_the_same_from_the_kept_prefix(real_engine: Engine) -> None:
+    whole = Engine(real_engine.model, real_engine.tokenizer, prefix_cache_mb=0)  # the same weights
+    try:
+        turn = [{"role": "user", "content": "How do rivers form?"}]
+        first = real_engine.generate(greedy(turn, 48))
+        turn += [{"role": "assistant", "content": first.text}, {"role": "user", "content": "Why do some flood?"}]
+        second = real_engine.generate(greedy(turn, 48))
+        assert second.stats.cached_prompt_tokens >= first.stats.prompt_tokens
+        assert second.text == whole.generate(greedy(turn, 48)).text
+        assert "flood" in second.text.lower()
+    finally:
+        whole.close()
+
+
 def tensors(tokens: int) -> list[tuple[Any, Any]]:
     """Keys and values of two layers for ``tokens`` tokens: 2 x 2 x 4 x 8 bytes a token."""
     import torch
