@@ -63,13 +63,18 @@ class SamplingParams:
 class GenerationRequest:
     messages: tuple[ChatMessage, ...]
     params: SamplingParams = SamplingParams()
+    # Requests share kept prefixes (prefix_cache.py) only within one scope: a chat server
+    # gives each user their own, so how soon a first token comes says nothing of other users.
+    cache_scope: str = ""
 
     @classmethod
-    def of(cls, messages: Sequence[dict[str, str] | ChatMessage], **params: Any) -> GenerationRequest:
+    def of(
+        cls, messages: Sequence[dict[str, str] | ChatMessage], *, cache_scope: str = "", **params: Any
+    ) -> GenerationRequest:
         converted = tuple(m if isinstance(m, ChatMessage) else ChatMessage(m["role"], m["content"]) for m in messages)
         if "stop" in params:
             params["stop"] = tuple(params["stop"])
-        return cls(messages=converted, params=SamplingParams(**params))
+        return cls(messages=converted, params=SamplingParams(**params), cache_scope=cache_scope)
 
 
 @dataclass(frozen=True)
@@ -204,6 +209,7 @@ class _Sequence:
     params: SamplingParams
     submitted_at: float
     stop_matcher: _StopMatcher
+    cache_scope: str = ""
     generator: torch.Generator | None = None
     token_ids: list[int] = field(default_factory=list)
     length: int = 0  # tokens in the cache for this row, prompt included
@@ -291,6 +297,7 @@ class Engine:
             params=request.params,
             submitted_at=time.perf_counter(),
             stop_matcher=_StopMatcher(request.params.stop),
+            cache_scope=request.cache_scope,
         )
         if request.params.temperature > 0:
             generator = self._torch.Generator(device="cpu")
@@ -489,7 +496,7 @@ class Engine:
         for sequence in self._waiting:
             if len(admitted) >= room:
                 break
-            sequence.cached, sequence.prefix = self._prefixes.match(sequence.prompt_ids)
+            sequence.cached, sequence.prefix = self._prefixes.match(sequence.cache_scope, sequence.prompt_ids)
             length = len(sequence.prompt_ids) - sequence.cached  # what is left to prefill
             if chunking and length > self.prefill_tokens:
                 continue
@@ -766,7 +773,8 @@ class Engine:
                 for layer in self._cache.layers
             ]
             with self._lock:
-                self._prefixes.add((sequence.prompt_ids + sequence.token_ids)[: sequence.length], layers)
+                ids = (sequence.prompt_ids + sequence.token_ids)[: sequence.length]
+                self._prefixes.add(sequence.cache_scope, ids, layers)
 
     def _finish(self, sequence: _Sequence, reason: FinishReason, error: str | None = None) -> None:
         now = time.perf_counter()

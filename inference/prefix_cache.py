@@ -6,7 +6,8 @@ this, each of them prefills every token again, which on a CPU is most of the tim
 first token in a long conversation. When a request leaves the batch its tokens' keys and
 values are kept here, within a budget in bytes, the least recently used going first; a
 new prompt then starts from the longest kept prefix it shares, and only the rest of it is
-prefilled.
+prefilled. Entries are kept per scope (a user, say) and a prompt is matched only
+against its own scope's.
 
 A token's keys and values depend only on the tokens before it, so a reused prefix gives
 what prefilling it again would (up to float rounding, as batching does).
@@ -30,6 +31,7 @@ MIN_TOKENS = 16
 
 @dataclass(frozen=True)
 class Prefix:
+    scope: str
     ids: tuple[int, ...]
     layers: tuple[tuple[torch.Tensor, torch.Tensor], ...]  # per layer: keys, values [1, heads, tokens, dim]
     nbytes: int
@@ -39,7 +41,7 @@ class PrefixCache:
     def __init__(self, budget_bytes: int, min_tokens: int = MIN_TOKENS) -> None:
         self.budget_bytes = budget_bytes
         self.min_tokens = min_tokens
-        self._entries: OrderedDict[tuple[int, ...], Prefix] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, tuple[int, ...]], Prefix] = OrderedDict()
         self.nbytes = 0
 
     def __len__(self) -> int:
@@ -49,29 +51,32 @@ class PrefixCache:
         self._entries.clear()
         self.nbytes = 0
 
-    def match(self, ids: Sequence[int]) -> tuple[int, Prefix | None]:
-        """How many leading tokens of ``ids`` are kept, and where; always leaves the last
-        token to prefill, since its logits give the first new token."""
+    def match(self, scope: str, ids: Sequence[int]) -> tuple[int, Prefix | None]:
+        """How many leading tokens of ``ids`` are kept in ``scope``, and where; always leaves
+        the last token to prefill, since its logits give the first new token."""
         wanted = tuple(ids)
         best, found = 0, None
         for entry in self._entries.values():
+            if entry.scope != scope:
+                continue
             shared = _common_prefix(entry.ids, wanted, len(wanted) - 1)
             if shared > best:
                 best, found = shared, entry
         if found is None or best < self.min_tokens:
             return 0, None
-        self._entries.move_to_end(found.ids)
+        self._entries.move_to_end((scope, found.ids))
         return best, found
 
-    def add(self, ids: Sequence[int], layers: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """Keep the keys and values of ``ids``; an entry that is a prefix of them goes."""
+    def add(self, scope: str, ids: Sequence[int], layers: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Keep the keys and values of ``ids`` in ``scope``; an entry of the scope that is a
+        prefix of them goes."""
         key = tuple(ids)
         nbytes = sum(k.nbytes + v.nbytes for k, v in layers)
         if len(key) < self.min_tokens or nbytes > self.budget_bytes:
             return
-        for old in [old for old in self._entries if len(old) <= len(key) and key[: len(old)] == old]:
-            self.nbytes -= self._entries.pop(old).nbytes
-        self._entries[key] = Prefix(ids=key, layers=tuple(layers), nbytes=nbytes)
+        for superseded in [(s, old) for s, old in self._entries if s == scope and key[: len(old)] == old]:
+            self.nbytes -= self._entries.pop(superseded).nbytes
+        self._entries[(scope, key)] = Prefix(scope=scope, ids=key, layers=tuple(layers), nbytes=nbytes)
         self.nbytes += nbytes
         while self.nbytes > self.budget_bytes:
             _, evicted = self._entries.popitem(last=False)

@@ -76,7 +76,8 @@ class Summarizer:
     @classmethod
     def from_config(cls, config: InferenceConfig | None = None) -> Summarizer:
         config = config or InferenceConfig.from_env()
-        return cls(Engine.from_config(config), Embedder.from_config(config))
+        # no prefix cache: chunks share only a short instruction (see webapp/documents/tasks.py)
+        return cls(Engine.from_config(config, prefix_cache_mb=0), Embedder.from_config(config))
 
     @property
     def embedder(self) -> Embedder:

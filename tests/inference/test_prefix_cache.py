@@ -120,22 +120,33 @@ def tensors(tokens: int) -> list[tuple[Any, Any]]:
 def test_the_cache_keeps_the_longest_match_within_its_budget_least_recently_used_out() -> None:
     cache = PrefixCache(budget_bytes=64 * 100, min_tokens=4)  # 100 tokens
     conversation = list(range(40))
-    cache.add(conversation[:20], tensors(20))
-    cache.add(conversation, tensors(40))  # the same chat, longer: replaces its prefix
+    cache.add("", conversation[:20], tensors(20))
+    cache.add("", conversation, tensors(40))  # the same chat, longer: replaces its prefix
     assert len(cache) == 1
-    assert cache.match([*conversation, 99, 98])[0] == 40
-    assert cache.match(conversation)[0] == 39  # the last token is always prefilled
-    assert cache.match([*conversation[:3], 77, 78])[0] == 0  # 3 shared tokens: under the minimum
+    assert cache.match("", [*conversation, 99, 98])[0] == 40
+    assert cache.match("", conversation)[0] == 39  # the last token is always prefilled
+    assert cache.match("", [*conversation[:3], 77, 78])[0] == 0  # 3 shared tokens: under the minimum
     other = [500 + i for i in range(50)]
-    cache.add(other, tensors(50))
-    cache.match([*conversation, 1])  # the conversation is now the most recently used
-    cache.add([900 + i for i in range(30)], tensors(30))  # 120 tokens > 100: the least recent goes
-    assert cache.match([*other, 1])[0] == 0
-    assert cache.match([*conversation, 1])[0] == 40
+    cache.add("", other, tensors(50))
+    cache.match("", [*conversation, 1])  # the conversation is now the most recently used
+    cache.add("", [900 + i for i in range(30)], tensors(30))  # 120 tokens > 100: the least recent goes
+    assert cache.match("", [*other, 1])[0] == 0
+    assert cache.match("", [*conversation, 1])[0] == 40
     assert cache.nbytes <= cache.budget_bytes
-    cache.add(list(range(1000, 1200)), tensors(200))  # more than the whole budget: not kept
-    assert cache.match([*range(1000, 1200), 1])[0] == 0
-    assert cache.match([*conversation, 1])[0] == 40
+    cache.add("", list(range(1000, 1200)), tensors(200))  # more than the whole budget: not kept
+    assert cache.match("", [*range(1000, 1200), 1])[0] == 0
+    assert cache.match("", [*conversation, 1])[0] == 40
+
+
+def test_prefixes_are_shared_within_a_scope_only(engines: tuple[Engine, Engine]) -> None:
+    keeping, fresh = engines
+    messages = [SYSTEM, {"role": "user", "content": "Name three birds."}]
+    first = keeping.generate(GenerationRequest.of(messages, max_new_tokens=8, temperature=0, cache_scope="user:1"))
+    other = keeping.generate(GenerationRequest.of(messages, max_new_tokens=8, temperature=0, cache_scope="user:2"))
+    again = keeping.generate(GenerationRequest.of(messages, max_new_tokens=8, temperature=0, cache_scope="user:1"))
+    assert other.stats.cached_prompt_tokens == 0  # another user's identical prompt is prefilled whole
+    assert again.stats.cached_prompt_tokens == again.stats.prompt_tokens - 1
+    assert first.text == other.text == again.text == fresh.generate(greedy(messages, 8)).text
 
 
 def test_a_cache_of_no_bytes_keeps_nothing(engines: tuple[Engine, Engine]) -> None:

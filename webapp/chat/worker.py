@@ -303,6 +303,8 @@ class GenerationWorker:
         options = answer.settings
         return GenerationRequest.of(
             services.context_for(answer),
+            # one user's chats start from their own kept prefixes, never from another user's
+            cache_scope=f"user:{answer.conversation.owner_id}",
             max_new_tokens=int(options.get("max_tokens", 512)),
             temperature=float(options.get("temperature", 0.7)),
             top_p=float(options.get("top_p", 0.95)),

@@ -137,7 +137,9 @@ def summarizer() -> Summarizer:
     from inference.engine import Engine
     from inference.summarize import Summarizer
 
-    engine = Engine.from_config(max_batch_size=settings.PARLEY_SUMMARY_BATCH_SIZE)
+    # No prefix cache: a document's chunks share only a short instruction, so keeping each
+    # chunk's keys and values would hold memory for prompts that never come again.
+    engine = Engine.from_config(max_batch_size=settings.PARLEY_SUMMARY_BATCH_SIZE, prefix_cache_mb=0)
     return Summarizer(engine, Embedder.from_config())
 
 

@@ -183,3 +183,15 @@ def test_a_full_worker_leaves_the_rest_queued_and_reports_their_place(
     assert (services.queue_position(second), services.queue_position(third)) == (1, 2)
     for answer in (first, second, third):
         assert wait_for(lambda answer=answer: settled(answer)).status == Message.Status.COMPLETE
+
+
+def test_each_user_s_answers_share_kept_prefixes_only_with_their_own(
+    converse: Any, make_user: Callable[..., Any]
+) -> None:
+    bob = make_user("bob@example.com")
+    _, first = converse("Same words")
+    _, second = converse("Same words")
+    _, bobs = converse("Same words", owner=bob)
+    scopes = [GenerationWorker._request(answer).cache_scope for answer in (first, second, bobs)]
+    assert scopes[0] == scopes[1] == f"user:{first.conversation.owner_id}"
+    assert scopes[2] == f"user:{bob.pk}" != scopes[0]
