@@ -534,7 +534,7 @@ class Engine:
         first = sequences[0]
         if self.prefill_tokens and len(first.prompt_ids) - first.cached > self.prefill_tokens:
             # taken alone (see _next_admissions): prefill it a chunk a step, after its kept prefix
-            first.admitted_at, first.cache = time.perf_counter(), self._seeded_cache([first], 0)
+            first.admitted_at, first.cache = time.perf_counter(), self._seeded_cache([first], first.cached)
             first.prefilled = first.cached
             with self._lock:
                 self._prefilling = first
@@ -568,14 +568,13 @@ class Engine:
         self._advance(sequences, next_tokens)
 
     def _seeded_cache(self, sequences: list[_Sequence], width: int) -> Any:
-        """A new cache holding each row's kept prefix, right-aligned in ``width`` columns
-        (for one row, its own length); empty when no row has one."""
+        """A new cache holding each row's kept prefix, right-aligned in ``width`` columns;
+        empty when no row has one."""
         from inference.kv_cache import roomy_cache
 
         cache = roomy_cache()
         if not any(s.prefix for s in sequences):
             return cache
-        width = width or sequences[0].cached
         some = next(s.prefix for s in sequences if s.prefix)
         for index, (keys, values) in enumerate(some.layers):
             shape = (len(sequences), keys.shape[1], width, keys.shape[3])
@@ -772,8 +771,8 @@ class Engine:
                 (layer.keys[row : row + 1, :, columns], layer.values[row : row + 1, :, columns])
                 for layer in self._cache.layers
             ]
+            ids = (sequence.prompt_ids + sequence.token_ids)[: sequence.length]
             with self._lock:
-                ids = (sequence.prompt_ids + sequence.token_ids)[: sequence.length]
                 self._prefixes.add(sequence.cache_scope, ids, layers)
 
     def _finish(self, sequence: _Sequence, reason: FinishReason, error: str | None = None) -> None:
