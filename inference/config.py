@@ -48,15 +48,9 @@ class InferenceConfig:
         chat_quantize = os.environ.get("PARLEY_CHAT_QUANTIZE", "none").strip().lower() or "none"
         if chat_quantize not in QUANTIZATIONS:
             raise InferenceError(f"PARLEY_CHAT_QUANTIZE={chat_quantize!r} must be one of {', '.join(QUANTIZATIONS)}.")
-        threads_text = os.environ.get("PARLEY_TORCH_THREADS", "0").strip() or "0"
-        if not threads_text.isdigit():
-            raise InferenceError(f"PARLEY_TORCH_THREADS={threads_text!r} must be a whole number (0 = one per core).")
-        prefix_cache_text = os.environ.get("PARLEY_PREFIX_CACHE_MB", "256").strip() or "256"
-        if not prefix_cache_text.isdigit():
-            raise InferenceError(f"PARLEY_PREFIX_CACHE_MB={prefix_cache_text!r} must be a whole number (0 = off).")
         return cls(
-            prefix_cache_mb=int(prefix_cache_text),
-            threads=int(threads_text),
+            prefix_cache_mb=_whole_number("PARLEY_PREFIX_CACHE_MB", 256, "0 = off"),
+            threads=_whole_number("PARLEY_TORCH_THREADS", 0, "0 = one per core"),
             models_dir=Path(os.environ.get("PARLEY_MODELS_DIR") or var_dir / "models"),
             chat_model=os.environ.get("PARLEY_CHAT_MODEL", ""),
             embedding_model=os.environ.get("PARLEY_EMBEDDING_MODEL", ""),
@@ -65,3 +59,12 @@ class InferenceConfig:
             dtype=dtype,
             chat_quantize=chat_quantize,
         )
+
+
+def _whole_number(name: str, default: int, zero_means: str) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit():
+        raise InferenceError(f"{name}={text!r} must be a whole number ({zero_means}).")
+    return int(text)

@@ -74,10 +74,12 @@ class Summarizer:
         self.chunk_tokens = chunk_tokens
 
     @classmethod
-    def from_config(cls, config: InferenceConfig | None = None) -> Summarizer:
+    def from_config(cls, config: InferenceConfig | None = None, **engine_options: Any) -> Summarizer:
         config = config or InferenceConfig.from_env()
-        # no prefix cache: chunks share only a short instruction (see webapp/documents/tasks.py)
-        return cls(Engine.from_config(config, prefix_cache_mb=0), Embedder.from_config(config))
+        # No prefix cache: a document's chunks share only a short instruction, so keeping each
+        # chunk's keys and values would hold memory for prompts that never come again.
+        engine = Engine.from_config(config, prefix_cache_mb=0, **engine_options)
+        return cls(engine, Embedder.from_config(config))
 
     @property
     def embedder(self) -> Embedder:

@@ -133,14 +133,9 @@ def extract_document(self: object, job_id: int) -> None:
 @cache
 def summarizer() -> Summarizer:
     """One engine per worker process, loaded on the first summary it is given."""
-    from inference.embeddings import Embedder
-    from inference.engine import Engine
     from inference.summarize import Summarizer
 
-    # No prefix cache: a document's chunks share only a short instruction, so keeping each
-    # chunk's keys and values would hold memory for prompts that never come again.
-    engine = Engine.from_config(max_batch_size=settings.PARLEY_SUMMARY_BATCH_SIZE, prefix_cache_mb=0)
-    return Summarizer(engine, Embedder.from_config())
+    return Summarizer.from_config(max_batch_size=settings.PARLEY_SUMMARY_BATCH_SIZE)
 
 
 def _cancelled(job_id: int) -> bool:
