@@ -8,6 +8,14 @@
   let socket = null;
   let retryDelay = 500;
   let threadRefresh = null;
+  // Requests whose response replaces the thread (send, regenerate, edit, refresh). A frame
+  // for a message not on the page yet is held until they are swapped in: the answer a send
+  // queues is announced before the send's own response arrives, and fetching the thread
+  // for it as well would render the whole thread twice.
+  const threadRequests = new WeakSet();
+  let threadRequestsInFlight = 0;
+  let heldFrames = [];
+  const notShown = new Set(); // answers on a branch this page does not show
 
   const thread = () => document.getElementById("thread");
   const messageElement = (id) => document.getElementById(`message-${id}`);
@@ -37,12 +45,32 @@
     if (body) body.innerHTML = html;
   }
 
-  function handle(frame) {
+  // A frame about a message the page does not show: held until the thread being fetched
+  // (by a send, or else by refreshThread) is swapped in, then handled. A message still
+  // missing from the new thread is on a branch the page does not show: its frames are
+  // ignored from then on, instead of fetching the thread again for each of them.
+  function missing(frame, replayed) {
+    if (notShown.has(frame.message)) return;
+    if (replayed) {
+      notShown.add(frame.message);
+      return;
+    }
+    heldFrames.push(frame);
+    if (threadRequestsInFlight === 0) refreshThread();
+  }
+
+  function replayHeldFrames() {
+    const frames = heldFrames;
+    heldFrames = [];
+    for (const frame of frames) handle(frame, true);
+  }
+
+  function handle(frame, replayed = false) {
     const element = frame.message ? messageElement(frame.message) : null;
     const stick = nearBottom();
     switch (frame.type) {
       case "answer":
-        if (!element) return refreshThread();
+        if (!element) return missing(frame, replayed);
         element.dataset.seq = frame.seq;
         element.dataset.status = frame.status;
         setBody(element, frame.html);
@@ -50,13 +78,13 @@
         if (FINAL.has(frame.status)) refreshMessage(element);
         break;
       case "delta":
-        if (!element) return refreshThread();
+        if (!element) return missing(frame, replayed);
         element.dataset.seq = frame.seq;
         element.dataset.status = "generating";
         setBody(element, frame.html);
         break;
       case "status":
-        if (!element) return refreshThread();
+        if (!element) return missing(frame, replayed);
         element.dataset.status = frame.status;
         if (frame.html !== undefined) setBody(element, frame.html);
         if (FINAL.has(frame.status)) refreshMessage(element);
@@ -65,7 +93,7 @@
         if (element) setQueue(element, frame.position);
         break;
       case "created":
-        if (!element) refreshThread();
+        if (!element) missing(frame, replayed);
         break;
       case "error":
         showError(frame.error);
@@ -139,6 +167,23 @@
     });
     input.focus();
   }
+
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    if (event.detail.target && event.detail.target.id === "thread") {
+      threadRequests.add(event.detail.xhr);
+      threadRequestsInFlight += 1;
+    }
+  });
+  // after the response is swapped in (a refusal is shown elsewhere), or failed
+  document.addEventListener("htmx:afterRequest", (event) => {
+    if (!threadRequests.has(event.detail.xhr)) return;
+    threadRequests.delete(event.detail.xhr);
+    threadRequestsInFlight -= 1;
+    // A failed request swapped nothing: the held frames prove nothing, and are dropped
+    // (a lost connection is caught up on when the socket reconnects).
+    if (!event.detail.successful) heldFrames = [];
+    if (threadRequestsInFlight === 0) replayHeldFrames();
+  });
 
   document.addEventListener("click", (event) => {
     const button = event.target.closest("button.copy");

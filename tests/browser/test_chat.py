@@ -154,3 +154,49 @@ def test_the_page_reconnects_by_itself_when_the_connection_drops(parley: Parley,
     answer = orm(lambda: Message.objects.get(conversation=conversation, role="assistant"))
     assert answer.status == "complete"
     assert rendered_words(answer.content) == words(answer_text(page))
+
+
+def test_the_page_fetches_the_thread_only_when_it_cannot_draw_an_answer_otherwise(
+    parley: Parley, page: Any, make_user: Any
+) -> None:
+    user = orm(lambda: make_user("tabs@example.com"))
+    conversation = orm(lambda: Conversation.objects.create(owner=user, max_tokens=60))
+    log_in(page, parley.url, user.email)
+    conversation_url = f"{parley.url}/chat/{conversation.pk}/"
+    page.goto(conversation_url)
+    other_tab = page.context.new_page()
+    other_tab.goto(conversation_url)
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(f"{request.method} {request.url}"))
+
+    send(page, "Write a long essay about the history of sailing ships.")  # cut at 60 tokens
+    wait_for_status(page, "complete")
+    answer = orm(lambda: Message.objects.get(conversation=conversation, role="assistant"))
+    assert answer.status == "complete"
+    assert rendered_words(answer.content) == words(answer_text(page))
+    # The new answer is announced on the socket before the send's response arrives; the page
+    # waits for that response instead of fetching the whole thread a second time.
+    thread_url = f"{parley.url}/chat/{conversation.pk}/thread"
+    assert f"POST {parley.url}/chat/{conversation.pk}/send" in requests
+    assert not [r for r in requests if r.endswith(thread_url)], requests
+
+    # The other tab sent nothing: it fetches the thread when the unknown answer is announced.
+    wait_for_status(other_tab, "complete")
+    assert other_tab.locator(".message-user").count() == 1
+    assert words(answer_text(other_tab)) == words(answer_text(page))
+
+    # Looking at the first version while the second is being written: the page keeps
+    # showing the first, and fetches the thread once to learn that the second is not on it,
+    # not again for each piece of the second.
+    orm(lambda: Conversation.objects.filter(pk=conversation.pk).update(max_tokens=800))
+    page.locator(".message-assistant button.regenerate").last.click()
+    page.locator(".version-count", has_text="2/2").wait_for()
+    wait_for_status(page, "generating")
+    requests.clear()
+    page.get_by_label("Previous version").click()
+    page.locator(".version-count", has_text="1/2").wait_for()
+    page.wait_for_timeout(2000)
+    second = orm(lambda: Message.objects.filter(conversation=conversation, role="assistant").latest("created_at"))
+    assert second.status == "generating", "the second version should still be written during the check"
+    assert words(answer_text(page)) == rendered_words(answer.content)
+    assert len([r for r in requests if r.endswith(thread_url)]) <= 1, requests
