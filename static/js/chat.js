@@ -1,5 +1,6 @@
 // The conversation page: a websocket per conversation that replays saved answers and
-// streams new text, reconnecting by itself; the composer's keyboard behaviour; Copy.
+// streams new text, reconnecting by itself; the composer's keyboard behaviour; Copy, for
+// an answer and for each code block in it.
 // All HTML put into the page comes rendered and sanitized from the server.
 "use strict";
 
@@ -42,7 +43,32 @@
 
   function setBody(element, html) {
     const body = element.querySelector(".message-body");
-    if (body) body.innerHTML = html;
+    if (!body) return;
+    body.innerHTML = html;
+    addCodeCopyButtons(body);
+  }
+
+  // The sanitizer lets no button through, so each code block gets its own here, beside the
+  // block rather than inside it (a wide block scrolls sideways; the button stays put).
+  function addCodeCopyButtons(root) {
+    for (const pre of root.querySelectorAll(".message-assistant .message-body pre")) {
+      if (pre.parentElement.classList.contains("code-block")) continue;
+      const block = document.createElement("div");
+      block.className = "code-block";
+      pre.replaceWith(block);
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "linklike copy-code";
+      button.textContent = "Copy code";
+      block.append(pre, button);
+    }
+  }
+
+  function copy(button, text, label) {
+    navigator.clipboard.writeText(text).then(() => {
+      button.textContent = "Copied";
+      window.setTimeout(() => { button.textContent = label; }, 1500);
+    });
   }
 
   // A frame about a message the page does not show: held until the thread being fetched
@@ -186,16 +212,21 @@
   });
 
   document.addEventListener("click", (event) => {
+    const codeButton = event.target.closest("button.copy-code");
+    if (codeButton) {
+      copy(codeButton, codeButton.parentElement.querySelector("pre").innerText, "Copy code");
+      return;
+    }
     const button = event.target.closest("button.copy");
     if (!button) return;
     const message = button.closest(".message");
     const raw = message.querySelector(".raw");
     const text = raw && raw.textContent ? raw.textContent : message.querySelector(".message-body").innerText;
-    navigator.clipboard.writeText(text).then(() => {
-      button.textContent = "Copied";
-      window.setTimeout(() => { button.textContent = "Copy"; }, 1500);
-    });
+    copy(button, text, "Copy");
   });
+
+  // answers drawn by the server: on the first page and in every swapped-in thread or message
+  htmx.onLoad(addCodeCopyButtons);
 
   document.addEventListener("DOMContentLoaded", () => {
     setUpComposer();

@@ -200,3 +200,36 @@ def test_the_page_fetches_the_thread_only_when_it_cannot_draw_an_answer_otherwis
     assert second.status == "generating", "the second version should still be written during the check"
     assert words(answer_text(page)) == rendered_words(answer.content)
     assert len([r for r in requests if r.endswith(thread_url)]) <= 1, requests
+
+
+CODE_ANSWER = "Reverse it with a slice:\n\n```python\ndef reverse(text):\n    return text[::-1]\n```\n\nThat is all."
+
+
+def test_an_answer_and_each_of_its_code_blocks_can_be_copied(parley_web: Parley, page: Any, make_user: Any) -> None:
+    from playwright.sync_api import expect
+
+    user = orm(lambda: make_user("copy@example.com"))
+
+    def conversation_with_answers() -> Conversation:
+        conversation = Conversation.objects.create(owner=user, title="Reversing")
+        question = Message.objects.create(conversation=conversation, role="user", content="How do I reverse?")
+        Message.objects.create(
+            conversation=conversation, role="assistant", parent=question, content=CODE_ANSWER, status="complete"
+        )
+        return conversation
+
+    conversation = orm(conversation_with_answers)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=parley_web.url)
+    log_in(page, parley_web.url, user.email)
+    page.goto(f"{parley_web.url}/chat/{conversation.pk}/")
+
+    answer = page.locator(".message-assistant")
+    copy_code = answer.get_by_role("button", name="Copy code")
+    assert copy_code.count() == 1
+    copy_code.click()
+    page.get_by_role("button", name="Copied").wait_for()
+    assert page.evaluate("navigator.clipboard.readText()") == "def reverse(text):\n    return text[::-1]\n"
+
+    answer.get_by_role("button", name="Copy", exact=True).click()
+    expect(answer.locator("button.copy")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == CODE_ANSWER
