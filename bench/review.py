@@ -12,21 +12,15 @@ test client in this process: the figures are server time, without a network.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
-
-def timed(action: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
+from bench.embedded import embedded_django, timed  # noqa: E402
 
 
 def main() -> None:
@@ -36,17 +30,7 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=100, help="items reviewed in each queue")
     args = parser.parse_args()
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
-    os.environ.setdefault("DEBUG", "1")
-    from webapp.launcher import services
-
-    for name in ("DATABASE_URL", "REDIS_URL"):
-        os.environ.pop(name, None)
-    with services(PROJECT_DIR / "var" / "bench", "parley_bench") as env:
-        os.environ.update(env)
-        import django
-
-        django.setup()
+    with embedded_django(DEBUG="1"):
         run(args)
 
 

@@ -194,6 +194,14 @@
     input.focus();
   }
 
+  // A send or a regenerate says which message the page shows last, so that the server
+  // can answer with just the new messages when they go right after it.
+  document.addEventListener("htmx:configRequest", (event) => {
+    if (event.detail.verb !== "post" || !event.detail.target || event.detail.target.id !== "thread") return;
+    const last = thread().lastElementChild;
+    if (last && last.dataset.messageId) event.detail.parameters.shown = last.dataset.messageId;
+  });
+
   document.addEventListener("htmx:beforeRequest", (event) => {
     if (event.detail.target && event.detail.target.id === "thread") {
       threadRequests.add(event.detail.xhr);

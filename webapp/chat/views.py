@@ -18,6 +18,7 @@ from django_ratelimit.core import is_ratelimited
 from webapp.chat import services
 from webapp.chat.forms import FeedbackForm, MessageForm, RenameForm, SettingsForm
 from webapp.chat.models import Conversation, Message
+from webapp.chat.services import ThreadEntry
 from webapp.core.http import AuthedRequest
 
 MAX_CHARS = settings.PARLEY_CHAT_MAX_MESSAGE_CHARS
@@ -48,12 +49,29 @@ def _page(request: AuthedRequest, conversation: Conversation | None, **extra: An
     return render(request, "chat/conversation.html", context, status=extra.get("status", 200))
 
 
-def _thread(request: AuthedRequest, conversation: Conversation) -> HttpResponse:
+def _thread(
+    request: AuthedRequest, conversation: Conversation, entries: list[ThreadEntry] | None = None
+) -> HttpResponse:
+    thread = services.thread(conversation) if entries is None else entries
+    context = {"conversation": conversation, "thread": thread, "max_chars": MAX_CHARS}
+    return render(request, "chat/conversation.html#thread", context)
+
+
+def _messages(request: AuthedRequest, conversation: Conversation, entries: list[ThreadEntry]) -> HttpResponse:
+    """Just these messages of the thread, to be put into the page as they are."""
     return render(
         request,
-        "chat/conversation.html#thread",
-        {"conversation": conversation, "thread": services.thread(conversation), "max_chars": MAX_CHARS},
+        "chat/conversation.html#messages",
+        {"conversation": conversation, "thread": entries, "max_chars": MAX_CHARS},
     )
+
+
+def _shown(request: AuthedRequest) -> int | None:
+    """The last message the page shows, as its script tells (``shown``); None if unknown."""
+    try:
+        return int(request.POST["shown"])
+    except (KeyError, ValueError):
+        return None
 
 
 def _refused(request: AuthedRequest, text: str, conversation: Conversation | None = None) -> HttpResponse:
@@ -117,13 +135,23 @@ def message(request: AuthedRequest, conversation_id: int, message_id: int) -> Ht
     entry = next((e for e in entries if e.message.pk == message_id), None)
     if entry is None:
         # not on the branch being shown (another tab switched): show the whole thread instead
-        return reswap(retarget(_thread(request, conversation), "#thread"), "outerHTML")
-    context = {"conversation": conversation, "entry": entry, "is_last": entry is entries[-1], "max_chars": MAX_CHARS}
+        return reswap(retarget(_thread(request, conversation, entries), "#thread"), "outerHTML")
+    context = {"conversation": conversation, "entry": entry, "max_chars": MAX_CHARS}
     return render(request, "chat/conversation.html#message", context)
 
 
-def _answering(request: AuthedRequest, conversation: Conversation, queue_answer: Callable[[], Message]) -> HttpResponse:
-    """Rate-limit, queue an answer, and show the thread; or say why not, changing nothing."""
+# Draws only what a new answer changed on a page that shows the branch as it was, given the
+# thread after the change; None when the page shows something else (another tab moved on).
+Update = Callable[[list[ThreadEntry]], HttpResponse | None]
+
+
+def _answering(
+    request: AuthedRequest,
+    conversation: Conversation,
+    queue_answer: Callable[[], Message],
+    update: Update | None = None,
+) -> HttpResponse:
+    """Rate-limit, queue an answer, and show it; or say why not, changing nothing."""
     if _rate_limited(request):
         return _refused(request, RATE_MESSAGE.format(rate=settings.PARLEY_CHAT_RATE), conversation)
     try:
@@ -131,7 +159,12 @@ def _answering(request: AuthedRequest, conversation: Conversation, queue_answer:
     except services.ChatError as error:
         return _refused(request, str(error), conversation)
     conversation = answer.conversation  # as locked and updated by the service: no second read
-    return _thread(request, conversation) if request.htmx else redirect(conversation_url(conversation))
+    if not request.htmx:
+        return redirect(conversation_url(conversation))
+    entries = services.thread(conversation)
+    # Drawing only the change keeps a send as quick in a long conversation as in a short one.
+    changed = update(entries) if update and len(entries) >= 2 and entries[-1].message == answer else None
+    return changed if changed is not None else _thread(request, conversation, entries)
 
 
 def conversation_url(conversation: Conversation) -> str:
@@ -144,14 +177,31 @@ def send(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     form = MessageForm(request.POST)
     if not form.is_valid():
         return _refused(request, first_error(form), conversation)
-    return _answering(request, conversation, lambda: services.message_send(conversation, form.cleaned_data["content"]))
+
+    def appended(entries: list[ThreadEntry]) -> HttpResponse | None:
+        # the question and its answer go below the message they follow, if that is the page's last
+        new = entries[-2:]
+        if _shown(request) != new[0].message.parent_id:
+            return None
+        return reswap(_messages(request, conversation, new), "beforeend")
+
+    return _answering(
+        request, conversation, lambda: services.message_send(conversation, form.cleaned_data["content"]), appended
+    )
 
 
 @require_POST
 def regenerate(request: AuthedRequest, conversation_id: int, message_id: int) -> HttpResponse:
     conversation = services.conversation_get(request.user, conversation_id)
     answer = services.message_get(request.user, message_id, conversation=conversation)
-    return _answering(request, conversation, lambda: services.message_regenerate(answer))
+
+    def replaced(entries: list[ThreadEntry]) -> HttpResponse | None:
+        # the new version takes the old one's place, if that is the page's last message
+        if _shown(request) != answer.pk:
+            return None
+        return reswap(retarget(_messages(request, conversation, entries[-1:]), f"#message-{answer.pk}"), "outerHTML")
+
+    return _answering(request, conversation, lambda: services.message_regenerate(answer), replaced)
 
 
 @require_POST

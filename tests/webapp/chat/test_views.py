@@ -57,6 +57,57 @@ def test_sending_in_a_conversation_returns_the_thread(logged_in_client: Client, 
     assert conversation.current_leaf.parent.content == "And then?"
 
 
+def test_a_send_from_a_page_showing_the_branch_returns_only_the_new_messages(
+    logged_in_client: Client, converse: Any
+) -> None:
+    conversation, answer = converse()
+    finish(answer, "The old answer.")
+    url = reverse("chat:send", args=[conversation.pk])
+    response = logged_in_client.post(url, {"content": "And then?", "shown": str(answer.pk)}, **HX)
+    assert response.status_code == 200
+    assert response["HX-Reswap"] == "beforeend"  # below the page's last message
+    html = response.content.decode()
+    assert html.count('data-role="user"') == 1
+    assert "And then?" in html
+    assert 'data-role="assistant" data-status="queued"' in html
+    assert "The old answer." not in html
+    assert 'id="thread"' not in html
+
+
+@pytest.mark.parametrize("shown", ["999999", "not a number", None])
+def test_a_send_from_a_page_showing_something_else_returns_the_whole_thread(
+    logged_in_client: Client, converse: Any, shown: str | None
+) -> None:
+    conversation, answer = converse()
+    finish(answer, "The old answer.")
+    data = {"content": "And then?"} | ({"shown": shown} if shown else {})
+    response = logged_in_client.post(reverse("chat:send", args=[conversation.pk]), data, **HX)
+    assert response.status_code == 200
+    assert "HX-Reswap" not in response
+    html = response.content.decode()
+    assert 'id="thread"' in html
+    assert html.count('data-role="user"') == 2
+    assert "The old answer." in html
+
+
+def test_a_regenerate_from_a_page_showing_the_answer_returns_only_its_new_version(
+    logged_in_client: Client, converse: Any
+) -> None:
+    conversation, first = converse()
+    finish(first, "First answer.")
+    url = reverse("chat:regenerate", args=[conversation.pk, first.pk])
+    response = logged_in_client.post(url, {"shown": str(first.pk)}, **HX)
+    assert response.status_code == 200
+    assert response["HX-Retarget"] == f"#message-{first.pk}"
+    assert response["HX-Reswap"] == "outerHTML"
+    second = conversation.messages.get(role="assistant", status="queued")
+    html = response.content.decode()
+    assert f'id="message-{second.pk}"' in html
+    assert "2/2" in html
+    assert 'data-role="user"' not in html
+    assert "First answer." not in html
+
+
 @pytest.mark.parametrize(
     ("content", "error"),
     [("", "Write a message first."), ("   \n ", "Write a message first."), ("x" * 16_001, "the limit is 16000")],
