@@ -112,9 +112,9 @@ class Client:
         """Regenerate the answer; returns (start, seconds to first text, completion tokens,
         seconds to first token inside the engine as the worker measured it)."""
         started = time.perf_counter()
-        await asyncio.to_thread(
-            lambda: self.post(f"/chat/{self.conversation}/messages/{self.answer}/regenerate", {}, htmx=True).read()
-        )
+        # as the page does: it says which message it shows last, and gets back just the new version
+        path = f"/chat/{self.conversation}/messages/{self.answer}/regenerate"
+        await asyncio.to_thread(lambda: self.post(path, {"shown": str(self.answer)}, htmx=True).read())
         self.request_seconds.append(time.perf_counter() - started)
         first_text: float | None = None
         while True:

@@ -21,7 +21,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
 from django.conf import settings
 from django.contrib.postgres.search import SearchVector
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Left
 from django.utils import timezone
@@ -73,13 +73,15 @@ def claim(job_id: int) -> Job | None:
 
 
 def fail(job: Job, reason: str) -> None:
-    Job.objects.filter(pk=job.pk).exclude(state__in=Job.FINISHED).update(
-        state=Job.State.FAILED, error=reason, finished_at=timezone.now()
-    )
-    if job.document_id and job.kind == Job.Kind.EXTRACT:
-        Document.objects.filter(pk=job.document_id, status=Document.Status.PENDING).update(
-            status=Document.Status.FAILED, error=reason
+    # together: nobody sees a failed reading job next to a document still waiting to be read
+    with transaction.atomic():
+        Job.objects.filter(pk=job.pk).exclude(state__in=Job.FINISHED).update(
+            state=Job.State.FAILED, error=reason, finished_at=timezone.now()
         )
+        if job.document_id and job.kind == Job.Kind.EXTRACT:
+            Document.objects.filter(pk=job.document_id, status=Document.Status.PENDING).update(
+                status=Document.Status.FAILED, error=reason
+            )
     job.refresh_from_db()
     publish_progress(job)
 
