@@ -13,8 +13,7 @@
   // for a message not on the page yet is held until they are swapped in: the answer a send
   // queues is announced before the send's own response arrives, and fetching the thread
   // for it as well would render the whole thread twice.
-  const threadRequests = new WeakSet();
-  let threadRequestsInFlight = 0;
+  const threadRequests = new Set(); // their XHRs, until each is done
   let heldFrames = [];
   const notShown = new Set(); // answers on a branch this page does not show
 
@@ -82,7 +81,7 @@
       return;
     }
     heldFrames.push(frame);
-    if (threadRequestsInFlight === 0) refreshThread();
+    if (threadRequests.size === 0) refreshThread();
   }
 
   function replayHeldFrames() {
@@ -196,27 +195,25 @@
 
   // A send or a regenerate says which message the page shows last, so that the server
   // can answer with just the new messages when they go right after it.
+  const replacesThread = (detail) => Boolean(detail.target && detail.target.id === "thread");
+
   document.addEventListener("htmx:configRequest", (event) => {
-    if (event.detail.verb !== "post" || !event.detail.target || event.detail.target.id !== "thread") return;
+    if (event.detail.verb !== "post" || !replacesThread(event.detail)) return;
     const last = thread().lastElementChild;
     if (last && last.dataset.messageId) event.detail.parameters.shown = last.dataset.messageId;
   });
 
   document.addEventListener("htmx:beforeRequest", (event) => {
-    if (event.detail.target && event.detail.target.id === "thread") {
-      threadRequests.add(event.detail.xhr);
-      threadRequestsInFlight += 1;
-    }
+    if (replacesThread(event.detail)) threadRequests.add(event.detail.xhr);
   });
   // after the response is swapped in (a refusal is shown elsewhere), or failed
   document.addEventListener("htmx:afterRequest", (event) => {
-    if (!threadRequests.has(event.detail.xhr)) return;
-    threadRequests.delete(event.detail.xhr);
-    threadRequestsInFlight -= 1;
+    // matched by XHR: a refusal's response is retargeted, so the target no longer says
+    if (!threadRequests.delete(event.detail.xhr)) return;
     // A failed request swapped nothing: the held frames prove nothing, and are dropped
     // (a lost connection is caught up on when the socket reconnects).
     if (!event.detail.successful) heldFrames = [];
-    if (threadRequestsInFlight === 0) replayHeldFrames();
+    if (threadRequests.size === 0) replayHeldFrames();
   });
 
   document.addEventListener("click", (event) => {

@@ -50,20 +50,15 @@ def _page(request: AuthedRequest, conversation: Conversation | None, **extra: An
 
 
 def _thread(
-    request: AuthedRequest, conversation: Conversation, entries: list[ThreadEntry] | None = None
+    request: AuthedRequest,
+    conversation: Conversation,
+    entries: list[ThreadEntry] | None = None,
+    partial: str = "thread",
 ) -> HttpResponse:
+    """The thread; with ``partial="messages"``, just ``entries``, to go into the page as they are."""
     thread = services.thread(conversation) if entries is None else entries
     context = {"conversation": conversation, "thread": thread, "max_chars": MAX_CHARS}
-    return render(request, "chat/conversation.html#thread", context)
-
-
-def _messages(request: AuthedRequest, conversation: Conversation, entries: list[ThreadEntry]) -> HttpResponse:
-    """Just these messages of the thread, to be put into the page as they are."""
-    return render(
-        request,
-        "chat/conversation.html#messages",
-        {"conversation": conversation, "thread": entries, "max_chars": MAX_CHARS},
-    )
+    return render(request, f"chat/conversation.html#{partial}", context)
 
 
 def _shown(request: AuthedRequest) -> int | None:
@@ -183,7 +178,7 @@ def send(request: AuthedRequest, conversation_id: int) -> HttpResponse:
         new = entries[-2:]
         if _shown(request) != new[0].message.parent_id:
             return None
-        return reswap(_messages(request, conversation, new), "beforeend")
+        return reswap(_thread(request, conversation, new, partial="messages"), "beforeend")
 
     return _answering(
         request, conversation, lambda: services.message_send(conversation, form.cleaned_data["content"]), appended
@@ -199,7 +194,8 @@ def regenerate(request: AuthedRequest, conversation_id: int, message_id: int) ->
         # the new version takes the old one's place, if that is the page's last message
         if _shown(request) != answer.pk:
             return None
-        return reswap(retarget(_messages(request, conversation, entries[-1:]), f"#message-{answer.pk}"), "outerHTML")
+        new_version = _thread(request, conversation, entries[-1:], partial="messages")
+        return reswap(retarget(new_version, f"#message-{answer.pk}"), "outerHTML")
 
     return _answering(request, conversation, lambda: services.message_regenerate(answer), replaced)
 
