@@ -28,6 +28,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -272,6 +273,7 @@ class Engine:
         self._cache: Any = None  # key/value cache of the active rows (kv_cache.roomy_cache)
         self._mask: torch.Tensor | None = None  # [rows, cache length], 1 for real tokens
         self._closed = False
+        self._holding = 0  # open together() blocks: nothing new joins the batch meanwhile
         self._thread = threading.Thread(target=self._run, name="inference-engine", daemon=True)
         self._thread.start()
 
@@ -312,6 +314,23 @@ class Engine:
             self._waiting.append(sequence)
             self._wakeup.notify()
         return sequence.stream
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """Requests submitted inside this block join the batch together when it ends.
+
+        A caller with several requests in hand uses it so that they share one prefill, and
+        so that the first does not start the model (which takes every core) while the
+        caller is still preparing the others. Answers already running go on meanwhile.
+        """
+        with self._wakeup:
+            self._holding += 1
+        try:
+            yield
+        finally:
+            with self._wakeup:
+                self._holding -= 1
+                self._wakeup.notify()
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         return iter(self.submit(request))
@@ -465,11 +484,11 @@ class Engine:
         with torch.inference_mode():
             while True:
                 with self._wakeup:
-                    while not self._closed and not self._waiting and not self._active and not self._prefilling:
+                    while not self._closed and not self._admissible() and not self._active and not self._prefilling:
                         self._wakeup.wait()
                     if self._closed:
                         break
-                    admitted = self._next_admissions()
+                    admitted = self._next_admissions() if self._admissible() else []
                 try:
                     self._retire_cancelled()
                     if self._prefilling:
@@ -482,6 +501,9 @@ class Engine:
                     logger.exception("generation step failed")
                     self._fail_all(admitted, error)
             self._fail_all([], InferenceError("the engine was closed."))
+
+    def _admissible(self) -> bool:
+        return bool(self._waiting) and not self._holding
 
     def _next_admissions(self) -> list[_Sequence]:
         """Take waiting requests, oldest first, while there is room in the batch and in the

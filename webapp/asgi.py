@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+# Every request runs in a thread of its own here: database connections come from a pool
+# (see webapp/settings.py), not one opened per request.
+os.environ.setdefault("PARLEY_DATABASE_POOL", "1")
 
 from django.core.asgi import get_asgi_application
 

@@ -81,6 +81,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     # Last, as django-axes asks: it turns a lockout raised during login into its response.
     "axes.middleware.AxesMiddleware",
+    "webapp.core.middleware.OneThreadPerRequest",  # after every other: see its docstring
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -111,11 +112,17 @@ def _database() -> dict[str, object]:
             "DATABASE_URL is not set. Use ./parley run (it starts an embedded PostgreSQL) "
             "or set DATABASE_URL=postgres://user:password@host:5432/parley."
         )
-    config = dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
+    # ASGI serves every request from a fresh thread, and Django's connections belong to a
+    # thread: the web process would open a connection per request. It borrows from a pool
+    # instead (asgi.py asks for one); the workers' long-lived threads keep theirs.
+    pooled = env_bool("PARLEY_DATABASE_POOL", False)
+    config = dict(dj_database_url.parse(url, conn_max_age=0 if pooled else 60, conn_health_checks=True))
     if config.get("ENGINE") != "django.db.backends.postgresql":
         raise ImproperlyConfigured(f"DATABASE_URL must point at PostgreSQL (postgres://…), not {url.split(':')[0]}.")
     config.setdefault("OPTIONS", {})
     config["OPTIONS"]["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1)  # type: ignore[index]
+    if pooled:
+        config["OPTIONS"]["pool"] = {"min_size": 2, "max_size": env_int("PARLEY_DATABASE_POOL_SIZE", 20, minimum=1)}  # type: ignore[index]
     return config
 
 
@@ -144,7 +151,13 @@ CHANNEL_LAYERS = {
         },
     }
 }
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URLS.cache}}
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URLS.cache,
+        "OPTIONS": {"pool_class": "webapp.core.cache.SharedConnectionPool"},
+    }
+}
 
 # Celery: JSON only, work acknowledged after it is done, and nothing runs forever.
 CELERY_BROKER_URL = REDIS_URLS.broker
@@ -226,6 +239,9 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Sessions live in Postgres and are read through the Redis cache: every request needs its
+# session, and a cache read costs a fraction of a query.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {

@@ -72,6 +72,32 @@ def test_a_crowd_admitted_in_groups_under_a_prefill_budget_gets_the_same_answers
         budgeted.close()
 
 
+def test_requests_submitted_together_wait_for_each_other_and_share_one_prefill(chat_tokenizer: Any) -> None:
+    model = build_tiny_model(len(chat_tokenizer))
+    rows: list[int] = []  # the rows of each forward pass: a prefill takes the new ones
+    model.register_forward_hook(
+        lambda module, args, kwargs, output: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
+    engine = Engine(model, chat_tokenizer, max_batch_size=8)
+    try:
+        running = engine.submit(greedy([{"role": "user", "content": "Already talking."}], 400))
+        while not rows:
+            time.sleep(0.001)
+        with engine.together():
+            streams = [engine.submit(greedy([{"role": "user", "content": "word " * n}], 8)) for n in (1, 5, 9)]
+            passes_before = len(rows)
+            time.sleep(0.1)
+            assert len(rows) > passes_before  # the running answer goes on meanwhile...
+            assert set(rows[passes_before:]) == {1}  # ...alone
+            assert all(stream.drain() == ("", False) for stream in streams)  # the new ones wait
+        results = [stream.result() for stream in streams]
+        assert all(result.stats.completion_tokens == 8 for result in results)
+        assert 3 in rows[passes_before:]  # the three were prefilled in one pass
+        running.cancel()
+    finally:
+        engine.close()
+
+
 def test_the_whole_text_is_the_decoded_tokens_and_never_a_broken_character(tiny_engine: Engine) -> None:
     # A random model emits arbitrary byte tokens, the hard case for incremental decoding.
     stream = tiny_engine.submit(greedy([{"role": "user", "content": "Emoji: 😀🎉 and ünïcödé"}], 80))

@@ -68,13 +68,18 @@ def conversation_get(user: User, conversation_id: Any) -> Conversation:
 
 
 def message_get(user: User, message_id: Any, *, conversation: Conversation | None = None) -> Message:
-    messages = Message.objects.select_related("conversation").filter(conversation__owner=user)
+    """``conversation``, when given, is the user's own (from ``conversation_get``)."""
     if conversation is not None:
-        messages = messages.filter(conversation=conversation)
+        messages = Message.objects.filter(conversation=conversation)
+    else:
+        messages = Message.objects.select_related("conversation").filter(conversation__owner=user)
     try:
-        return messages.get(pk=int(message_id))
+        message = messages.get(pk=int(message_id))
     except (Message.DoesNotExist, TypeError, ValueError):
         raise Http404("No such message.") from None
+    if conversation is not None:
+        message.conversation = conversation
+    return message
 
 
 # ---- the branch being shown ------------------------------------------------------------
@@ -95,20 +100,34 @@ def thread(conversation: Conversation) -> list[ThreadEntry]:
     while leaf is not None:
         path.append(leaf)
         leaf = by_id.get(leaf.parent_id) if leaf.parent_id else None
-    entries = []
-    for message in reversed(path):
-        versions = siblings[(message.parent_id, message.role)]
-        index = versions.index(message)
-        entries.append(
-            ThreadEntry(
-                message=message,
-                version=index + 1,
-                versions=len(versions),
-                previous_id=versions[index - 1].pk if index > 0 else None,
-                next_id=versions[index + 1].pk if index + 1 < len(versions) else None,
-            )
-        )
-    return entries
+    return [_entry(message, siblings[(message.parent_id, message.role)]) for message in reversed(path)]
+
+
+def thread_entries(conversation: Conversation, messages: list[Message]) -> list[ThreadEntry]:
+    """Just these messages of the shown branch, as ``thread`` would give them, from one
+    query for their versions rather than the whole conversation."""
+    versions_of = Q()
+    for message in messages:
+        parent = Q(parent_id=message.parent_id) if message.parent_id else Q(parent__isnull=True)
+        versions_of |= parent & Q(role=message.role)
+    siblings: dict[tuple[int | None, str], list[Message]] = {}
+    by_id: dict[int, Message] = {}
+    for version in conversation.messages.select_related("feedback").filter(versions_of).order_by("created_at", "pk"):
+        version.conversation = conversation
+        siblings.setdefault((version.parent_id, version.role), []).append(version)
+        by_id[version.pk] = version
+    return [_entry(by_id[m.pk], siblings[(m.parent_id, m.role)]) for m in messages]
+
+
+def _entry(message: Message, versions: list[Message]) -> ThreadEntry:
+    index = versions.index(message)
+    return ThreadEntry(
+        message=message,
+        version=index + 1,
+        versions=len(versions),
+        previous_id=versions[index - 1].pk if index > 0 else None,
+        next_id=versions[index + 1].pk if index + 1 < len(versions) else None,
+    )
 
 
 def _latest_leaf(start: Message, messages: Iterable[Message]) -> Message:
@@ -132,20 +151,36 @@ def branch_switch(message: Message) -> None:
 
 def context_for(answer: Message) -> list[dict[str, str]]:
     """The chat messages a model sees for ``answer``: the system prompt and the branch above it."""
-    conversation = answer.conversation
-    by_id = {m.pk: m for m in conversation.messages.only("pk", "parent_id", "role", "content", "status")}
-    path: list[Message] = []
-    node = by_id.get(answer.parent_id) if answer.parent_id else None
-    while node is not None:
-        path.append(node)
-        node = by_id.get(node.parent_id) if node.parent_id else None
-    context = [{"role": "system", "content": conversation.system_prompt}] if conversation.system_prompt.strip() else []
-    for message in reversed(path):
-        # a failed or empty answer says nothing to the model
-        if message.role == Message.Role.ASSISTANT and (message.status == Message.Status.FAILED or not message.content):
-            continue
-        context.append({"role": message.role, "content": message.content})
-    return context
+    return contexts_for([answer])[answer.pk]
+
+
+def contexts_for(answers: list[Message]) -> dict[int, list[dict[str, str]]]:
+    """``context_for`` of several answers (their conversations loaded), from one query."""
+    conversations = {answer.conversation_id: answer.conversation for answer in answers}
+    by_id = {
+        m.pk: m
+        for m in Message.objects.filter(conversation_id__in=conversations).only(
+            "pk", "parent_id", "role", "content", "status"
+        )
+    }
+    contexts = {}
+    for answer in answers:
+        system_prompt = conversations[answer.conversation_id].system_prompt
+        context = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
+        path: list[Message] = []
+        node = by_id.get(answer.parent_id) if answer.parent_id else None
+        while node is not None:
+            path.append(node)
+            node = by_id.get(node.parent_id) if node.parent_id else None
+        for message in reversed(path):
+            # a failed or empty answer says nothing to the model
+            if message.role == Message.Role.ASSISTANT and (
+                message.status == Message.Status.FAILED or not message.content
+            ):
+                continue
+            context.append({"role": message.role, "content": message.content})
+        contexts[answer.pk] = context
+    return contexts
 
 
 # ---- sending, regenerating, editing -------------------------------------------------------
@@ -172,7 +207,7 @@ def conversation_start(user: User, content: str) -> tuple[Conversation, Message]
         _lock_user_and_check(user.pk)
         conversation = Conversation.objects.create(owner=user, title=title_from(content))
         question = Message.objects.create(conversation=conversation, role=Message.Role.USER, content=content)
-        answer = _enqueue_answer(conversation, question)
+        answer = _enqueue_answer(conversation, question.pk)
     return conversation, answer
 
 
@@ -181,23 +216,24 @@ def message_send(conversation: Conversation, content: str) -> Message:
     check_content(content)
     with transaction.atomic():
         conversation = _lock_conversation(conversation)
-        parent = conversation.current_leaf
         question = Message.objects.create(
-            conversation=conversation, parent=parent, role=Message.Role.USER, content=content
+            conversation=conversation, parent_id=conversation.current_leaf_id, role=Message.Role.USER, content=content
         )
         if not conversation.title:
             conversation.title = title_from(content)
             conversation.save(update_fields=["title", "updated_at"])
-        return _enqueue_answer(conversation, question)
+        answer = _enqueue_answer(conversation, question.pk)
+        answer.parent = question
+        return answer
 
 
 def message_regenerate(answer: Message) -> Message:
     """A new version of an answer, next to the old one."""
-    if answer.role != Message.Role.ASSISTANT or answer.parent is None:
+    if answer.role != Message.Role.ASSISTANT or answer.parent_id is None:
         raise ChatError("Only an answer can be regenerated.")
     with transaction.atomic():
         conversation = _lock_conversation(answer.conversation)
-        return _enqueue_answer(conversation, answer.parent)
+        return _enqueue_answer(conversation, answer.parent_id)
 
 
 def message_edit(question: Message, content: str) -> Message:
@@ -210,34 +246,37 @@ def message_edit(question: Message, content: str) -> Message:
         edited = Message.objects.create(
             conversation=conversation, parent=question.parent, role=Message.Role.USER, content=content
         )
-        return _enqueue_answer(conversation, edited)
+        return _enqueue_answer(conversation, edited.pk)
 
 
 def _lock_conversation(conversation: Conversation) -> Conversation:
     """Lock the owner, then the conversation, and refuse when an answer is already on its way."""
-    _lock_user_and_check(conversation.owner_id)
-    locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
-    if locked.messages.filter(status__in=Message.IN_FLIGHT).exists():
-        raise ChatError("An answer is still being written in this conversation. Wait for it or press Stop.")
-    return locked
+    _lock_user_and_check(conversation.owner_id, conversation.pk)
+    return Conversation.objects.select_for_update().get(pk=conversation.pk)
 
 
-def _lock_user_and_check(user_id: int) -> None:
+def _lock_user_and_check(user_id: int, conversation_id: int | None = None) -> None:
     # Locking the user row serialises one user's sends, so the in-flight limit holds
     # even when two tabs send at the same moment.
     User.objects.select_for_update().only("pk").get(pk=user_id)
     limit = settings.PARLEY_CHAT_MAX_IN_FLIGHT_PER_USER
-    in_flight = Message.objects.filter(conversation__owner_id=user_id, status__in=Message.IN_FLIGHT).count()
-    if in_flight >= limit:
-        raise ChatError(
-            f"You already have {in_flight} answers being written (the limit is {limit}). Wait for one to finish."
+    busy = list(
+        Message.objects.filter(conversation__owner_id=user_id, status__in=Message.IN_FLIGHT).values_list(
+            "conversation_id", flat=True
         )
+    )
+    if len(busy) >= limit:
+        raise ChatError(
+            f"You already have {len(busy)} answers being written (the limit is {limit}). Wait for one to finish."
+        )
+    if conversation_id in busy:
+        raise ChatError("An answer is still being written in this conversation. Wait for it or press Stop.")
 
 
-def _enqueue_answer(conversation: Conversation, question: Message) -> Message:
+def _enqueue_answer(conversation: Conversation, question_id: int) -> Message:
     answer = Message.objects.create(
         conversation=conversation,
-        parent=question,
+        parent_id=question_id,
         role=Message.Role.ASSISTANT,
         status=Message.Status.QUEUED,
         settings=generation_settings(conversation),

@@ -135,9 +135,9 @@ def message(request: AuthedRequest, conversation_id: int, message_id: int) -> Ht
     return render(request, "chat/conversation.html#message", context)
 
 
-# Draws only what a new answer changed on a page that shows the branch as it was, given the
-# thread after the change; None when the page shows something else (another tab moved on).
-Update = Callable[[list[ThreadEntry]], HttpResponse | None]
+# Draws only what a new answer changed on a page that shows the branch as it was; None when
+# the page shows something else (another tab moved on).
+Update = Callable[[Message], HttpResponse | None]
 
 
 def _answering(
@@ -156,10 +156,9 @@ def _answering(
     conversation = answer.conversation  # as locked and updated by the service: no second read
     if not request.htmx:
         return redirect(conversation_url(conversation))
-    entries = services.thread(conversation)
     # Drawing only the change keeps a send as quick in a long conversation as in a short one.
-    changed = update(entries) if update and len(entries) >= 2 and entries[-1].message == answer else None
-    return changed if changed is not None else _thread(request, conversation, entries)
+    changed = update(answer) if update else None
+    return changed if changed is not None else _thread(request, conversation)
 
 
 def conversation_url(conversation: Conversation) -> str:
@@ -173,12 +172,14 @@ def send(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     if not form.is_valid():
         return _refused(request, first_error(form), conversation)
 
-    def appended(entries: list[ThreadEntry]) -> HttpResponse | None:
+    def appended(answer: Message) -> HttpResponse | None:
         # the question and its answer go below the message they follow, if that is the page's last
-        new = entries[-2:]
-        if _shown(request) != new[0].message.parent_id:
+        question = answer.parent
+        assert question is not None
+        if _shown(request) != question.parent_id:
             return None
-        return reswap(_thread(request, conversation, new, partial="messages"), "beforeend")
+        new = services.thread_entries(answer.conversation, [question, answer])
+        return reswap(_thread(request, answer.conversation, new, partial="messages"), "beforeend")
 
     return _answering(
         request, conversation, lambda: services.message_send(conversation, form.cleaned_data["content"]), appended
@@ -190,11 +191,12 @@ def regenerate(request: AuthedRequest, conversation_id: int, message_id: int) ->
     conversation = services.conversation_get(request.user, conversation_id)
     answer = services.message_get(request.user, message_id, conversation=conversation)
 
-    def replaced(entries: list[ThreadEntry]) -> HttpResponse | None:
+    def replaced(new: Message) -> HttpResponse | None:
         # the new version takes the old one's place, if that is the page's last message
         if _shown(request) != answer.pk:
             return None
-        new_version = _thread(request, conversation, entries[-1:], partial="messages")
+        entries = services.thread_entries(new.conversation, [new])
+        new_version = _thread(request, new.conversation, entries, partial="messages")
         return reswap(retarget(new_version, f"#message-{answer.pk}"), "outerHTML")
 
     return _answering(request, conversation, lambda: services.message_regenerate(answer), replaced)

@@ -250,30 +250,43 @@ class GenerationWorker:
     def begin(self, message_ids: list[int]) -> None:
         """Submit claimed answers to the engine; the pump thread takes it from there.
 
-        Every prompt is built before the first is submitted, so answers claimed together
-        reach the engine together and share one prefill.
+        Every prompt is built (their contexts read in one query) before any is submitted,
+        and they are submitted in one ``together()`` block: answers claimed together share
+        one prefill, and the model does not start on the first while the others are still
+        being prepared.
         """
         answers = Message.objects.select_related("conversation").in_bulk(message_ids)
+        claimed = [answers[message_id] for message_id in message_ids if message_id in answers]
         requests: list[tuple[Message, GenerationRequest]] = []
-        for message_id in message_ids:
+        try:
+            contexts = services.contexts_for(claimed)
+        except Exception as error:
+            for answer in claimed:
+                self._could_not_start(answer.pk, error)
+            return
+        for answer in claimed:
             try:
-                requests.append((answers[message_id], self._request(answers[message_id])))
-            except Exception as error:
-                self._could_not_start(message_id, error)
-        started: list[LiveAnswer] = []
-        for answer, request in requests:
-            try:
-                stream = self.engine.submit(request)
-            except InferenceError as error:
-                self._fail(answer.pk, str(error))
-                continue
+                requests.append((answer, self._request(answer, contexts[answer.pk])))
             except Exception as error:
                 self._could_not_start(answer.pk, error)
-                continue
-            live = LiveAnswer(message=answer, stream=stream)
-            with self._lock:
-                self._answers[answer.pk] = live
-            started.append(live)
+        started: list[LiveAnswer] = []
+        refused: list[tuple[int, Exception]] = []
+        with self.engine.together():
+            for answer, request in requests:
+                try:
+                    stream = self.engine.submit(request)
+                except Exception as error:
+                    refused.append((answer.pk, error))
+                    continue
+                live = LiveAnswer(message=answer, stream=stream)
+                with self._lock:
+                    self._answers[answer.pk] = live
+                started.append(live)
+        for message_id, problem in refused:
+            if isinstance(problem, InferenceError):
+                self._fail(message_id, str(problem))
+            else:
+                self._could_not_start(message_id, problem)
         # Stop pressed between the claim and now
         for message_id in Message.objects.filter(
             pk__in=[live.message.pk for live in started], stop_requested=True
@@ -295,14 +308,14 @@ class GenerationWorker:
         )
 
     def _could_not_start(self, message_id: int, error: Exception) -> None:
-        logger.exception("answer %s could not start", message_id)
+        logger.error("answer %s could not start", message_id, exc_info=error)
         self._fail(message_id, f"The answer could not be generated ({type(error).__name__}).")
 
     @staticmethod
-    def _request(answer: Message) -> GenerationRequest:
+    def _request(answer: Message, context: list[dict[str, str]]) -> GenerationRequest:
         options = answer.settings
         return GenerationRequest.of(
-            services.context_for(answer),
+            context,
             # one user's chats start from their own kept prefixes, never from another user's
             cache_scope=f"user:{answer.conversation.owner_id}",
             max_new_tokens=int(options.get("max_tokens", 512)),

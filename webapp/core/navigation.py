@@ -6,6 +6,7 @@ from typing import TypedDict
 
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.functional import SimpleLazyObject
 
 from webapp.review.services import can_review
 
@@ -26,10 +27,16 @@ _ENTRIES: list[tuple[str, str, str, bool]] = [
 ]
 
 
-def nav_items(request: HttpRequest) -> dict[str, list[NavItem]]:
+def nav_items(request: HttpRequest) -> dict[str, object]:
+    # Worked out once, when a template first shows the bar: partials never do, and would
+    # otherwise pay for the reviewer lookup on every send.
+    return {"nav_items": SimpleLazyObject(lambda: _items(request))}
+
+
+def _items(request: HttpRequest) -> list[NavItem]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
-        return {"nav_items": []}
+        return []
     items: list[NavItem] = []
     reviewer = can_review(user)
     for label, url_name, description, reviewers_only in _ENTRIES:
@@ -37,4 +44,4 @@ def nav_items(request: HttpRequest) -> dict[str, list[NavItem]]:
             continue
         url = reverse(url_name)
         items.append({"label": label, "url": url, "description": description, "active": request.path.startswith(url)})
-    return {"nav_items": items}
+    return items

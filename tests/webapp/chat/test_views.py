@@ -108,6 +108,57 @@ def test_a_regenerate_from_a_page_showing_the_answer_returns_only_its_new_versio
     assert "First answer." not in html
 
 
+def test_a_new_version_shows_its_place_among_the_earlier_ones(logged_in_client: Client, converse: Any) -> None:
+    conversation, first = converse()
+    finish(first, "First answer.")
+    second = finish(services.message_regenerate(first), "Second answer.")
+    url = reverse("chat:regenerate", args=[conversation.pk, second.pk])
+    html = logged_in_client.post(url, {"shown": str(second.pk)}, **HX).content.decode()
+    third = conversation.messages.get(role="assistant", status="queued")
+    assert f'id="message-{third.pk}"' in html
+    assert "3/3" in html
+    assert reverse("chat:switch", args=[conversation.pk, second.pk]) in html  # "previous" leads to the second
+    assert 'aria-label="Next version"' not in html
+
+
+def test_a_send_after_an_edited_question_shows_the_edit_as_it_is(logged_in_client: Client, converse: Any) -> None:
+    conversation, answer = converse("First question")
+    finish(answer)
+    edited_answer = finish(services.message_edit(answer.parent, "First question, edited"))
+    html = logged_in_client.post(
+        reverse("chat:send", args=[conversation.pk]), {"content": "And then?", "shown": str(edited_answer.pk)}, **HX
+    ).content.decode()
+    assert "And then?" in html
+    assert 'class="versions"' not in html  # the new question has no other version
+    # the page had drawn the edited branch; the whole thread is not sent again
+    assert "First question" not in html
+
+
+def test_a_send_or_regenerate_costs_the_same_queries_in_a_long_conversation(
+    logged_in_client: Client, converse: Any
+) -> None:
+    def conversation_of(exchanges: int) -> tuple[Conversation, Message]:
+        conversation, answer = converse("Question 0")
+        for turn in range(1, exchanges):
+            finish(answer)
+            conversation.refresh_from_db()
+            answer = services.message_send(conversation, f"Question {turn}")
+        return conversation, finish(answer)
+
+    counts = []
+    for exchanges in (1, 12):
+        conversation, answer = conversation_of(exchanges)
+        with CaptureQueriesContext(connection) as sending:
+            send = reverse("chat:send", args=[conversation.pk])
+            assert logged_in_client.post(send, {"content": "More?", "shown": str(answer.pk)}, **HX).status_code == 200
+        new = finish(conversation.messages.get(status="queued"))
+        with CaptureQueriesContext(connection) as regenerating:
+            regenerate = reverse("chat:regenerate", args=[conversation.pk, new.pk])
+            assert logged_in_client.post(regenerate, {"shown": str(new.pk)}, **HX).status_code == 200
+        counts.append((len(sending), len(regenerating)))
+    assert counts[0] == counts[1], counts
+
+
 @pytest.mark.parametrize(
     ("content", "error"),
     [("", "Write a message first."), ("   \n ", "Write a message first."), ("x" * 16_001, "the limit is 16000")],
@@ -206,6 +257,19 @@ def test_the_model_sees_the_system_prompt_and_the_shown_branch_only(converse: An
         {"role": "assistant", "content": "first answer"},
         {"role": "user", "content": "second question"},
     ]
+
+
+def test_the_contexts_of_several_answers_come_from_one_query(converse: Any, django_assert_num_queries: Any) -> None:
+    _, first = converse("Question one")
+    second_conversation, second = converse("Question two")
+    Conversation.objects.filter(pk=second_conversation.pk).update(system_prompt="Be brief.")
+    answers = list(Message.objects.select_related("conversation").filter(pk__in=[first.pk, second.pk]))
+    with django_assert_num_queries(1):
+        contexts = services.contexts_for(answers)
+    assert contexts == {
+        first.pk: [{"role": "user", "content": "Question one"}],
+        second.pk: [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Question two"}],
+    }
 
 
 def test_stop_over_http(logged_in_client: Client, converse: Any) -> None:

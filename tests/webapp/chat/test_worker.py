@@ -192,6 +192,7 @@ def test_each_user_s_answers_share_kept_prefixes_only_with_their_own(
     _, first = converse("Same words")
     _, second = converse("Same words")
     _, bobs = converse("Same words", owner=bob)
-    scopes = [GenerationWorker._request(answer).cache_scope for answer in (first, second, bobs)]
+    answers = (first, second, bobs)
+    scopes = [GenerationWorker._request(answer, services.context_for(answer)).cache_scope for answer in answers]
     assert scopes[0] == scopes[1] == f"user:{first.conversation.owner_id}"
     assert scopes[2] == f"user:{bob.pk}" != scopes[0]
