@@ -274,8 +274,6 @@ class Engine:
         self._mask: torch.Tensor | None = None  # [rows, cache length], 1 for real tokens
         self._closed = False
         self._holding = 0  # open together() blocks: nothing new joins the batch meanwhile
-        self._steps = 0  # scheduler rounds done; each may have produced tokens or ended requests
-        self._stepped = threading.Condition(self._lock)
         self._thread = threading.Thread(target=self._run, name="inference-engine", daemon=True)
         self._thread.start()
 
@@ -333,19 +331,6 @@ class Engine:
             with self._wakeup:
                 self._holding -= 1
                 self._wakeup.notify()
-
-    @property
-    def steps(self) -> int:
-        """How many scheduler rounds (each a prefill and/or a decoding step) are done."""
-        return self._steps
-
-    def wait_for_step(self, seen: int, timeout: float) -> int:
-        """Wait until a round after the ``seen``-th is done, or ``timeout`` seconds pass;
-        returns the count of rounds. One thread can serve every stream's new tokens this
-        way as soon as they exist, instead of polling on a clock."""
-        with self._stepped:
-            self._stepped.wait_for(lambda: self._steps > seen or self._closed, timeout)
-            return self._steps
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         return iter(self.submit(request))
@@ -515,9 +500,6 @@ class Engine:
                 except Exception as error:  # the engine must outlive any one failure
                     logger.exception("generation step failed")
                     self._fail_all(admitted, error)
-                with self._stepped:
-                    self._steps += 1
-                    self._stepped.notify_all()
             self._fail_all([], InferenceError("the engine was closed."))
 
     def _admissible(self) -> bool:

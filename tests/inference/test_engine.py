@@ -326,24 +326,6 @@ def test_drain_returns_what_is_ready_without_waiting_and_then_the_end(tiny_engin
     assert stream.drain() == ("", True)  # nothing more after the end
 
 
-def test_a_reader_woken_by_each_step_gets_every_token_as_it_comes(tiny_engine: Engine) -> None:
-    seen = tiny_engine.steps
-    started = time.perf_counter()
-    assert tiny_engine.wait_for_step(seen, timeout=0.05) == seen  # idle: nothing happens
-    assert time.perf_counter() - started >= 0.04
-    request = GenerationRequest.of([{"role": "user", "content": "hi"}], max_new_tokens=20, temperature=0)
-    reference = tiny_engine.generate(request).text
-    stream = tiny_engine.submit(request)
-    text, ended, wakes = "", False, 0
-    while not ended:
-        seen = tiny_engine.wait_for_step(seen, timeout=5)
-        wakes += 1
-        piece, ended = stream.drain()
-        text += piece
-    assert text == reference
-    assert wakes <= 21  # at most one wake per step (a prefill and the decoding steps): no polling
-
-
 def test_trimming_keeps_the_most_turns_that_fit_however_the_chat_runs(chat_tokenizer: Any) -> None:
     """The search for where to start matches dropping the oldest turn one at a time."""
     engine = Engine(build_tiny_model(len(chat_tokenizer), max_positions=400), chat_tokenizer)

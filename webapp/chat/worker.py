@@ -3,9 +3,8 @@
 One process owns the chat model. Its main loop claims queued answers with
 ``FOR UPDATE SKIP LOCKED`` (so two workers never take the same one), woken by a
 Postgres notification with polling as the fallback, and submits each to the engine's
-continuous batch. One pump thread then serves every live answer together: after each
-step of the model (at most every ``flush_interval``) it takes what each stream has
-produced, publishes it to the
+continuous batch. One pump thread then serves every live answer together: every
+``flush_interval`` it takes what each stream has produced, publishes it to the
 conversation's group as one delta with a sequence number, and saves the growing text at
 least every ``save_interval`` seconds. (One thread for all answers, not one per answer:
 on a CPU the model needs every core and every wake-up of another Python thread slows
@@ -39,8 +38,6 @@ from webapp.core.realtime import publish
 from webapp.review import services as review
 
 logger = logging.getLogger(__name__)
-
-IDLE_FLUSH_INTERVAL = 0.25  # seconds between pump rounds while the model has nothing to do
 
 FINAL_STATUS = {
     "stop": Message.Status.COMPLETE,
@@ -371,18 +368,12 @@ class GenerationWorker:
             ]
         )
 
-    # ---- the pump: every live answer, after each step of the model ------------------------------
+    # ---- the pump: every live answer, every flush_interval ------------------------------------
 
     def _pump_loop(self) -> None:
-        seen = self.engine.steps
-        next_flush = 0.0
         try:
             while not (self.stopping.is_set() and not self._answers):
-                # Right after the model's next step, so a first token goes out at once; but
-                # not more often than flush_interval, so a fast model's tokens go out joined.
-                seen = self.engine.wait_for_step(seen, timeout=IDLE_FLUSH_INTERVAL)
-                time.sleep(max(0.0, next_flush - time.monotonic()))
-                next_flush = time.monotonic() + self.flush_interval
+                time.sleep(self.flush_interval)
                 try:
                     self.flush()
                 except Exception:
