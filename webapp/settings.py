@@ -239,9 +239,6 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
-# Sessions live in Postgres and are read through the Redis cache: every request needs its
-# session, and a cache read costs a fraction of a query.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
