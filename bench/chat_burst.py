@@ -31,15 +31,11 @@ import psycopg
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
+from bench.chat_e2e import percentile  # noqa: E402
 from bench.embedded import embedded_django  # noqa: E402
 
 CSRF = "b" * 32  # any well-formed token does, as long as the cookie and the header agree
 WARM_UP = 2
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -55,7 +51,6 @@ def main() -> None:
 
 def run(args: argparse.Namespace) -> None:
     from django.core.management import call_command
-    from django.db import connection
     from django.test import Client
 
     from webapp.accounts.models import User
@@ -80,10 +75,7 @@ def run(args: argparse.Namespace) -> None:
         subprocess.Popen([*serve, "--port", str(8100 + index)], cwd=folder, env=dict(os.environ))
         for index, (_, folder) in enumerate(servers)
     ]
-    params = connection.get_connection_params()
-    listener = psycopg.connect(**{k: v for k, v in params.items() if k not in ("cursor_factory", "context")})
-    listener.autocommit = True
-    listener.execute(f"LISTEN {services.NOTIFY_CHANNEL}")
+    listener = services.worker_notifications()
     try:
         for index in range(len(servers)):
             wait_until_up(8100 + index)

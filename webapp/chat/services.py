@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection, transaction
@@ -388,6 +389,20 @@ def notify_worker(payload: str) -> None:
     """Wake the generation workers. Postgres delivers it when the transaction commits."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, payload])
+
+
+def worker_notifications() -> psycopg.Connection[Any]:
+    """A connection of its own (not Django's, which a request or a transaction may hold),
+    in autocommit, listening to what ``notify_worker`` sends."""
+    # Django's own cursor class and adapters are not wanted on this raw connection.
+    params = {
+        key: value
+        for key, value in connection.get_connection_params().items()
+        if key not in ("cursor_factory", "context", "prepare_threshold")
+    }
+    listener = psycopg.connect(**params, autocommit=True)
+    listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+    return listener
 
 
 def session_group(session_key: str) -> str:

@@ -169,15 +169,8 @@ class GenerationWorker:
 
     def start(self) -> None:
         """Take the liveness lock, listen for notifications and reap what a dead worker left."""
-        # Django's own cursor class and adapters are not wanted on this raw connection.
-        params = {
-            key: value
-            for key, value in connection.get_connection_params().items()
-            if key not in ("cursor_factory", "context", "prepare_threshold")
-        }
-        self._listener = psycopg.connect(**params, autocommit=True)
+        self._listener = services.worker_notifications()
         self._listener.execute("SELECT pg_advisory_lock(%s)", [self.key])
-        self._listener.execute(f"LISTEN {services.NOTIFY_CHANNEL}")
         threading.Thread(target=self._listen, name="listener", daemon=True).start()
         self._pump.start()
         reap(self.key)
@@ -270,6 +263,7 @@ class GenerationWorker:
             except Exception as error:
                 self._could_not_start(answer.pk, error)
         started: list[LiveAnswer] = []
+        # refusals are recorded after the block: their writes need not hold back the others' prefill
         refused: list[tuple[int, Exception]] = []
         with self.engine.together():
             for answer, request in requests:
