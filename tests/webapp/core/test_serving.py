@@ -70,3 +70,10 @@ def test_no_middleware_runs_on_the_event_loop_under_asgi() -> None:
     middleware = {hook.__self__ for hook in hooks}  # type: ignore[attr-defined]
     assert {type(m).__name__ for m in middleware} >= {"CsrfViewMiddleware", "LoginRequiredMiddleware"}
     assert [type(m).__name__ for m in middleware if getattr(m, "async_mode", False)] == []
+
+
+def test_a_pool_size_below_one_stops_with_the_variables_name(tmp_path: object) -> None:
+    env = {**os.environ, "PARLEY_VAR_DIR": str(tmp_path), "PARLEY_DATABASE_POOL": "1", "PARLEY_DATABASE_POOL_SIZE": "0"}
+    result = subprocess.run([sys.executable, "manage.py", "check"], env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "PARLEY_DATABASE_POOL_SIZE=0 is below the minimum of 1" in result.stdout + result.stderr
