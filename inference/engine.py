@@ -102,7 +102,14 @@ _END = object()
 class Stream:
     """The deltas of one request, in order; iterate it from any one thread."""
 
-    def __init__(self, request_id: int, engine: Engine, prompt_tokens: int, trimmed: int) -> None:
+    def __init__(
+        self,
+        request_id: int,
+        engine: Engine,
+        prompt_tokens: int,
+        trimmed: int,
+        wake: threading.Event | None = None,
+    ) -> None:
         self.request_id = request_id
         self.prompt_tokens = prompt_tokens
         self.trimmed_messages = trimmed
@@ -110,6 +117,8 @@ class Stream:
         self._events: queue.Queue[object] = queue.Queue()
         self._cancelled = threading.Event()
         self._finished = threading.Event()
+        self._wake = wake  # set at the first text and at the end (see Engine.submit)
+        self._has_text = False
         self.stats: GenerationStats | None = None
 
     def __iter__(self) -> Iterator[str]:
@@ -170,11 +179,17 @@ class Stream:
     def _emit(self, delta: str) -> None:
         if delta:
             self._events.put(delta)
+            if not self._has_text:
+                self._has_text = True
+                if self._wake is not None:
+                    self._wake.set()
 
     def _finish(self, stats: GenerationStats) -> None:
         self.stats = stats
         self._finished.set()
         self._events.put(_END)
+        if self._wake is not None:
+            self._wake.set()
 
 
 class _StopMatcher:
@@ -289,12 +304,17 @@ class Engine:
 
     # ---- public API --------------------------------------------------------------
 
-    def submit(self, request: GenerationRequest) -> Stream:
-        """Validate and queue a request; raises InvalidRequestError for a bad one."""
+    def submit(self, request: GenerationRequest, *, wake: threading.Event | None = None) -> Stream:
+        """Validate and queue a request; raises InvalidRequestError for a bad one.
+
+        ``wake``, if given, is set when the stream has its first text and when it ends: a
+        thread that serves many streams with ``drain()`` waits on it to pass a first token
+        or an end on at once, and otherwise drains on its own clock.
+        """
         self._validate(request)
         prompt_ids, trimmed = self._prompt(request)
         sequence = _Sequence(
-            stream=Stream(next(self._ids), self, len(prompt_ids), trimmed),
+            stream=Stream(next(self._ids), self, len(prompt_ids), trimmed, wake),
             prompt_ids=prompt_ids,
             params=request.params,
             submitted_at=time.perf_counter(),

@@ -270,6 +270,8 @@ PARLEY_CHAT_MAX_IN_FLIGHT_PER_USER = env_int("PARLEY_CHAT_MAX_IN_FLIGHT_PER_USER
 PARLEY_CHAT_RATE = env_str("PARLEY_CHAT_RATE", "20/m")  # messages per user, django-ratelimit's notation
 PARLEY_CHAT_MAX_FRAME_BYTES = env_int("PARLEY_CHAT_MAX_FRAME_BYTES", 4096, minimum=64)
 PARLEY_GENERATION_BATCH_SIZE = env_int("PARLEY_GENERATION_BATCH_SIZE", 32, minimum=1)
+# Deltas per second that all streaming answers send together (see webapp/chat/worker.py).
+PARLEY_CHAT_UPDATES_PER_SECOND = env_int("PARLEY_CHAT_UPDATES_PER_SECOND", 40, minimum=1)
 # Prompt tokens the generation worker prefills per step (0: all waiting at once). Smaller
 # groups give a crowd its first tokens sooner (8 at once: median 567 -> 388 ms) for a few
 # percent of throughput (32 at once: 161 -> 148 tokens/s); summaries keep no limit.

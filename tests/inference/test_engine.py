@@ -326,6 +326,32 @@ def test_drain_returns_what_is_ready_without_waiting_and_then_the_end(tiny_engin
     assert stream.drain() == ("", True)  # nothing more after the end
 
 
+def test_a_wake_event_is_set_at_the_first_text_and_at_the_end_only(chat_tokenizer: Any) -> None:
+    model = build_tiny_model(len(chat_tokenizer))
+    model.register_forward_hook(lambda *args: time.sleep(0.005))
+    engine = Engine(model, chat_tokenizer, model_name="tiny")
+    wake = threading.Event()
+    try:
+        stream = engine.submit(greedy([{"role": "user", "content": "hi"}], 80), wake=wake)
+        assert wake.wait(10)
+        first, ended = stream.drain()
+        assert first
+        assert not ended
+        wake.clear()
+        time.sleep(0.1)
+        more, ended = stream.drain()
+        assert more  # tokens came meanwhile, without waking anyone
+        assert not ended
+        assert not wake.is_set()
+        assert wake.wait(10)
+        _, ended = stream.drain()
+        assert ended
+        assert stream.stats is not None
+        assert stream.stats.completion_tokens == 80
+    finally:
+        engine.close()
+
+
 def test_trimming_keeps_the_most_turns_that_fit_however_the_chat_runs(chat_tokenizer: Any) -> None:
     """The search for where to start matches dropping the oldest turn one at a time."""
     engine = Engine(build_tiny_model(len(chat_tokenizer), max_positions=400), chat_tokenizer)

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tests.processes import BASE_DIR, process_env
 from tests.webapp.chat.conftest import settled, wait_for
 from webapp.chat import services
 from webapp.chat.models import Message
-from webapp.chat.worker import GenerationWorker, reap
+from webapp.chat.worker import GenerationWorker, LiveAnswer, Publisher, reap
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,6 +54,62 @@ def test_text_is_saved_while_it_grows(start_worker: Callable[..., Any], converse
     assert len(set(seen)) >= 3, "the growing answer was not saved along the way"
     final = wait_for(lambda: settled(answer))
     assert all(final.content.startswith(text) for text in seen)
+
+
+def test_growing_answers_are_saved_in_one_statement_and_a_stopped_one_keeps_its_end(
+    converse: Any, make_user: Any
+) -> None:
+    _, growing = converse()
+    _, stopped = converse(owner=make_user())
+    Message.objects.filter(pk=growing.pk).update(status=Message.Status.GENERATING)
+    Message.objects.filter(pk=stopped.pk).update(status=Message.Status.INTERRUPTED, content="Its last words", seq=5)
+    live = [
+        LiveAnswer(message=Message.objects.get(pk=growing.pk), stream=cast(Any, None), text="So far", seq=3),
+        LiveAnswer(message=Message.objects.get(pk=stopped.pk), stream=cast(Any, None), text="Late text", seq=7),
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        GenerationWorker._save(live)
+    statements = [query["sql"].split()[0] for query in queries]
+    assert statements == ["BEGIN", "UPDATE", "COMMIT"]
+    growing.refresh_from_db()
+    stopped.refresh_from_db()
+    assert (growing.status, growing.content, growing.seq) == ("generating", "So far", 3)
+    assert (stopped.status, stopped.content, stopped.seq) == ("interrupted", "Its last words", 5)
+
+
+def test_answers_are_published_less_often_the_more_stream_at_once(start_worker: Callable[..., Any]) -> None:
+    worker = start_worker(updates_per_second=40)
+    assert worker.update_interval(1) == pytest.approx(0.025)
+    assert worker.update_interval(8) == pytest.approx(0.2)
+    assert worker.update_interval(100) == worker.max_update_interval == 0.5
+    fast = start_worker(updates_per_second=1000)
+    assert fast.update_interval(2) == fast.flush_interval == 0.02  # never more often than the pump's clock
+
+
+def test_between_a_first_text_and_the_end_each_answer_waits_its_turn(
+    start_worker: Callable[..., Any], converse: Any, make_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = [converse(f"question {i}", owner=make_user(), max_tokens=250)[1] for i in range(2)]
+    published: list[tuple[float, dict[str, Any]]] = []
+    original = Publisher.publish_many
+
+    def recording(publisher: Publisher, events: list[tuple[str, dict[str, Any]]]) -> None:
+        published.extend((time.monotonic(), event) for _, event in events)
+        original(publisher, events)
+
+    monkeypatch.setattr(Publisher, "publish_many", recording)
+    start_worker(updates_per_second=2, max_update_interval=1.0)  # two answers: a delta a second each
+    for answer in answers:
+        final = wait_for(lambda answer=answer: settled(answer))
+        assert final.status == Message.Status.COMPLETE
+        deltas = [(at, event) for at, event in published if event.get("message") == answer.pk and "delta" in event]
+        assert "".join(event["delta"] for _, event in deltas) == final.content
+        assert [event["seq"] for _, event in deltas] == list(range(1, final.seq + 1))
+        assert final.seq >= 3
+        # the first text went out at once, not a second's worth of tokens later
+        assert len(deltas[0][1]["delta"]) * 5 < len(deltas[1][1]["delta"])
+        times = [at for at, _ in deltas[:-1]]  # the last went out with the end, which never waits
+        assert all(later - earlier > 0.9 for earlier, later in itertools.pairwise(times))
 
 
 def test_two_workers_claim_each_answer_once(

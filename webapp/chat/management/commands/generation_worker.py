@@ -25,7 +25,7 @@ class Command(BaseCommand):
             )
         except InferenceError as error:
             raise CommandError(str(error)) from None
-        worker = GenerationWorker(engine)
+        worker = GenerationWorker(engine, updates_per_second=settings.PARLEY_CHAT_UPDATES_PER_SECOND)
 
         def stop(signum: int, frame: Any) -> None:
             worker.stop()
