@@ -98,6 +98,33 @@ def test_requests_submitted_together_wait_for_each_other_and_share_one_prefill(c
         engine.close()
 
 
+def test_requests_arriving_during_a_prefill_are_prefilled_before_the_next_step_once(chat_tokenizer: Any) -> None:
+    model = build_tiny_model(len(chat_tokenizer))
+    engine = Engine(model, chat_tokenizer, max_batch_size=8)
+    passes: list[tuple[int, int]] = []  # (rows, tokens per row) of each forward pass
+    late = [greedy([{"role": "user", "content": f"Late question {n}."}], 8) for n in range(2)]
+    streams: list[Any] = []
+
+    def record(module: Any, args: Any, kwargs: dict[str, Any], output: Any) -> None:
+        passes.append(tuple(kwargs["input_ids"].shape))
+        if len(passes) <= len(late):  # a request comes during each of the first two prefills
+            streams.append(engine.submit(late[len(passes) - 1]))
+
+    model.register_forward_hook(record, with_kwargs=True)
+    try:
+        first = engine.submit(greedy([{"role": "user", "content": "First question."}], 8))
+        results = [stream.result() for stream in [first, *streams]]
+        assert all(result.stats.completion_tokens == 8 for result in results)
+        prefill_first, prefill_second, step, prefill_third = passes[:4]
+        assert prefill_first[0] == prefill_second[0] == 1
+        assert prefill_second[1] > 1  # the second request's prefill came before any decoding step
+        assert step == (2, 1)  # then a step for both, before the third request's prefill
+        assert prefill_third[0] == 1
+        assert prefill_third[1] > 1
+    finally:
+        engine.close()
+
+
 def test_the_whole_text_is_the_decoded_tokens_and_never_a_broken_character(tiny_engine: Engine) -> None:
     # A random model emits arbitrary byte tokens, the hard case for incremental decoding.
     stream = tiny_engine.submit(greedy([{"role": "user", "content": "Emoji: 😀🎉 and ünïcödé"}], 80))
