@@ -9,10 +9,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 # (see webapp/settings.py), not one opened per request.
 os.environ.setdefault("PARLEY_DATABASE_POOL", "1")
 
-from django.core.asgi import get_asgi_application
+import django
 
 # Django must be set up before anything imports models (the websocket routes do).
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from webapp.core.handlers import ThreadedASGIHandler  # noqa: E402
+
+django_asgi_app = ThreadedASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

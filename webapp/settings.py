@@ -81,7 +81,6 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     # Last, as django-axes asks: it turns a lockout raised during login into its response.
     "axes.middleware.AxesMiddleware",
-    "webapp.core.middleware.OneThreadPerRequest",  # after every other: see its docstring
 ]
 
 ROOT_URLCONF = "webapp.urls"
