@@ -7,7 +7,9 @@ threads. One scheduler thread owns the model and, at every decoding step, admits
 waiting requests into the batch (up to ``prefill_tokens`` prompt tokens a step, when
 set: a longer prompt is prefilled that many tokens a step, so the answers already
 streaming go on meanwhile) and retires finished or cancelled ones, so many chats share
-one model copy.
+one model copy. Requests that arrive while a group is prefilled are prefilled next,
+before the decoding step (once in a row), so a crowd arriving over a few tens of
+milliseconds waits one more prefill for its first tokens, not a prefill and a step.
 
 The batch keeps one key/value cache per layer (grown in place, see kv_cache.py),
 left-padded to the longest row. New requests are prefilled together and then padded
