@@ -523,7 +523,7 @@ class Engine:
                     # of sends) then waits one prefill for its first tokens, not a prefill and
                     # a step per group. Only once in a row, so the answers streaming miss at
                     # most one step for it.
-                    deferred = bool(admitted) and not deferred and self._admissible() and self._has_room()
+                    deferred = bool(admitted) and not deferred and self._admissible() and self._free_rows() > 0
                     if self._active and not deferred:
                         self._decode_step()
                 except Exception as error:  # the engine must outlive any one failure
@@ -534,8 +534,9 @@ class Engine:
     def _admissible(self) -> bool:
         return bool(self._waiting) and not self._holding
 
-    def _has_room(self) -> bool:
-        return len(self._active) + (self._prefilling is not None) < self.max_batch_size
+    def _free_rows(self) -> int:
+        """Rows of the batch not taken by an active request or a prompt being prefilled."""
+        return self.max_batch_size - len(self._active) - (self._prefilling is not None)
 
     def _next_admissions(self) -> list[_Sequence]:
         """Take waiting requests, oldest first, while there is room in the batch and in the
@@ -544,7 +545,7 @@ class Engine:
         prefilled, only prompts within the budget are taken, past any long one waiting: a
         short message need not wait for a long one's chunks."""
         chunking = self._prefilling is not None
-        room = self.max_batch_size - len(self._active) - chunking
+        room = self._free_rows()
         admitted: list[_Sequence] = []
         tokens = 0
         for sequence in self._waiting:
