@@ -105,13 +105,19 @@ def test_a_missing_secret_key_in_production_is_one_clear_line(tmp_path: Any) -> 
 
 
 @pytest.mark.parametrize(
-    ("value", "message"),
-    [("-1", "PARLEY_GENERATION_PREFILL_TOKENS=-1 is below the minimum of 0"), ("lots", "is not an integer")],
+    ("name", "value", "message"),
+    [
+        ("PARLEY_GENERATION_PREFILL_TOKENS", "-1", "PARLEY_GENERATION_PREFILL_TOKENS=-1 is below the minimum of 0"),
+        ("PARLEY_GENERATION_PREFILL_TOKENS", "lots", "is not an integer"),
+        ("PARLEY_CHAT_UPDATES_PER_SECOND", "0", "PARLEY_CHAT_UPDATES_PER_SECOND=0 is below the minimum of 1"),
+    ],
 )
-def test_a_bad_number_in_the_environment_stops_with_the_variables_name(tmp_path: Any, value: str, message: str) -> None:
+def test_a_bad_number_in_the_environment_stops_with_the_variables_name(
+    tmp_path: Any, name: str, value: str, message: str
+) -> None:
     import os
 
-    env = {**os.environ, "PARLEY_VAR_DIR": str(tmp_path), "PARLEY_GENERATION_PREFILL_TOKENS": value}
+    env = {**os.environ, "PARLEY_VAR_DIR": str(tmp_path), name: value}
     result = subprocess.run([sys.executable, "manage.py", "check"], env=env, capture_output=True, text=True)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
