@@ -205,20 +205,25 @@ def test_the_page_fetches_the_thread_only_when_it_cannot_draw_an_answer_otherwis
 CODE_ANSWER = "Reverse it with a slice:\n\n```python\ndef reverse(text):\n    return text[::-1]\n```\n\nThat is all."
 
 
+def answered(user: Any, answer: str) -> Conversation:
+    """A conversation of one question and its complete ``answer``."""
+
+    def create() -> Conversation:
+        conversation = Conversation.objects.create(owner=user, title="Reversing")
+        question = Message.objects.create(conversation=conversation, role="user", content="How do I reverse?")
+        Message.objects.create(
+            conversation=conversation, role="assistant", parent=question, content=answer, status="complete"
+        )
+        return conversation
+
+    return orm(create)
+
+
 def test_an_answer_and_each_of_its_code_blocks_can_be_copied(parley_web: Parley, page: Any, make_user: Any) -> None:
     from playwright.sync_api import expect
 
     user = orm(lambda: make_user("copy@example.com"))
-
-    def conversation_with_answers() -> Conversation:
-        conversation = Conversation.objects.create(owner=user, title="Reversing")
-        question = Message.objects.create(conversation=conversation, role="user", content="How do I reverse?")
-        Message.objects.create(
-            conversation=conversation, role="assistant", parent=question, content=CODE_ANSWER, status="complete"
-        )
-        return conversation
-
-    conversation = orm(conversation_with_answers)
+    conversation = answered(user, CODE_ANSWER)
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=parley_web.url)
     log_in(page, parley_web.url, user.email)
     page.goto(f"{parley_web.url}/chat/{conversation.pk}/")
@@ -233,3 +238,25 @@ def test_an_answer_and_each_of_its_code_blocks_can_be_copied(parley_web: Parley,
     answer.get_by_role("button", name="Copy", exact=True).click()
     expect(answer.locator("button.copy")).to_have_text("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == CODE_ANSWER
+
+
+def test_the_copy_code_button_does_not_cover_a_long_first_line_on_a_phone(
+    parley_web: Parley, page: Any, make_user: Any
+) -> None:
+    user = orm(lambda: make_user("phone@example.com"))
+    long_line = "def reverse_every_word_of_a_sentence(sentence): return ' '.join(w[::-1] for w in sentence.split())"
+    conversation = answered(user, f"```python\n{long_line}\n```")
+    page.set_viewport_size({"width": 400, "height": 800})
+    log_in(page, parley_web.url, user.email)
+    page.goto(f"{parley_web.url}/chat/{conversation.pk}/")
+
+    button = page.get_by_role("button", name="Copy code").bounding_box()
+    code = page.locator(".message-assistant pre").evaluate(
+        """pre => {
+            const range = document.createRange();
+            range.selectNodeContents(pre);
+            return {top: range.getClientRects()[0].top, overflows: pre.scrollWidth > pre.clientWidth};
+        }"""
+    )
+    assert code["overflows"], "the line should be wider than the block, running under the button's corner"
+    assert button["y"] + button["height"] <= code["top"], (button, code)
