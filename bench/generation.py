@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import statistics
 import sys
 import time
@@ -140,7 +141,8 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    config = InferenceConfig.from_env()
+    # float32 whatever this CPU would choose: bfloat16 and int8 are measured against it below
+    config = dataclasses.replace(InferenceConfig.from_env(), dtype="float32")
     if config.chat_quantize != "none":
         sys.exit("run the benchmark on the float model: it measures int8 itself (unset PARLEY_CHAT_QUANTIZE).")
     model, tokenizer = load_chat_model(config)

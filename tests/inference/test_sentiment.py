@@ -82,7 +82,7 @@ def test_the_model_as_loaded_keeps_its_quality_on_held_out_texts(
     [
         ("auto", True, True, torch.bfloat16),  # an encoder on a CPU with AMX
         ("auto", True, False, torch.float32),
-        ("auto", False, True, torch.float32),  # the chat model decodes faster in float32
+        ("auto", False, True, torch.float32),  # the chat model: loaded so, then timed (test_models.py)
         ("float32", True, True, torch.float32),  # an explicit setting wins
         ("bfloat16", False, False, torch.bfloat16),
     ],
