@@ -2,7 +2,7 @@
 
 python bench/sentiment.py [--texts 2000] [--repeats 3]
 
-Both loops use the model as Parley loads it (bfloat16 on a CPU with AMX, else float32;
+Both loops use the model as Parley loads it (bfloat16 on a CPU with AMX or AVX-512 BF16, else float32;
 PARLEY_DTYPE=float32 measures float32 anywhere).
 """
 

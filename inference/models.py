@@ -149,30 +149,33 @@ def choose_device(config: InferenceConfig) -> torch.device:
 
 
 def choose_dtype(config: InferenceConfig, device: torch.device, *, encoder: bool = False) -> torch.dtype:
-    """PARLEY_DTYPE, or for "auto": bfloat16 on a GPU; on a CPU, bfloat16 only for the
-    encoders (sentiment, embeddings) and only where the CPU multiplies bfloat16 in
-    hardware tiles (AMX).
+    """PARLEY_DTYPE, or for "auto": bfloat16 on a GPU; on a CPU, bfloat16 for the encoders
+    (sentiment, embeddings) where the CPU multiplies bfloat16 itself (AMX or AVX-512 BF16).
 
-    The encoders run whole batches of texts, where such a CPU multiplies bfloat16 about
-    eight times faster than float32 (classify: 493 against 211 texts/s here, with 99.75%
-    of labels unchanged). The chat model is loaded in float32 and ``load_chat_model``
-    times it against bfloat16 (see ``faster_for_decoding``).
+    The encoders run whole batches of texts, where such a CPU multiplies bfloat16 much
+    faster than float32: classify 493 against 211 texts/s on a Xeon with AMX, with 99.75%
+    of labels unchanged; 342 against 182 on an AMD EPYC with AVX-512 BF16. The chat model
+    is loaded in float32 and ``load_chat_model`` times it against bfloat16 (see
+    ``faster_for_decoding``).
     """
     import torch
 
     if config.dtype == "auto":
-        if device.type == "cuda" or (encoder and device.type == "cpu" and cpu_has_bfloat16_tiles()):
+        if device.type == "cuda" or (encoder and device.type == "cpu" and cpu_multiplies_bfloat16()):
             return torch.bfloat16
         return torch.float32
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[config.dtype]
 
 
-def cpu_has_bfloat16_tiles() -> bool:
-    """True on CPUs with AMX (Intel Xeon since Sapphire Rapids)."""
+def cpu_multiplies_bfloat16() -> bool:
+    """True on CPUs with bfloat16 multiplication in hardware: AMX tiles (Intel Xeon since
+    Sapphire Rapids) or AVX-512 BF16 (AMD Zen 4, Intel Cooper Lake); elsewhere torch
+    converts each bfloat16 to float32 first, which is slower than float32 throughout."""
     import torch
 
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private, so looked up with care
-    return bool(probe is not None and probe())
+    # private, so looked up with care
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    return any(probe is not None and probe() for probe in probes)
 
 
 def load_chat_model(config: InferenceConfig) -> tuple[Any, Any]:

@@ -8,7 +8,8 @@ Any Hugging Face sequence-classification folder can replace it (PARLEY_SENTIMENT
 
 ``classify`` sorts texts by length and pads per batch, so a batch of short texts does
 not pay for one long one. The model runs in the dtype ``choose_dtype`` picks for an
-encoder: bfloat16 on a CPU with AMX, where it classifies a batch over twice as fast.
+encoder: bfloat16 on a CPU that multiplies it in hardware (AMX or AVX-512 BF16), where it
+classifies a batch about twice as fast.
 """
 
 from __future__ import annotations

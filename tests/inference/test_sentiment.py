@@ -78,9 +78,9 @@ def test_the_model_as_loaded_keeps_its_quality_on_held_out_texts(
 
 
 @pytest.mark.parametrize(
-    ("setting", "encoder", "tiles", "expected"),
+    ("setting", "encoder", "bfloat16_cpu", "expected"),
     [
-        ("auto", True, True, torch.bfloat16),  # an encoder on a CPU with AMX
+        ("auto", True, True, torch.bfloat16),  # an encoder on a CPU with AMX or AVX-512 BF16
         ("auto", True, False, torch.float32),
         ("auto", False, True, torch.float32),  # the chat model: loaded so, then timed (test_models.py)
         ("float32", True, True, torch.float32),  # an explicit setting wins
@@ -88,10 +88,10 @@ def test_the_model_as_loaded_keeps_its_quality_on_held_out_texts(
     ],
 )
 def test_the_dtype_follows_the_setting_the_model_and_the_cpu(
-    monkeypatch: pytest.MonkeyPatch, setting: str, encoder: bool, tiles: bool, expected: torch.dtype
+    monkeypatch: pytest.MonkeyPatch, setting: str, encoder: bool, bfloat16_cpu: bool, expected: torch.dtype
 ) -> None:
     monkeypatch.setenv("PARLEY_DTYPE", setting)
-    monkeypatch.setattr(models, "cpu_has_bfloat16_tiles", lambda: tiles)
+    monkeypatch.setattr(models, "cpu_multiplies_bfloat16", lambda: bfloat16_cpu)
     config = InferenceConfig.from_env()
     assert choose_dtype(config, torch.device("cpu"), encoder=encoder) == expected
     assert choose_dtype(config, torch.device("cuda"), encoder=encoder) == (
