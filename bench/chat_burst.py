@@ -2,15 +2,13 @@
 
     python bench/chat_burst.py [--users 8] [--rounds 15] [--compare PATH]
 
-It starts its own embedded Postgres and Redis under var/bench, and web servers as
-``./parley run`` serves pages (the Procfile's web line, DEBUG off), but no generation worker:
-the figures are the web tier's alone. For each request it measures the HTTP time, and the
-time until a generation worker would be woken (the Postgres notification, which this script
-listens to). Each of ``--setups`` (web processes x requests each runs at once; by default
-``./parley run``'s on this machine against one process that runs every request at once)
-serves on the same databases, and they take turns round by round. With ``--compare PATH``
-(another checkout of Parley, such as a ``git worktree`` of an older commit) that code serves
-too, as the first setup. Figures are medians and p95 over the rounds after two warm-up rounds.
+It starts its own embedded Postgres and Redis under var/bench, and the web process as
+``./parley run`` serves it (uvicorn, DEBUG off), but no generation worker: the figures are
+the web process's alone. For each request it measures the HTTP time, and the time until
+a generation worker would be woken (the Postgres notification, which this script listens
+to). With ``--compare PATH`` (another checkout of Parley, such as a ``git worktree`` of an
+older commit) a second web server runs that code on the same databases, and the two take
+turns round by round. Figures are medians and p95 over the rounds after two warm-up rounds.
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,15 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from honcho.environ import parse_procfile
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
 from bench.chat_e2e import percentile  # noqa: E402
 from bench.embedded import embedded_django  # noqa: E402
-from webapp.env import env_int  # noqa: E402
-from webapp.launcher import web_processes  # noqa: E402
 
 CSRF = "b" * 32  # any well-formed token does, as long as the cookie and the header agree
 WARM_UP = 2
@@ -49,12 +43,6 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--compare", type=Path, help="another checkout of Parley, served side by side")
-    parser.add_argument(
-        "--setups",
-        nargs="+",
-        default=[f"{web_processes()}x{env_int('PARLEY_WEB_THREADS', 2)}", "1x64"],
-        help="web processes x requests each runs at once (PARLEY_WEB_PROCESSES x PARLEY_WEB_THREADS)",
-    )
     args = parser.parse_args()
     environment = {"DEBUG": "0", "SECRET_KEY": "bench-" + "x" * 50, "PARLEY_HTTPS": "0"}
     with embedded_django(**environment, PARLEY_CHAT_RATE="100000/m", ALLOWED_HOSTS="127.0.0.1"):
@@ -80,24 +68,20 @@ def run(args: argparse.Namespace) -> None:
         client.force_login(user)
         users.append([client.cookies["sessionid"].value, conversation.pk, answer.pk])
 
-    servers = [(f"{setup} this checkout", PROJECT_DIR, setup) for setup in args.setups]
-    if args.compare:
-        servers.insert(0, (f"{args.setups[0]} --compare", args.compare.resolve(), args.setups[0]))
-    web_line = parse_procfile((PROJECT_DIR / "Procfile").read_text()).processes["web"]
-    processes = []
-    for index, (_, folder, setup) in enumerate(servers):
-        web_processes_, threads = setup.split("x")
-        env = {**os.environ, "PARLEY_HOST": "127.0.0.1", "PARLEY_PORT": str(8100 + index)}
-        env.update(PARLEY_WEB_PROCESSES=web_processes_, PARLEY_WEB_THREADS=threads)
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-        processes.append(subprocess.Popen(["/bin/sh", "-c", web_line], cwd=folder, env=env, start_new_session=True))
+    servers = [("this checkout", PROJECT_DIR)] + ([("--compare", args.compare.resolve())] if args.compare else [])
+    serve = [sys.executable, "-m", "uvicorn", "webapp.asgi:application", "--ws", "websockets-sansio"]
+    serve += ["--log-level", "warning"]
+    processes = [
+        subprocess.Popen([*serve, "--port", str(8100 + index)], cwd=folder, env=dict(os.environ))
+        for index, (_, folder) in enumerate(servers)
+    ]
     listener = services.worker_notifications()
     try:
         for index in range(len(servers)):
             wait_until_up(8100 + index)
-        figures: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name, _, _ in servers}
+        figures: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name, _ in servers}
         for round_number in range(WARM_UP + args.rounds):
-            for index, (name, _, _) in enumerate(servers):
+            for index, (name, _) in enumerate(servers):
                 http, woken = burst(8100 + index, users, listener)
                 Message.objects.filter(status="queued").update(status="complete", content="An answer. " * 20)
                 if round_number >= WARM_UP:
@@ -107,15 +91,13 @@ def run(args: argparse.Namespace) -> None:
     finally:
         listener.close()
         for process in processes:
-            os.killpg(process.pid, signal.SIGTERM)
+            process.terminate()
             process.wait()
 
-    print(
-        f"{args.users} user(s) press Regenerate at once; {args.rounds} rounds (ms); web processes x requests at once:"
-    )
+    print(f"{args.users} user(s) press Regenerate at once; {args.rounds} rounds (ms):")
     for name, (http, woken) in figures.items():
         print(
-            f"  {name:22s} HTTP p50 {statistics.median(http) * 1000:4.0f}  p95 {percentile(http, 0.95) * 1000:4.0f}   "
+            f"  {name:14s} HTTP p50 {statistics.median(http) * 1000:4.0f}  p95 {percentile(http, 0.95) * 1000:4.0f}   "
             f"worker woken p50 {statistics.median(woken) * 1000:4.0f}  p95 {percentile(woken, 0.95) * 1000:4.0f}"
         )
 

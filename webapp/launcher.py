@@ -298,21 +298,6 @@ def manage(*args: str, env: dict[str, str]) -> None:
 # --- ./parley run -------------------------------------------------------------------
 
 
-def web_processes() -> int:
-    """``PARLEY_WEB_PROCESSES``, else one web process per core the launcher may use, up to four.
-
-    One process runs Python on one core at a time; with one per core, a burst of requests
-    (eight users sending together) is served on every core. Beyond four the model's
-    workers want the cores more than the pages do.
-    """
-    raw = os.environ.get("PARLEY_WEB_PROCESSES", "").strip()
-    if not raw:
-        return max(1, min(len(os.sched_getaffinity(0)), 4))
-    if not raw.isdigit() or int(raw) < 1:
-        raise LauncherError(f"PARLEY_WEB_PROCESSES={raw!r} is not a whole number of 1 or more.")
-    return int(raw)
-
-
 def run() -> int:
     var_dir = Path(os.environ.get("PARLEY_VAR_DIR") or BASE_DIR / "var")
     var_dir.mkdir(parents=True, exist_ok=True)
@@ -324,7 +309,6 @@ def run() -> int:
     check_port_free(host, port)
 
     env = dict(os.environ)
-    env["PARLEY_WEB_PROCESSES"] = str(web_processes())
     env.setdefault("PARLEY_VAR_DIR", str(var_dir))
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("PYTHONUNBUFFERED", "1")

@@ -126,9 +126,6 @@ def _database() -> dict[str, object]:
 
 
 DATABASES = {"default": _database()}
-
-# Requests one web process runs at once (webapp/core/handlers.py); the rest wait their turn.
-PARLEY_WEB_THREADS = env_int("PARLEY_WEB_THREADS", 2, minimum=1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 _redis_url = env_str("REDIS_URL")

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpRequest, HttpResponseBase
 
 
 class ThreadedASGIHandler(ASGIHandler):
-    """Django's ASGI handler, running each request's middleware and view in one thread,
-    at most ``PARLEY_WEB_THREADS`` requests at a time, the others waiting in arrival order.
+    """Django's ASGI handler, running each request's middleware and view in one thread.
 
     Every middleware and view here is synchronous. Django's own handler builds its chain
     for the event loop all the same: it runs each ``MiddlewareMixin`` hook from the loop
@@ -23,23 +19,17 @@ class ThreadedASGIHandler(ASGIHandler):
     thread with the request, back with the response. (Streaming and file responses are
     sent as Django sends them.)
 
-    Why a limit: one process runs Python on one core at a time. Eight requests let in
-    together share it, so each takes about eight times as long and all finish near the
-    end; taken a couple at a time (enough to overlap one's database round trips with
-    another's Python), the first are answered at once and the median sooner. Eight users
-    pressing Regenerate together: see ``bench/chat_burst.py``.
+    Every request that arrives runs at once, sharing the process's one core, so a burst
+    of sends all commit near its end. Letting in two at a time, first come first served,
+    answers the burst sooner (eight Regenerates on 2 cores: median 70 against 94 ms,
+    ``bench/chat_burst.py``) but brought the chat's first tokens later: the first sends
+    woke the generation worker alone, and the rest waited for their prefill (eight users,
+    ``bench/chat_e2e.py``: p95 408-517 against 258-273 ms). Hence no limit here.
     """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._turns: asyncio.Semaphore | None = None  # made on the serving event loop
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        if self._turns is None:
-            self._turns = asyncio.Semaphore(settings.PARLEY_WEB_THREADS)
-        async with self._turns:  # asyncio's semaphore lets waiters in first come, first served
-            response: HttpResponseBase = await sync_to_async(self.get_response)(request)
+        response: HttpResponseBase = await sync_to_async(self.get_response)(request)
         return response

@@ -1,5 +1,5 @@
-"""How a web process holds its connections, runs its middleware and takes its requests in
-turns under ASGI, where every request has a thread of its own."""
+"""How the web process holds its connections and runs its middleware under ASGI, where
+every request has a thread of its own."""
 
 from __future__ import annotations
 
@@ -8,17 +8,13 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from typing import Any
 
 import pytest
 from channels.testing import HttpCommunicator
-from django.contrib.auth.decorators import login_not_required
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.cache import caches
 from django.core.handlers.base import BaseHandler
-from django.http import HttpRequest, HttpResponse
-from django.urls import path
 
 from webapp.core.handlers import ThreadedASGIHandler
 
@@ -106,50 +102,3 @@ def test_a_pool_size_below_one_stops_with_the_variables_name(tmp_path: object) -
     result = subprocess.run([sys.executable, "manage.py", "check"], env=env, capture_output=True, text=True)
     assert result.returncode != 0
     assert "PARLEY_DATABASE_POOL_SIZE=0 is below the minimum of 1" in result.stdout + result.stderr
-
-
-# A view that holds its request a moment, for the test below; its urlconf is this module.
-_entered: list[str] = []
-_running = {"now": 0, "most": 0}
-_view_lock = threading.Lock()
-
-
-@login_not_required
-def _slow_view(request: HttpRequest, name: str) -> HttpResponse:
-    with _view_lock:
-        _entered.append(name)
-        _running["now"] += 1
-        _running["most"] = max(_running["most"], _running["now"])
-    time.sleep(0.05)  # a database round trip, say: the thread waits without the GIL
-    with _view_lock:
-        _running["now"] -= 1
-    return HttpResponse(name)
-
-
-urlpatterns = [path("slow/<str:name>", _slow_view)]
-
-
-@pytest.mark.django_db
-async def test_requests_run_a_few_at_a_time_in_the_order_they_came(settings: Any) -> None:
-    settings.ROOT_URLCONF = __name__
-    settings.PARLEY_WEB_THREADS = 2
-    _entered.clear()
-    _running.update(now=0, most=0)
-    handler = ThreadedASGIHandler()
-    names = [f"r{number}" for number in range(6)]
-    requests = []
-    for name in names:
-        communicator = HttpCommunicator(handler, "GET", f"/slow/{name}", headers=[(b"host", b"testserver")])
-        requests.append(asyncio.create_task(communicator.get_response(timeout=10)))
-        await asyncio.sleep(0.005)  # they arrive in this order
-    responses = await asyncio.gather(*requests)
-    assert [response["body"] for response in responses] == [name.encode() for name in names]
-    assert _running["most"] == 2
-    assert _entered == names
-
-
-def test_web_threads_below_one_stop_with_the_variables_name(tmp_path: object) -> None:
-    env = {**os.environ, "PARLEY_VAR_DIR": str(tmp_path), "PARLEY_WEB_THREADS": "0"}
-    result = subprocess.run([sys.executable, "manage.py", "check"], env=env, capture_output=True, text=True)
-    assert result.returncode != 0
-    assert "PARLEY_WEB_THREADS=0 is below the minimum of 1" in result.stdout + result.stderr
