@@ -20,7 +20,7 @@ from django.http import Http404
 
 from webapp.accounts.models import User
 from webapp.chat.models import Conversation, Feedback, Message
-from webapp.core.realtime import publish
+from webapp.core.events import publish
 from webapp.review import services as review
 
 NOTIFY_CHANNEL = "parley_chat"

@@ -9,7 +9,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from webapp.chat.services import session_group
-from webapp.core.realtime import publish
+from webapp.core.events import publish
 
 
 @receiver(user_logged_out)

@@ -24,7 +24,6 @@ answers marked as generating by a worker whose lock is free, which is to say dea
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import secrets
@@ -34,15 +33,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from channels.layers import get_channel_layer
 from django.db import connection, transaction
 
 from inference.engine import Engine, GenerationRequest, Stream
 from inference.errors import InferenceError
 from webapp.chat import services
 from webapp.chat.models import Message
+from webapp.core.events import ThreadPublisher, publish
 from webapp.core.locks import advisory_lock
-from webapp.core.realtime import publish
 from webapp.review import services as review
 
 logger = logging.getLogger(__name__)
@@ -53,43 +51,6 @@ FINAL_STATUS = {
     "cancelled": Message.Status.INTERRUPTED,
     "error": Message.Status.FAILED,
 }
-
-
-class Publisher:
-    """Sends channel-layer events from worker threads through one long-lived event loop."""
-
-    def __init__(self) -> None:
-        self.layer = get_channel_layer()
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="publisher", daemon=True)
-        self._thread.start()
-
-    def publish(self, group: str, event: dict[str, Any]) -> None:
-        self.publish_many([(group, event)])
-
-    def publish_many(self, events: list[tuple[str, dict[str, Any]]]) -> None:
-        """Send them concurrently and wait; a failure is logged, never raised."""
-        if self.layer is None or not events:
-            return
-        layer = self.layer
-
-        async def send_all() -> list[Any]:
-            return await asyncio.gather(
-                *(layer.group_send(group, event) for group, event in events), return_exceptions=True
-            )
-
-        try:
-            results = asyncio.run_coroutine_threadsafe(send_all(), self.loop).result(timeout=5)
-        except Exception:
-            logger.warning("could not publish %d events", len(events), exc_info=True)
-            return
-        for result in results:
-            if isinstance(result, BaseException):
-                logger.warning("could not publish an event: %s", result)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
 
 
 @dataclass
@@ -169,7 +130,7 @@ class GenerationWorker:
         self.updates_per_second = updates_per_second
         self.max_update_interval = max_update_interval
         self.key = secrets.randbelow(2**62) + 1
-        self.publisher = Publisher()
+        self.publisher = ThreadPublisher()
         self.wake = threading.Event()
         self.pump_wake = threading.Event()  # an answer's first text or its end: publish now
         self.stopping = threading.Event()

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 from django.utils import timezone
 
-from webapp.core.realtime import publish
+from webapp.core.events import publish
 from webapp.documents.models import Job
 
 

@@ -18,7 +18,8 @@ from tests.processes import BASE_DIR, process_env
 from tests.webapp.chat.conftest import settled, wait_for
 from webapp.chat import services
 from webapp.chat.models import Message
-from webapp.chat.worker import GenerationWorker, LiveAnswer, Publisher, reap
+from webapp.chat.worker import GenerationWorker, LiveAnswer, reap
+from webapp.core.events import ThreadPublisher
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -91,13 +92,13 @@ def test_between_a_first_text_and_the_end_each_answer_waits_its_turn(
 ) -> None:
     answers = [converse(f"question {i}", owner=make_user(), max_tokens=250)[1] for i in range(2)]
     published: list[tuple[float, dict[str, Any]]] = []
-    original = Publisher.publish_many
+    original = ThreadPublisher.publish_many
 
-    def recording(publisher: Publisher, events: list[tuple[str, dict[str, Any]]]) -> None:
+    def recording(publisher: ThreadPublisher, events: list[tuple[str, dict[str, Any]]]) -> None:
         published.extend((time.monotonic(), event) for _, event in events)
         original(publisher, events)
 
-    monkeypatch.setattr(Publisher, "publish_many", recording)
+    monkeypatch.setattr(ThreadPublisher, "publish_many", recording)
     start_worker(updates_per_second=2, max_update_interval=1.0)  # two answers: a delta a second each
     for answer in answers:
         final = wait_for(lambda answer=answer: settled(answer))
