@@ -11,7 +11,9 @@ torch and transformers are imported inside the functions that need them.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -192,27 +194,111 @@ def load_chat_model(config: InferenceConfig) -> tuple[Any, Any]:
 
         quantize_int8(model)
     elif config.dtype == "auto" and device.type == "cpu":
-        model = faster_for_decoding(model)
+        model = recorded_decoding_choice(model, config)
     return model, tokenizer
 
 
-def faster_for_decoding(model: Any, *, rounds: int = 5) -> Any:
-    """The float32 chat model, or a bfloat16 copy of it if that decodes clearly faster here.
+DECODING_CHOICES_FILE = "decoding-dtype.json"
 
-    Which one is faster depends on the CPU, so it is measured, not guessed. A CPU with
-    AVX-512 BF16 (this AMD EPYC) reads half the bytes per weight and decodes the default
-    model about 1.5x faster in bfloat16 (a step of 1 row 36 against 56 ms, of 8 rows 62
-    against 95 ms; perplexity on bench/heldout_english.txt 23.14 against 23.10), while on
-    a Xeon with AMX one stream measured slower in bfloat16 (15.7 against 19.4 tokens/s).
-    Decoding steps of 1 and of 8 rows are timed in turns, and bfloat16 is kept only when
-    at least 10% faster: float32 is the exact one. The probe takes about two seconds and,
-    for that time, memory for a second copy of the model at half the size.
+
+def recorded_decoding_choice(model: Any, config: InferenceConfig) -> Any:
+    """The float32 chat model or a bfloat16 copy, as measured once for this model on this CPU.
+
+    Timing at every start flipped between the two on one machine (a start under load, with
+    the web and Celery processes starting beside it, measured float32 faster; the next one
+    bfloat16), so a user's answers changed character from one restart to the next. The
+    first start measures (``faster_for_decoding``) and records the choice under the models
+    folder, keyed by the model, the CPU, the threads and torch's version; later starts, and
+    the other processes that load the chat model, take the recorded choice without timing.
+    A change of any of those keys measures again; deleting the file does too.
     """
-    import copy
+    import fcntl
 
     import torch
 
-    candidate = copy.deepcopy(model).to(torch.bfloat16)
+    record = config.models_dir / DECODING_CHOICES_FILE
+    key = _decoding_choice_key(model)
+    config.models_dir.mkdir(parents=True, exist_ok=True)
+    # One process measures while the others wait for its record: they start together.
+    with open(config.models_dir / f".{DECODING_CHOICES_FILE}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        choices = _read_choices(record)
+        known = choices.get(key)
+        if isinstance(known, dict) and known.get("dtype") in ("float32", "bfloat16"):
+            logger.info(
+                "chat model in %s, as measured for this model on this CPU on %s "
+                "(a decoding step of 1 and of 8 rows took %s ms in bfloat16, %s ms in float32); "
+                "delete %s to measure again",
+                known["dtype"],
+                known.get("measured_at", "?"),
+                known.get("bfloat16_ms", "?"),
+                known.get("float32_ms", "?"),
+                record,
+            )
+            return model if known["dtype"] == "float32" else copy_in(model, torch.bfloat16)
+        chosen, float32_ms, bfloat16_ms = _measure_decoding(model)
+        choices[key] = {
+            "dtype": "bfloat16" if chosen is not model else "float32",
+            "float32_ms": round(float32_ms),
+            "bfloat16_ms": round(bfloat16_ms),
+            "measured_at": time.strftime("%Y-%m-%d %H:%M"),
+        }
+        staging = record.with_suffix(".tmp")
+        staging.write_text(json.dumps(choices, indent=2, sort_keys=True))
+        staging.replace(record)
+        return chosen
+
+
+def _decoding_choice_key(model: Any) -> str:
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.partition(":")[2].strip()
+                break
+    source = getattr(model.config, "_name_or_path", "") or type(model).__name__
+    return f"{source} | {cpu} | {torch.get_num_threads()} threads | torch {torch.__version__}"
+
+
+def _read_choices(record: Path) -> dict[str, Any]:
+    try:
+        choices = json.loads(record.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        logger.warning("%s is unreadable; measuring the chat model's dtype again", record)
+        return {}
+    return choices if isinstance(choices, dict) else {}
+
+
+def copy_in(model: Any, dtype: Any) -> Any:
+    """A copy of ``model`` in ``dtype``; the model itself is left as it is."""
+    import copy
+
+    return copy.deepcopy(model).to(dtype)
+
+
+def faster_for_decoding(model: Any, *, rounds: int = 7) -> Any:
+    """The float32 chat model, or a bfloat16 copy of it if that decodes clearly faster here.
+
+    Which one is faster depends on the CPU, so it is measured, not guessed (the figures
+    that led here are in docs/decisions.md). Decoding steps of 1 and of 8 rows are timed
+    in turns, and bfloat16 is kept only when at least 10% faster: float32 is the exact
+    one. The probe takes about two seconds and, for that time, memory for a second copy of
+    the model at half the size.
+    """
+    return _measure_decoding(model, rounds=rounds)[0]
+
+
+def _measure_decoding(model: Any, *, rounds: int = 7) -> tuple[Any, float, float]:
+    """The faster model, then the median milliseconds of a float32 and of a bfloat16 step."""
+    import torch
+
+    candidate = copy_in(model, torch.bfloat16)
     steps: dict[Any, list[float]] = {model: [], candidate: []}
     with torch.inference_mode():
         caches = {each: [_prefilled(each, rows) for rows in (1, 8)] for each in steps}
@@ -222,12 +308,13 @@ def faster_for_decoding(model: Any, *, rounds: int = 5) -> Any:
     float32_ms, bfloat16_ms = (1000 * statistics.median(times) for times in steps.values())
     chosen = candidate if bfloat16_ms < 0.9 * float32_ms else model
     logger.info(
-        "chat model in %s: a decoding step of 1 and of 8 rows took %.0f ms in bfloat16, %.0f ms in float32",
+        "chat model in %s: a decoding step of 1 and of 8 rows took %.0f ms in bfloat16, %.0f ms in float32 "
+        "(bfloat16 is kept when at least 10%% faster)",
         "bfloat16" if chosen is candidate else "float32",
         bfloat16_ms,
         float32_ms,
     )
-    return chosen
+    return chosen, float32_ms, bfloat16_ms
 
 
 def _prefilled(model: Any, rows: int) -> tuple[Any, Any]:

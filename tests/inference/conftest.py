@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from inference import Engine
+from inference.config import InferenceConfig
 from tests.models import build_tiny_model
 
 
@@ -20,6 +22,9 @@ def tiny_engine(chat_tokenizer: Any) -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def real_engine() -> Iterator[Engine]:
-    engine = Engine.from_config()
+    """The default chat model in float32, named rather than left to the start-up timing
+    that picks float32 or bfloat16 by the CPU: what the tests expect of its text must not
+    depend on the machine they run on."""
+    engine = Engine.from_config(dataclasses.replace(InferenceConfig.from_env(), dtype="float32"))
     yield engine
     engine.close()
