@@ -1,17 +1,13 @@
-"""Whole-document summaries on Celery: requests, progress, cancel, and a killed worker."""
+"""Whole-document summaries on Celery: requests, cancel, and a killed worker."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import signal
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -20,10 +16,8 @@ from inference.summarize import Summarizer
 from tests.processes import process_env
 from tests.webapp.chat.conftest import slow_tiny_engine
 from tests.webapp.jobs.workers import start_celery, wait_for
-from webapp.asgi import application
 from webapp.documents import services, summaries, tasks
 from webapp.documents.models import ChunkSummary, Document, Summary
-from webapp.jobs.events import publish_job_progress
 from webapp.jobs.models import Job
 from webapp.jobs.services import job_cancel
 from webapp.review.models import ReviewItem
@@ -159,36 +153,3 @@ def test_bad_summary_options_are_refused(logged_in_client: Client, user: Any) ->
     )
     assert "Pick a length" in response.content.decode()
     assert not Summary.objects.exists()
-
-
-async def test_progress_reaches_the_page_over_a_websocket(user: Any, make_user: Any) -> None:
-    document = await database_sync_to_async(ready_document)(user, long_text(100))
-    summary = await database_sync_to_async(services.summary_request)(document, "short", "paragraph")
-    client = Client()
-    await database_sync_to_async(client.force_login)(user)
-    headers = [(b"origin", b"http://localhost"), (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
-    socket = WebsocketCommunicator(application, f"/ws/jobs/{summary.job_id}/", headers=headers)
-    assert (await socket.connect())[0]
-    first = json.loads(await socket.receive_from())
-    assert (first["type"], first["state"], first["job"]) == ("progress", "queued", summary.job_id)
-
-    def advance() -> None:
-        Job.objects.filter(pk=summary.job_id).update(state="running", done=2, total=5)
-        publish_job_progress(Job.objects.get(pk=summary.job_id))
-
-    await database_sync_to_async(advance)()
-    frame = json.loads(await socket.receive_from())
-    assert (frame["state"], frame["done"], frame["total"]) == ("running", 2, 5)
-    await socket.disconnect()
-
-    stranger = Client()
-    await database_sync_to_async(stranger.force_login)(await database_sync_to_async(make_user)())
-    headers = [
-        (b"origin", b"http://localhost"),
-        (b"cookie", f"sessionid={stranger.cookies['sessionid'].value}".encode()),
-    ]
-    refused = WebsocketCommunicator(application, f"/ws/jobs/{summary.job_id}/", headers=headers)
-    assert not (await refused.connect())[0]
-    await refused.disconnect()
-    await database_sync_to_async(lambda: connection.close())()
-    await asyncio.sleep(0)
