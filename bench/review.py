@@ -38,9 +38,12 @@ def fill(owner: object, rows: int) -> int:
     """A labelled batch of ``rows`` items, not yet queued; returns its id."""
     from django.db import connection
 
-    from webapp.documents.models import SentimentBatch
+    from webapp.sentiment.models import SentimentBatch
 
-    batch = SentimentBatch.objects.create(owner=owner, name="bench.csv", source="paste", raw=b"", model_name="bench")
+    batch = SentimentBatch.objects.create(
+        owner=owner, name="bench.csv", source="paste", raw=b"", model_name="bench",
+        labels=["negative", "neutral", "positive"],
+    )  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO documents_sentimentitem "
@@ -56,8 +59,8 @@ def orm_track(batch_id: int) -> None:
     """The same rows as ``sentiment_batch_track``, built as objects and bulk-created."""
     from django.conf import settings
 
-    from webapp.documents.models import SentimentItem
     from webapp.review.models import Kind, ReviewItem, Tier
+    from webapp.sentiment.models import SentimentItem
 
     threshold = settings.PARLEY_SENTIMENT_REVIEW_BELOW
     items = SentimentItem.objects.filter(batch_id=batch_id).select_related("batch").iterator(chunk_size=5000)
@@ -79,10 +82,10 @@ def run(args: argparse.Namespace) -> None:
     from django.urls import reverse
 
     from webapp.accounts.models import User
-    from webapp.documents.models import SentimentBatch
     from webapp.review import selectors, services
     from webapp.review.models import ReviewItem
     from webapp.review.selectors import QueueFilter
+    from webapp.sentiment.models import SentimentBatch
 
     call_command("migrate", verbosity=0)
     ReviewItem.objects.all().delete()

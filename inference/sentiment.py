@@ -1,4 +1,9 @@
-"""Sentiment: negative / neutral / positive, with a confidence.
+"""Sentiment: each text's label among the classifier's own, with a confidence.
+
+A classifier's labels (``SentimentClassifier.labels``) are its model's, in the model's
+order: ``id2label`` of a Hugging Face checkpoint, the ``labels`` of the trained head's
+``head.json``. Callers read them from the classifier and store them beside the results;
+nothing else lists them.
 
 The default model is the packaged all-MiniLM-L6-v2 encoder whose top layers were
 fine-tuned, with a linear head on mean-pooled tokens, by ``scripts/train_sentiment.py``.
@@ -28,15 +33,17 @@ from inference.models import SENTIMENT_HEAD_DIR, choose_device, choose_dtype, em
 if TYPE_CHECKING:
     import torch
 
+# The labels scripts/train_sentiment.py trains the default head with (it writes them to
+# head.json, where loading reads them): a classifier's labels are its ``labels``.
 LABELS = ("negative", "neutral", "positive")
-EMPTY = "empty"
+EMPTY = "empty"  # the label of a blank text, which is never given to the model
 HEAD_WEIGHTS = "tuned.safetensors"
 HEAD_CONFIG = "head.json"
 
 
 @dataclass(frozen=True)
 class SentimentResult:
-    label: str  # one of LABELS, or "empty" for a text with nothing to classify
+    label: str  # one of the classifier's labels, or EMPTY for a text with nothing to classify
     score: float  # the probability of that label; 0 for "empty"
     probabilities: dict[str, float]
 

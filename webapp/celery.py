@@ -1,4 +1,8 @@
-"""The Celery application. Workers start with ``celery -A webapp.celery worker``."""
+"""The Celery application. Workers start with ``celery -A webapp.celery worker``.
+
+Each app's ``tasks`` module is found by ``autodiscover_tasks``: jobs (the orphans sent
+again at start), documents (reading, summaries) and sentiment (batches).
+"""
 
 from __future__ import annotations
 

@@ -63,7 +63,9 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.core",
     "webapp.chat",
+    "webapp.jobs",
     "webapp.documents",
+    "webapp.sentiment",
     "webapp.review",
 ]
 

@@ -11,7 +11,7 @@ urlpatterns = [
     path("accounts/", include("webapp.accounts.urls")),
     path("chat/", include("webapp.chat.urls")),
     path("documents/", include("webapp.documents.urls")),
-    path("sentiment/", include("webapp.documents.sentiment_urls")),
+    path("sentiment/", include("webapp.sentiment.urls")),
     path("review/", include("webapp.review.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,19 +1,10 @@
 // Live progress of background jobs: a websocket per running job, reconnecting by itself;
-// when a job ends, the section is fetched again from the server.
+// when a job ends, the section is fetched again from the server. The words come from the
+// server too (each frame's text, written by Job.progress_text): this only puts them in place.
 "use strict";
 
 (() => {
   const FINISHED = new Set(["done", "failed", "cancelled"]);
-
-  function describe(frame) {
-    if (frame.state === "queued") return "Waiting for a worker…";
-    let text = `${frame.done} of ${frame.total} steps`;
-    if (frame.eta_seconds !== null && frame.eta_seconds !== undefined) {
-      const eta = frame.eta_seconds;
-      text += eta >= 90 ? ` · about ${Math.round(eta / 60)} min left` : ` · about ${eta} s left`;
-    }
-    return text;
-  }
 
   // The job's section (an element with an id and data-refresh-url) comes again from the server.
   function refresh(element) {
@@ -37,7 +28,7 @@
       const bar = element.querySelector("progress");
       if (bar) { bar.max = Math.max(frame.total, 1); bar.value = frame.done; }
       const status = element.querySelector(".job-status");
-      if (status) status.textContent = describe(frame);
+      if (status) status.textContent = frame.text;
     });
     socket.addEventListener("close", (event) => {
       if (event.code === 1000 || !document.body.contains(element)) return;

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from django.apps import AppConfig
 
 
@@ -5,3 +7,11 @@ class DocumentsConfig(AppConfig):
     name = "webapp.documents"
     label = "documents"
     verbose_name = "Documents"
+
+    def ready(self) -> None:
+        from webapp.documents.reading import document_reading_failed
+        from webapp.jobs.models import Job
+        from webapp.jobs.services import on_failure
+
+        # A document whose reading failed says so, in the transaction that fails the job.
+        on_failure(Job.Kind.EXTRACT, document_reading_failed)

@@ -1,7 +1,8 @@
-"""Uploaded documents and the background jobs that work on them.
+"""Uploaded documents and their summaries.
 
-The original bytes live in Postgres with the document (one store to back up); the job
-row is the truth about background work, and the page reads it.
+The original bytes live in Postgres with the document (one store to back up). The work
+done on a document (reading it, summarizing it) is a ``webapp.jobs`` job, whose row is
+the truth the page reads.
 """
 
 from __future__ import annotations
@@ -56,47 +57,6 @@ class Document(models.Model):
         return self.name
 
 
-class Job(models.Model):
-    """One piece of background work; Celery tasks take its id and claim it here."""
-
-    class Kind(models.TextChoices):
-        EXTRACT = "extract", "reading the text"
-        SUMMARY = "summary", "summarizing"
-        SENTIMENT = "sentiment", "classifying sentiment"
-
-    class State(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
-
-    FINISHED = (State.DONE, State.FAILED, State.CANCELLED)
-
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
-    kind = models.CharField(max_length=16, choices=Kind.choices)
-    document = models.ForeignKey(Document, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
-    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
-    done = models.PositiveIntegerField(default=0)
-    total = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-pk"]
-        indexes = [models.Index(fields=["state", "created_at"], name="documents_job_state")]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} ({self.state})"
-
-    @property
-    def group_name(self) -> str:
-        return f"documents.job.{self.pk}"
-
-
 class Summary(models.Model):
     """A summary of a whole document, in the length and form its owner asked for."""
 
@@ -110,7 +70,7 @@ class Summary(models.Model):
         BULLETS = "bullets", "bullet points"
 
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="summaries")
-    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="summary")
+    job = models.OneToOneField("jobs.Job", on_delete=models.CASCADE, related_name="summary")
     length = models.CharField(max_length=16, choices=Length.choices, default=Length.MEDIUM)
     form = models.CharField(max_length=16, choices=Form.choices, default=Form.PARAGRAPH)
     text = models.TextField(blank=True)
@@ -138,50 +98,3 @@ class ChunkSummary(models.Model):
 
     def __str__(self) -> str:
         return f"chunk {self.index} of {self.summary}"
-
-
-class SentimentBatch(models.Model):
-    """Texts whose sentiment a user asked for: a CSV column, the lines of a file, or pasted lines."""
-
-    class Source(models.TextChoices):
-        CSV = "csv", "CSV file"
-        LINES = "lines", "text file, one item a line"
-        PASTE = "paste", "pasted text"
-
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sentiment_batches")
-    name = models.CharField(max_length=255)
-    source = models.CharField(max_length=16, choices=Source.choices)
-    raw = models.BinaryField()  # the upload as sent; the task turns it into items
-    columns = models.JSONField(default=list, blank=True)  # a CSV's header, in order
-    text_column = models.CharField(max_length=255, blank=True)
-    job = models.OneToOneField(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="sentiment_batch")
-    model_name = models.CharField(max_length=200, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-created_at", "-pk"]
-
-    def __str__(self) -> str:
-        return self.name
-
-
-class SentimentItem(models.Model):
-    batch = models.ForeignKey(SentimentBatch, on_delete=models.CASCADE, related_name="items")
-    row = models.PositiveIntegerField()  # 1-based, in the order of the source
-    text = models.TextField()
-    extra = models.JSONField(default=dict, blank=True)  # the CSV's other columns, kept for the export
-    label = models.CharField(max_length=16, blank=True)  # negative / neutral / positive / empty; "" until classified
-    score = models.FloatField(null=True, blank=True)
-    probabilities = models.JSONField(default=dict, blank=True)
-    needs_review = models.BooleanField(default=False)
-
-    class Meta:
-        ordering = ["row"]
-        constraints = [models.UniqueConstraint(fields=["batch", "row"], name="documents_one_item_per_row")]
-        indexes = [
-            models.Index(fields=["batch", "label"], name="documents_item_label"),
-            models.Index(fields=["batch", "score"], name="documents_item_score"),
-        ]
-
-    def __str__(self) -> str:
-        return f"row {self.row} of {self.batch}"

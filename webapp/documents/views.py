@@ -1,4 +1,4 @@
-"""Document pages. Each view looks its objects up scoped to the user."""
+"""Document pages, and Cancel for any job. Each view looks its objects up scoped to the user."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from webapp.core.http import AuthedRequest
-from webapp.documents import services
+from webapp.documents import selectors, services
 from webapp.documents.forms import SummaryForm
 from webapp.documents.models import Document
+from webapp.jobs import selectors as jobs
+from webapp.jobs.services import job_cancel
 
 PAGE_SIZE = 25
 PREVIEW_CHARACTERS = 20_000
@@ -23,7 +25,7 @@ PREVIEW_CHARACTERS = 20_000
 @require_GET
 def index(request: AuthedRequest) -> HttpResponse:
     query = request.GET.get("q", "")
-    page = Paginator(services.documents_for(request.user, query), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(selectors.documents_for(request.user, query), PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "page": page,
         "query": query,
@@ -55,21 +57,21 @@ def _detail_context(document: Document) -> dict[str, object]:
     return {
         "document": document,
         "preview": document.text[:PREVIEW_CHARACTERS],
-        "summaries": services.summaries_for(document),
+        "summaries": selectors.summaries_for(document),
         "summary_form": SummaryForm(),
     }
 
 
 @require_GET
 def detail(request: AuthedRequest, document_id: int) -> HttpResponse:
-    document = services.document_get(request.user, document_id)
+    document = selectors.document_get(request.user, document_id)
     template = "documents/detail.html#summaries" if request.htmx else "documents/detail.html"
     return render(request, template, _detail_context(document))
 
 
 @require_POST
 def summarize(request: AuthedRequest, document_id: int) -> HttpResponse:
-    document = services.document_get(request.user, document_id)
+    document = selectors.document_get(request.user, document_id)
     form = SummaryForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Pick a length (short, medium, long) and a form (paragraph or bullet points).")
@@ -83,15 +85,15 @@ def summarize(request: AuthedRequest, document_id: int) -> HttpResponse:
 
 @require_POST
 def cancel(request: AuthedRequest, job_id: int) -> HttpResponse:
-    job = services.job_get(request.user, job_id)
-    if not services.job_cancel(job):
+    job = jobs.job_get(user=request.user, job_id=job_id)
+    if not job_cancel(job=job):
         messages.info(request, "That job had already finished.")
     return redirect("documents:detail", job.document_id) if job.document_id else redirect("documents:index")
 
 
 @require_GET
 def download(request: AuthedRequest, document_id: int) -> HttpResponse:
-    document = services.document_get(request.user, document_id)
+    document = selectors.document_get(request.user, document_id)
     response = HttpResponse(bytes(document.original), content_type="application/octet-stream")
     response["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(document.name, safe='')}"
     return response
@@ -99,7 +101,7 @@ def download(request: AuthedRequest, document_id: int) -> HttpResponse:
 
 @require_POST
 def delete(request: AuthedRequest, document_id: int) -> HttpResponse:
-    document = services.document_get(request.user, document_id)
+    document = selectors.document_get(request.user, document_id)
     services.document_delete(document)
     messages.success(request, f"“{document.name}” deleted.")
     return redirect("documents:index")

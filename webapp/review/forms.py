@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.validators import MaxLengthValidator
 
 from webapp.review.models import Decision, Kind, ReviewItem
-from webapp.review.services import SENTIMENT_LABELS, VerdictInput
+from webapp.review.services import VerdictInput
 
 MAX_TAGS = 10
 TAG_LENGTH = 40
@@ -66,14 +66,18 @@ class VerdictForm(forms.Form):
     tags = forms.CharField(required=False, max_length=MAX_TAGS * (TAG_LENGTH + 2), help_text="Separated by commas.")
     comment = forms.CharField(required=False, max_length=COMMENT_LENGTH, widget=forms.Textarea(attrs={"rows": 2}))
     correction = forms.CharField(required=False, strip=False, widget=forms.Textarea(attrs={"rows": 10}))
-    corrected_label = forms.ChoiceField(
-        choices=[("", "keep the label")] + [(label, label) for label in SENTIMENT_LABELS], required=False
-    )
+    # The choices are the item's batch's labels (set in __init__); a text item has none
+    # but says why in clean_corrected_label rather than calling the label an invalid choice.
+    corrected_label = forms.CharField(required=False, max_length=16, widget=forms.Select)
     version = forms.IntegerField(min_value=0, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, item: ReviewItem, original: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.item, self.original = item, original
+        self.labels: list[str] = item.sentiment_item.batch.labels if item.sentiment_item else []
+        self.fields["corrected_label"].widget.choices = [("", "keep the label")] + [
+            (label, label) for label in self.labels
+        ]
         limit = settings.PARLEY_REVIEW_MAX_CORRECTION_CHARS
         self.fields["correction"].validators.append(
             MaxLengthValidator(limit, f"A correction can be at most {limit:,} characters long.")
@@ -103,6 +107,8 @@ class VerdictForm(forms.Form):
         label: str = self.cleaned_data.get("corrected_label") or ""
         if label and self.item.is_text:
             raise forms.ValidationError("Only a sentiment label can be corrected with a label.")
+        if label and label not in self.labels:
+            raise forms.ValidationError(f"Choose one of this batch's labels: {', '.join(self.labels)}.")
         return "" if label == self.original else label
 
     def verdict(self) -> VerdictInput:

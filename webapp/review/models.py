@@ -45,7 +45,7 @@ class ReviewItem(models.Model):
         "documents.Summary", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     sentiment_item = models.OneToOneField(
-        "documents.SentimentItem", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        "sentiment.SentimentItem", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     # Whose output it is, which model wrote it and when: filters, without joining the source.
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")

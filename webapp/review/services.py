@@ -16,11 +16,11 @@ from django.utils import timezone
 
 from webapp.accounts.models import User
 from webapp.chat.models import Feedback, Message
-from webapp.documents.models import SentimentBatch, SentimentItem, Summary
+from webapp.documents.models import Summary
 from webapp.review.models import Decision, Kind, ReviewItem, Tier, Verdict
+from webapp.sentiment.models import SentimentBatch, SentimentItem
 
 REVIEWER_GROUP = "reviewer"
-SENTIMENT_LABELS = ("negative", "neutral", "positive")
 ANALYZE_AFTER_ROWS = 10_000
 
 
@@ -101,7 +101,8 @@ def summary_track(*, summary_id: int) -> None:
 def sentiment_batch_track(*, batch_id: int) -> int:
     """Queue every labelled item of a batch, in one statement; returns how many were added.
 
-    Labels scored below the review threshold queue ahead, the least certain first.
+    Labels scored below the review threshold queue ahead, the least certain first. An
+    item counts when its label is one of the batch's (so not a blank text's).
     """
     table, items, batches = (model._meta.db_table for model in (ReviewItem, SentimentItem, SentimentBatch))
     threshold = settings.PARLEY_SENTIMENT_REVIEW_BELOW
@@ -113,7 +114,7 @@ def sentiment_batch_track(*, batch_id: int) -> int:
             "CASE WHEN item.score < %s THEN item.score ELSE 1 END, "
             "CASE WHEN item.score < %s THEN %s ELSE %s END, '{}', false, 0, '', now() "
             f"FROM {items} AS item JOIN {batches} AS batch ON batch.id = item.batch_id "
-            "WHERE batch.id = %s AND item.label = ANY(%s) "
+            "WHERE batch.id = %s AND batch.labels ? item.label "
             "ON CONFLICT (sentiment_item_id) DO NOTHING",
             [
                 Kind.SENTIMENT,
@@ -122,7 +123,6 @@ def sentiment_batch_track(*, batch_id: int) -> int:
                 Tier.LOW_CONFIDENCE,
                 Tier.NORMAL,
                 batch_id,
-                list(SENTIMENT_LABELS),
             ],
         )
         added = cursor.rowcount

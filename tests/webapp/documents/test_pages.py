@@ -13,7 +13,8 @@ from django.test import Client
 from django.urls import reverse
 
 from tests.webapp.documents.files import make_docx, make_pdf
-from webapp.documents.models import Document, Job
+from webapp.documents.models import Document
+from webapp.jobs.models import Job
 
 pytestmark = pytest.mark.django_db
 

@@ -1,31 +1,25 @@
-"""Whole-document summaries on Celery: requests, progress, cancel, and a killed worker."""
+"""Whole-document summaries on Celery: requests, cancel, and a killed worker."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
 from inference.summarize import Summarizer
-from tests.processes import BASE_DIR, process_env
+from tests.processes import process_env
 from tests.webapp.chat.conftest import slow_tiny_engine
-from webapp.asgi import application
-from webapp.documents import services, tasks
-from webapp.documents.models import ChunkSummary, Document, Job, Summary
-from webapp.documents.progress import publish_progress
+from tests.webapp.jobs.workers import start_celery, wait_for
+from webapp.documents import services, summaries, tasks
+from webapp.documents.models import ChunkSummary, Document, Summary
+from webapp.jobs.models import Job
+from webapp.jobs.services import job_cancel
 from webapp.review.models import ReviewItem
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -59,24 +53,6 @@ def ready_document(owner: Any, text: str, name: str = "history.txt") -> Document
 def celery_env() -> dict[str, str]:
     # one chunk at a time, so that a kill falls between two finished chunks
     return process_env(PARLEY_SUMMARY_BATCH_SIZE="1")
-
-
-def start_celery(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "webapp.celery", "worker", "--pool", "solo",
-         "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
-        cwd=BASE_DIR, env=env,
-    )  # fmt: skip
-
-
-def wait_for(predicate: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s")
 
 
 def test_a_killed_worker_resumes_from_finished_chunks_and_writes_one_summary(
@@ -122,7 +98,7 @@ def test_a_killed_worker_resumes_from_finished_chunks_and_writes_one_summary(
 def tiny_summarizer(chat_tokenizer: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Summarizer]:
     engine = slow_tiny_engine(chat_tokenizer, step_seconds=0.002, max_batch_size=1)
     writer = Summarizer(engine, chunk_tokens=200)
-    monkeypatch.setattr(tasks, "summarizer", lambda: writer)
+    monkeypatch.setattr(summaries, "summarizer", lambda: writer)
     yield writer
     engine.close()
 
@@ -133,7 +109,7 @@ def test_cancel_stops_a_running_summary(user: Any, tiny_summarizer: Summarizer) 
     worker = threading.Thread(target=lambda: (tasks.summarize_document.run(summary.job_id), connection.close()))
     worker.start()
     wait_for(lambda: ChunkSummary.objects.filter(summary=summary).exists(), 60)
-    assert services.job_cancel(summary.job)
+    assert job_cancel(job=summary.job)
     worker.join(timeout=60)
     assert not worker.is_alive()
     job = Job.objects.get(pk=summary.job_id)
@@ -141,7 +117,7 @@ def test_cancel_stops_a_running_summary(user: Any, tiny_summarizer: Summarizer) 
     assert job.state == "cancelled"
     assert summary.text == ""
     assert ChunkSummary.objects.filter(summary=summary).count() < job.total - 1
-    assert not services.job_cancel(job), "a finished job cannot be cancelled again"
+    assert not job_cancel(job=job), "a finished job cannot be cancelled again"
 
 
 def test_asking_twice_gives_the_same_summary_and_unread_documents_are_refused(user: Any) -> None:
@@ -177,36 +153,3 @@ def test_bad_summary_options_are_refused(logged_in_client: Client, user: Any) ->
     )
     assert "Pick a length" in response.content.decode()
     assert not Summary.objects.exists()
-
-
-async def test_progress_reaches_the_page_over_a_websocket(user: Any, make_user: Any) -> None:
-    document = await database_sync_to_async(ready_document)(user, long_text(100))
-    summary = await database_sync_to_async(services.summary_request)(document, "short", "paragraph")
-    client = Client()
-    await database_sync_to_async(client.force_login)(user)
-    headers = [(b"origin", b"http://localhost"), (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
-    socket = WebsocketCommunicator(application, f"/ws/jobs/{summary.job_id}/", headers=headers)
-    assert (await socket.connect())[0]
-    first = json.loads(await socket.receive_from())
-    assert (first["type"], first["state"], first["job"]) == ("progress", "queued", summary.job_id)
-
-    def advance() -> None:
-        Job.objects.filter(pk=summary.job_id).update(state="running", done=2, total=5)
-        publish_progress(Job.objects.get(pk=summary.job_id))
-
-    await database_sync_to_async(advance)()
-    frame = json.loads(await socket.receive_from())
-    assert (frame["state"], frame["done"], frame["total"]) == ("running", 2, 5)
-    await socket.disconnect()
-
-    stranger = Client()
-    await database_sync_to_async(stranger.force_login)(await database_sync_to_async(make_user)())
-    headers = [
-        (b"origin", b"http://localhost"),
-        (b"cookie", f"sessionid={stranger.cookies['sessionid'].value}".encode()),
-    ]
-    refused = WebsocketCommunicator(application, f"/ws/jobs/{summary.job_id}/", headers=headers)
-    assert not (await refused.connect())[0]
-    await refused.disconnect()
-    await database_sync_to_async(lambda: connection.close())()
-    await asyncio.sleep(0)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,38 +13,32 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from tests.processes import BASE_DIR, process_env
 from tests.webapp.documents.files import make_pdf
-from webapp.documents.models import Document, Job
-from webapp.documents.tasks import JOB_LOCK_CLASS, MAX_ATTEMPTS, document_sentiment, extract_document
+from tests.webapp.jobs.workers import start_celery, stop_celery, wait_for
+from webapp.documents.models import Document
+from webapp.documents.reading import document_sentiment
+from webapp.documents.tasks import extract_document
+from webapp.jobs.models import Job
+from webapp.jobs.services import JOB_LOCK_CLASS, MAX_ATTEMPTS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def celery_worker() -> Iterator[subprocess.Popen[bytes]]:
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "webapp.celery", "worker", "--pool", "solo",
-         "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
-        cwd=BASE_DIR, env=process_env(),
-    )  # fmt: skip
+    worker = start_celery()
     yield worker
-    worker.terminate()
-    try:
-        worker.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
+    stop_celery(worker)
 
 
 def wait_until_read(document: Document, timeout: float = 60) -> Document:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if Job.objects.filter(document=document, state__in=Job.FINISHED).exists():
-            document.refresh_from_db()
-            return document
-        time.sleep(0.1)
-    raise AssertionError(f"{document.name} was still pending after {timeout} s")
+    wait_for(
+        lambda: Job.objects.filter(document=document, state__in=Job.FINISHED).exists(),
+        timeout,
+        f"{document.name} to be read",
+    )
+    document.refresh_from_db()
+    return document
 
 
 def job_of(document: Document) -> Job:
@@ -134,12 +126,12 @@ def test_a_documents_overall_sentiment_comes_from_its_sentences() -> None:
 def test_the_soft_time_limit_fails_the_job_with_a_reason(user: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from celery.exceptions import SoftTimeLimitExceeded
 
-    from webapp.documents import tasks
+    from webapp.documents import reading
 
     def too_slow(kind: str, data: bytes) -> Any:
         raise SoftTimeLimitExceeded()
 
-    monkeypatch.setattr(tasks, "extract", too_slow)
+    monkeypatch.setattr(reading, "extract", too_slow)
     document, job = _document_with_job(user)
     extract_document.run(job.pk)
     job.refresh_from_db()

@@ -11,9 +11,11 @@ from django.test import Client
 
 from webapp.chat import services as chat
 from webapp.chat.models import Conversation, Message
-from webapp.documents.models import Document, Job, SentimentBatch, SentimentItem, Summary
+from webapp.documents.models import Document, Summary
+from webapp.jobs.models import Job
 from webapp.review import services
 from webapp.review.models import Kind, ReviewItem
+from webapp.sentiment.models import SentimentBatch, SentimentItem
 
 
 @pytest.fixture
@@ -72,7 +74,12 @@ def make_sentiment(
     owner: Any, rows: list[tuple[str, str, float]], *, model_name: str = "minilm-sentiment"
 ) -> list[ReviewItem]:
     batch = SentimentBatch.objects.create(
-        owner=owner, name="survey.csv", source="paste", raw=b"", model_name=model_name
+        owner=owner,
+        name="survey.csv",
+        source="paste",
+        raw=b"",
+        model_name=model_name,
+        labels=["negative", "neutral", "positive"],  # stored as classifying does
     )
     for number, (text, label, score) in enumerate(rows, start=1):
         SentimentItem.objects.create(batch=batch, row=number, text=text, label=label, score=score)

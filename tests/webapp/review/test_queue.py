@@ -15,10 +15,10 @@ from tests.webapp.chat.conftest import converse, settled, start_worker, wait_for
 from tests.webapp.review.conftest import make_chat_answer, make_sentiment
 from webapp.chat import services as chat
 from webapp.chat.models import Message
-from webapp.documents import services as documents
-from webapp.documents.tasks import classify_batch
 from webapp.review import services as review_services
 from webapp.review.models import Kind, ReviewItem, Tier
+from webapp.sentiment import services as sentiment
+from webapp.sentiment.tasks import classify_batch
 
 pytestmark = pytest.mark.django_db
 
@@ -190,7 +190,7 @@ def test_a_classified_batch_arrives_in_the_queue_least_certain_first(
 ) -> None:
     settings.PARLEY_SENTIMENT_REVIEW_BELOW = 1.0  # every label counts as unsure here
     monkeypatch.setattr(review_services, "ANALYZE_AFTER_ROWS", 1)  # as a large batch does, inside the task
-    batch = documents.batch_create(
+    batch = sentiment.batch_create(
         user, name="", data=b"I adore this.\nIt is a chair.\nWorst day ever.\n\n", pasted=True
     )
     classify_batch.run(batch.job_id)

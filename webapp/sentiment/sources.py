@@ -1,4 +1,7 @@
-"""Sentiment batches from their sources: a CSV's chosen column, or one item a line."""
+"""Sentiment batches from their sources: a CSV's chosen column, or one item a line.
+
+Every problem with a source is a RejectedUpload whose message can be shown as it is.
+"""
 
 from __future__ import annotations
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
-import time
 from typing import Any
 
 import pytest
@@ -15,12 +12,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from tests.processes import BASE_DIR, process_env
-from webapp.documents import services
-from webapp.documents.batches import csv_preview, csv_rows, line_rows
+from tests.webapp.jobs.workers import start_celery, stop_celery, wait_for
 from webapp.documents.intake import RejectedUpload
-from webapp.documents.models import Job, SentimentBatch, SentimentItem
-from webapp.documents.tasks import classify_batch
+from webapp.jobs.models import Job
+from webapp.sentiment import selectors, services
+from webapp.sentiment.models import SentimentBatch, SentimentItem
+from webapp.sentiment.sources import csv_preview, csv_rows, line_rows
+from webapp.sentiment.tasks import classify_batch
 
 pytestmark = pytest.mark.django_db
 
@@ -69,7 +67,7 @@ def test_a_missing_column_is_refused(user: Any) -> None:
     batch = services.batch_create(user, name="reviews.csv", data=reviews_csv())
     assert batch.job is None
     assert batch.columns == ["id", "review", "author"]
-    with pytest.raises(services.DocumentError, match="no column named “rating”"):
+    with pytest.raises(services.BatchError, match="no column named “rating”"):
         services.batch_choose_column(batch, "rating")
     assert not Job.objects.exists()
 
@@ -108,7 +106,7 @@ def test_a_batch_is_classified_with_the_real_model(user: Any) -> None:
     assert labels[5] == "positive"
     assert all(0 <= s <= 1 for s in batch.items.exclude(label="empty").values_list("score", flat=True))
     assert batch.model_name
-    counts = {c.label: c.count for c in services.batch_counts(batch)}
+    counts = {c.label: c.count for c in selectors.batch_counts(batch)}
     assert sum(counts.values()) == 5
 
 
@@ -192,23 +190,19 @@ def test_another_users_batch_is_not_found(client: Client, make_user: Any) -> Non
 
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_classifies_a_batch(logged_in_client: Client, user: Any) -> None:
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "webapp.celery", "worker", "--pool", "solo",
-         "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
-        cwd=BASE_DIR, env=process_env(),
-    )  # fmt: skip
+    worker = start_celery()
     try:
         rows = [(str(i), text, author) for i in range(40) for _, text, author in REVIEWS[i % 5 : i % 5 + 1]]
         logged_in_client.post(reverse("sentiment:create"), {"file": SimpleUploadedFile("many.csv", reviews_csv(rows))})
         batch = SentimentBatch.objects.get(owner=user)
         logged_in_client.post(reverse("sentiment:column", args=[batch.pk]), {"column": "review"})
-        deadline = time.monotonic() + 120
-        while not Job.objects.filter(sentiment_batch=batch, state__in=Job.FINISHED).exists():
-            assert time.monotonic() < deadline, "the batch was not classified in time"
-            time.sleep(0.2)
+        wait_for(
+            lambda: Job.objects.filter(sentiment_batch=batch, state__in=Job.FINISHED).exists(),
+            120,
+            "the batch to be classified",
+        )
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        stop_celery(worker)
     batch.refresh_from_db()
     assert batch.job.state == "done"
     assert batch.items.count() == 40

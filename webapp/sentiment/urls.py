@@ -1,10 +1,12 @@
-from django.urls import path
+from __future__ import annotations
 
-from webapp.documents import sentiment_views as views
+from django.urls import URLPattern, path
+
+from webapp.sentiment import views
 
 app_name = "sentiment"
 
-urlpatterns = [
+urlpatterns: list[URLPattern] = [
     path("", views.index, name="index"),
     path("new", views.create, name="create"),
     path("<int:batch_id>/", views.batch, name="batch"),

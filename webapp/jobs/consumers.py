@@ -1,4 +1,9 @@
-"""A job's progress over a websocket: its saved state on connect, then every change."""
+"""A job's progress over a websocket: its saved state on connect, then every change.
+
+The socket is the owner's only: anyone else, or nobody logged in, is refused in
+``connect``. It forwards ``job.progress`` events from the job's group unchanged but for
+the frame type, and takes no frames from the page.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,9 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import Http404
 
-from webapp.documents import services
-from webapp.documents.models import Job
-from webapp.documents.progress import JobProgress
+from webapp.jobs.events import JobProgressEvent, job_group, job_progress_frame
+from webapp.jobs.models import Job
+from webapp.jobs.selectors import job_get
 
 
 class JobConsumer(AsyncWebsocketConsumer):
@@ -23,15 +28,17 @@ class JobConsumer(AsyncWebsocketConsumer):
             await self.close(code=4401)
             return
         try:
-            job: Job = await database_sync_to_async(services.job_get)(user, self.scope["url_route"]["kwargs"]["job_id"])
+            job: Job = await database_sync_to_async(job_get)(
+                user=user, job_id=self.scope["url_route"]["kwargs"]["job_id"]
+            )
         except Http404:
             await self.close(code=4404)
             return
-        self.group = job.group_name
+        self.group = job_group(job.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)  # before reading the state
         await self.accept()
         await job.arefresh_from_db()
-        await self._send({"type": "progress", **JobProgress.of(job).__dict__})
+        await self._send(dict(job_progress_frame(job)))
 
     async def disconnect(self, code: int) -> None:
         if self.group:
@@ -40,7 +47,7 @@ class JobConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         await self._send({"type": "error", "error": "This socket only reports progress; it takes no frames."})
 
-    async def job_progress(self, event: dict[str, Any]) -> None:
+    async def job_progress(self, event: JobProgressEvent) -> None:
         await self._send({**event, "type": "progress"})
 
     async def _send(self, frame: dict[str, Any]) -> None:

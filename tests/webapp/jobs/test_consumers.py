@@ -1,0 +1,55 @@
+"""The job socket: the owner hears a job's saved state on connect, then every change; nobody else does."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import connection
+from django.test import Client
+
+from tests.webapp.documents.test_summaries import long_text, ready_document
+from webapp.asgi import application
+from webapp.documents import services
+from webapp.jobs.events import publish_job_progress
+from webapp.jobs.models import Job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_progress_reaches_the_page_over_a_websocket(user: Any, make_user: Any) -> None:
+    document = await database_sync_to_async(ready_document)(user, long_text(100))
+    summary = await database_sync_to_async(services.summary_request)(document, "short", "paragraph")
+    client = Client()
+    await database_sync_to_async(client.force_login)(user)
+    headers = [(b"origin", b"http://localhost"), (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+    socket = WebsocketCommunicator(application, f"/ws/jobs/{summary.job_id}/", headers=headers)
+    assert (await socket.connect())[0]
+    first = json.loads(await socket.receive_from())
+    assert (first["type"], first["state"], first["job"]) == ("progress", "queued", summary.job_id)
+
+    def advance() -> None:
+        Job.objects.filter(pk=summary.job_id).update(state="running", done=2, total=5)
+        publish_job_progress(Job.objects.get(pk=summary.job_id))
+
+    await database_sync_to_async(advance)()
+    frame = json.loads(await socket.receive_from())
+    assert (frame["state"], frame["done"], frame["total"]) == ("running", 2, 5)
+    assert frame["text"] == "2 of 5 steps"  # written by the server; the page only shows it
+    await socket.disconnect()
+
+    stranger = Client()
+    await database_sync_to_async(stranger.force_login)(await database_sync_to_async(make_user)())
+    headers = [
+        (b"origin", b"http://localhost"),
+        (b"cookie", f"sessionid={stranger.cookies['sessionid'].value}".encode()),
+    ]
+    refused = WebsocketCommunicator(application, f"/ws/jobs/{summary.job_id}/", headers=headers)
+    assert not (await refused.connect())[0]
+    await refused.disconnect()
+    await database_sync_to_async(lambda: connection.close())()
+    await asyncio.sleep(0)

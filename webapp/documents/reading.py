@@ -1,0 +1,78 @@
+"""Reading an uploaded document, in a Celery worker: its text, pages, words, search
+vector and overall sentiment, saved together when the text is read.
+
+A file that cannot be read fails its job with the reason, and the document with it
+(``document_reading_failed``, registered with the jobs app for reading jobs).
+"""
+
+from __future__ import annotations
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.contrib.postgres.search import SearchVector
+from django.db.models import Value
+from django.db.models.functions import Left
+
+from webapp.documents.extraction import ExtractionError, extract
+from webapp.documents.models import Document
+from webapp.jobs.models import Job
+from webapp.jobs.services import job_fail, job_fail_too_slow, job_finish
+from webapp.sentiment import services as sentiment
+
+SEARCHED_CHARACTERS = 100_000
+SENTIMENT_SENTENCES = 200
+
+
+def document_read(*, job: Job) -> None:
+    """Extract the job's document; the job is done, or failed with a reason to show."""
+    document = job.document
+    if document is None:
+        return
+    try:
+        extracted = extract(document.kind, bytes(document.original))
+    except ExtractionError as error:
+        job_fail(job=job, reason=str(error))
+        return
+    except SoftTimeLimitExceeded:
+        job_fail_too_slow(job=job, doing="Reading the file")
+        return
+    Document.objects.filter(pk=document.pk).update(
+        text=extracted.text,
+        pages=extracted.pages,
+        words=extracted.words,
+        sentiment=document_sentiment(extracted.text),
+        status=Document.Status.READY,
+        error="",
+    )
+    # A second statement: within one UPDATE, "text" would still be the old, empty value.
+    Document.objects.filter(pk=document.pk).update(
+        search=SearchVector(Value(document.name), weight="A", config="simple")
+        + SearchVector(Left("text", SEARCHED_CHARACTERS), weight="B", config="simple")
+    )
+    job.total = 1
+    job_finish(job=job)
+
+
+def document_reading_failed(job: Job, reason: str) -> None:
+    """A reading job failed: its document, still waiting to be read, fails with the same reason."""
+    if job.document_id:
+        Document.objects.filter(pk=job.document_id, status=Document.Status.PENDING).update(
+            status=Document.Status.FAILED, error=reason
+        )
+
+
+def document_sentiment(text: str) -> dict[str, object]:
+    """The mean of the sentence probabilities, over up to SENTIMENT_SENTENCES spread through the text."""
+    from inference.summarize import split_sentences
+
+    sentences = [s for s in split_sentences(text) if len(s.split()) >= 3]
+    if not sentences:
+        return {}
+    step = max(1, len(sentences) // SENTIMENT_SENTENCES)
+    chosen = sentences[::step][:SENTIMENT_SENTENCES]
+    results = [r for r in sentiment.classifier().classify(chosen) if r.probabilities]
+    if not results:
+        return {}
+    labels = list(results[0].probabilities)
+    mean = {label: sum(r.probabilities[label] for r in results) / len(results) for label in labels}
+    label = max(mean, key=lambda name: mean[name])
+    return {"label": label, "score": round(mean[label], 4), "probabilities": mean, "sentences": len(results)}

@@ -1,0 +1,34 @@
+"""Reads of documents and their summaries, every one scoped to its owner."""
+
+from __future__ import annotations
+
+from django.contrib.postgres.search import SearchQuery
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.http import Http404
+
+from webapp.accounts.models import User
+from webapp.documents.models import Document, Summary
+
+
+def documents_for(user: User, query: str = "") -> QuerySet[Document]:
+    latest_summary = Summary.objects.filter(document=OuterRef("pk")).order_by("-created_at")
+    documents = (
+        Document.objects.filter(owner=user)
+        .defer("original", "text")
+        .annotate(summary_state=Subquery(latest_summary.values("job__state")[:1]))
+    )
+    query = query.strip()
+    if query:
+        documents = documents.filter(search=SearchQuery(query, config="simple", search_type="websearch"))
+    return documents
+
+
+def document_get(user: User, document_id: object) -> Document:
+    try:
+        return Document.objects.get(pk=int(str(document_id)), owner=user)
+    except (Document.DoesNotExist, ValueError):
+        raise Http404("No such document.") from None
+
+
+def summaries_for(document: Document) -> QuerySet[Summary]:
+    return document.summaries.select_related("job")

@@ -1,0 +1,77 @@
+"""Writing a whole document's summary, in a Celery worker: every chunk (batched), then
+the combination, with the key sentences beside it.
+
+Chunk summaries are saved as they finish, so a job taken over after a crash or a retry
+starts from the chunks already done; the owner's Cancel is noticed between steps. The
+summarizer (the chat model) is loaded once per worker process, on the first summary.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+
+from webapp.documents.models import ChunkSummary, Summary
+from webapp.jobs.models import Job
+from webapp.jobs.selectors import job_cancelled
+from webapp.jobs.services import job_fail, job_fail_too_slow, job_finish, job_progress
+from webapp.review import services as review
+
+if TYPE_CHECKING:
+    from inference.summarize import Summarizer
+
+
+@cache
+def summarizer() -> Summarizer:
+    """One engine per worker process, loaded on the first summary it is given."""
+    from inference.summarize import Summarizer
+
+    return Summarizer.from_config(max_batch_size=settings.PARLEY_SUMMARY_BATCH_SIZE)
+
+
+def summary_write(*, job: Job) -> None:
+    """Summarize the job's document and queue the summary for review; a cancelled job stops."""
+    from inference.errors import CancelledError, InferenceError
+
+    summary = Summary.objects.select_related("document").filter(job=job).first()
+    if summary is None:  # the summary's job outlived it: nothing to write
+        return
+    text = summary.document.text
+    done = dict(ChunkSummary.objects.filter(summary=summary).values_list("index", "text"))
+
+    def on_progress(finished: int, total: int) -> None:
+        job_progress(job=job, done=finished, total=total + 1)  # +1: the final combination
+
+    def on_chunk(index: int, chunk_text: str) -> None:
+        ChunkSummary.objects.get_or_create(summary=summary, index=index, defaults={"text": chunk_text})
+
+    try:
+        writer = summarizer()
+        result = writer.summarize(
+            text,
+            summary.length,
+            summary.form,
+            on_progress=on_progress,
+            done_chunks=done,
+            on_chunk=on_chunk,
+            should_stop=lambda: job_cancelled(job_id=job.pk),
+        )
+        key_sentences = writer.key_sentences(text)
+    except CancelledError:
+        return  # the job row already says cancelled
+    except SoftTimeLimitExceeded:
+        job_fail_too_slow(job=job, doing="The summary")
+        return
+    except InferenceError as error:
+        job_fail(job=job, reason=f"The summary could not be written: {error}")
+        return
+    if job_cancelled(job_id=job.pk):
+        return
+    Summary.objects.filter(pk=summary.pk).update(
+        text=result.summary, key_sentences=key_sentences, model_name=writer.engine.model_name
+    )
+    review.summary_track(summary_id=summary.pk)
+    job_finish(job=job)

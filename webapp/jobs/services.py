@@ -1,0 +1,120 @@
+"""Writes of a job's lifecycle: claim, progress, finish, fail and cancel.
+
+A claim is a conditional UPDATE taken while holding a Postgres advisory lock on the job:
+a second delivery of a job that is running elsewhere finds the lock held and does
+nothing; a redelivery after the worker died (``acks_late`` with
+``reject_on_worker_lost``) finds it free and takes the job over, counting attempts, so a
+file that kills the worker fails after ``MAX_ATTEMPTS`` instead of looping. Every other
+change is conditional on the state too (a finished job stays finished), and each is
+published to the job's pages after it is saved.
+
+The apps whose jobs these are register what else a failure changes with
+``on_failure`` (a document whose reading failed is marked failed in the same
+transaction), so this module knows nothing of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from webapp.core.locks import advisory_lock
+from webapp.jobs.events import publish_job_progress
+from webapp.jobs.models import Job
+
+MAX_ATTEMPTS = 3
+JOB_LOCK_CLASS = 7301  # advisory-lock namespace of jobs: (JOB_LOCK_CLASS, job id)
+
+FailureHandler = Callable[[Job, str], None]
+_failure_handlers: dict[str, list[FailureHandler]] = {}
+
+
+def on_failure(kind: str, handler: FailureHandler) -> None:
+    """Run ``handler(job, reason)`` inside the transaction that fails a job of ``kind``."""
+    if handler not in _failure_handlers.setdefault(kind, []):
+        _failure_handlers[kind].append(handler)
+
+
+@contextlib.contextmanager
+def job_claimed(*, job_id: int) -> Iterator[Job | None]:
+    """The job, claimed under its advisory lock for the block; None when there is nothing to do
+    (another worker holds it, it has finished, or it is gone)."""
+    with advisory_lock(JOB_LOCK_CLASS, job_id) as locked:
+        yield job_claim(job_id=job_id) if locked else None
+
+
+def job_claim(*, job_id: int) -> Job | None:
+    """Take a queued job, or a running one whose worker died; None when there is nothing to do.
+
+    Call it holding the job's advisory lock (``job_claimed``): the lock tells a running
+    job from an orphaned one.
+    """
+    taken = Job.objects.filter(pk=job_id).filter(Q(state=Job.State.QUEUED) | Q(state=Job.State.RUNNING))
+    if not taken.filter(attempts__lt=MAX_ATTEMPTS).update(
+        state=Job.State.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now()
+    ):
+        worn_out = taken.filter(attempts__gte=MAX_ATTEMPTS).first()
+        if worn_out is not None:
+            job_fail(
+                job=worn_out, reason=f"This job stopped the worker {MAX_ATTEMPTS} times, so it was not tried again."
+            )
+        return None
+    job = Job.objects.select_related("document").get(pk=job_id)
+    publish_job_progress(job)
+    return job
+
+
+def job_progress(*, job: Job, done: int, total: int | None = None) -> None:
+    """Save how far the job is (and its new total, when it changes) and tell its pages."""
+    job.done = done
+    if total is not None:
+        job.total = total
+    Job.objects.filter(pk=job.pk).update(done=job.done, total=job.total)
+    publish_job_progress(job)
+
+
+def job_fail(*, job: Job, reason: str) -> None:
+    # together: nobody sees a failed job next to, say, a document still waiting to be read
+    with transaction.atomic():
+        failed = (
+            Job.objects.filter(pk=job.pk)
+            .exclude(state__in=Job.FINISHED)
+            .update(state=Job.State.FAILED, error=reason, finished_at=timezone.now())
+        )
+        if failed:
+            for handler in _failure_handlers.get(job.kind, []):
+                handler(job, reason)
+    job.refresh_from_db()
+    publish_job_progress(job)
+
+
+def job_fail_too_slow(*, job: Job, doing: str) -> None:
+    """Celery's soft time limit: the job fails with the reason; the hard limit is the backstop."""
+    minutes = settings.CELERY_TASK_SOFT_TIME_LIMIT // 60
+    job_fail(job=job, reason=f"{doing} took longer than {minutes} minutes, so it was stopped.")
+
+
+def job_finish(*, job: Job) -> None:
+    Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(
+        state=Job.State.DONE, done=job.total, finished_at=timezone.now()
+    )
+    job.refresh_from_db()
+    publish_job_progress(job)
+
+
+def job_cancel(*, job: Job) -> bool:
+    """Stop a queued or running job; the worker notices before its next step (``job_cancelled``)."""
+    cancelled = bool(
+        Job.objects.filter(pk=job.pk, state__in=(Job.State.QUEUED, Job.State.RUNNING)).update(
+            state=Job.State.CANCELLED, finished_at=timezone.now(), error="Cancelled."
+        )
+    )
+    if cancelled:
+        job.refresh_from_db()
+        publish_job_progress(job)
+    return cancelled

@@ -1,0 +1,74 @@
+"""A batch's results as CSV or JSONL lines, streamed: a large batch never sits in memory.
+
+Both carry each label's probability under the batch's label names, in the batch's order.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+
+from webapp.sentiment.models import SentimentBatch, SentimentItem
+from webapp.sentiment.sources import EXTRA_KEY
+
+FORMATS = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
+CHUNK_SIZE = 2000
+
+
+def export_lines(batch: SentimentBatch, fmt: str) -> Iterator[str]:
+    items = batch.items.order_by("row").iterator(chunk_size=CHUNK_SIZE)
+    return _csv_lines(batch, items) if fmt == "csv" else _jsonl_lines(batch, items)
+
+
+def export_filename(batch: SentimentBatch, fmt: str) -> str:
+    stem = batch.name.rsplit(".", 1)[0] or "batch"
+    return f"{_ascii(stem)}-sentiment.{fmt}"
+
+
+def _extra_columns(batch: SentimentBatch) -> list[str]:
+    return [c for c in batch.columns if c != batch.text_column]
+
+
+def _csv_lines(batch: SentimentBatch, items: Iterator[SentimentItem]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    extra = _extra_columns(batch)
+    text_name = batch.text_column or "text"
+    probabilities = [f"{label}_probability" for label in batch.labels]
+    writer.writerow(["row", *extra, text_name, "label", "confidence", *probabilities, "needs_review", "ragged_values"])
+    for item in items:
+        values = [item.extra.get(column, "") for column in extra]
+        shares = [_number(item.probabilities.get(label)) for label in batch.labels]
+        ragged = item.extra.get(EXTRA_KEY, "")
+        writer.writerow(
+            [item.row, *values, item.text, item.label, _number(item.score), *shares, item.needs_review, ragged or ""]
+        )
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _jsonl_lines(batch: SentimentBatch, items: Iterator[SentimentItem]) -> Iterator[str]:
+    for item in items:
+        record = {
+            "row": item.row,
+            "text": item.text,
+            "label": item.label,
+            "confidence": item.score,
+            "probabilities": {label: item.probabilities[label] for label in batch.labels if label in item.probabilities}
+            or item.probabilities,
+            "needs_review": item.needs_review,
+            "columns": item.extra,
+        }
+        yield json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def _ascii(name: str) -> str:
+    return "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_") else "_" for ch in name)[:80] or "batch"
