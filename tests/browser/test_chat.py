@@ -15,7 +15,7 @@ from django.utils.html import strip_tags
 from tests.browser.conftest import Parley
 from tests.conftest import PASSWORD
 from webapp.chat.models import Conversation, Message
-from webapp.chat.rendering import render_markdown
+from webapp.core.rendering import render_markdown
 
 T = TypeVar("T")
 

@@ -13,7 +13,7 @@ from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from webapp.core.http import AuthedRequest
+from webapp.accounts.http import AuthedRequest
 from webapp.documents import services
 from webapp.documents.batches import EXTRA_KEY
 from webapp.documents.charts import label_bars
