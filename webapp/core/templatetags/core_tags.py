@@ -21,7 +21,7 @@ def markdown(text: str) -> SafeString:
 @lru_cache(maxsize=512)
 def _rendered(text: str) -> str:
     """Pages and partials show the same finished messages again and again (every send
-    re-renders the thread); rendering one of 2,000 characters takes about 7 ms. The
+    re-renders the thread), and rendering a long one takes milliseconds. The
     growing text of a streaming answer is rendered by the websocket consumer, not here."""
     return render_markdown(text)
 
