@@ -15,6 +15,7 @@ over the rounds after two warm-up rounds.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import subprocess
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> None:
 
         rounds = taking_turns(
             WARM_UP + args.rounds,
-            {name: lambda port=8100 + index: one_burst(port) for index, (name, _) in enumerate(servers)},
+            {name: functools.partial(one_burst, 8100 + index) for index, (name, _) in enumerate(servers)},
         )
     finally:
         listener.close()

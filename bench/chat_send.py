@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> None:
     user = User.objects.create_user(email="sender@chat-bench.invalid", password="x")
     client = Client(HTTP_HOST="localhost")
     client.force_login(user)
-    hx = {"HTTP_HX_REQUEST": "true"}
+    hx = {"HX-Request": "true"}
 
     for exchanges in args.exchanges:
         conversation = Conversation.objects.create(owner=user, title="bench")
@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> None:
                 conversation=conversation, role="assistant", content=ANSWER, status="complete", parent=question
             )
         Conversation.objects.filter(pk=conversation.pk).update(current_leaf=parent)
+        assert parent is not None, "a conversation of at least one exchange"
 
         def send(only_new: bool, conversation: Conversation = conversation, leaf: Message = parent) -> float:
             """Server time of one send; the conversation is put back as it was afterwards."""
@@ -64,11 +65,11 @@ def run(args: argparse.Namespace) -> None:
             url = f"/chat/{conversation.pk}/"
 
             def requests() -> None:
-                response = client.post(f"{url}send", data, **hx)
+                response = client.post(f"{url}send", data, headers=hx)
                 assert response.status_code == 200
                 assert (response.get("HX-Reswap") == "beforeend") == only_new
                 if not only_new:  # the page fetched the thread again when the answer was announced
-                    assert client.get(f"{url}thread", **hx).status_code == 200
+                    assert client.get(f"{url}thread", headers=hx).status_code == 200
 
             elapsed = timed(requests)
             Message.objects.filter(conversation=conversation, pk__gt=leaf.pk).delete()

@@ -38,7 +38,7 @@ TOPICS = ["trade", "weather", "ships", "markets", "schools", "roads", "bridges",
 
 def make_document(pages: int, words_per_page: int = 500) -> str:
     rng = random.Random(7)
-    sentences = []
+    sentences: list[str] = []
     words = 0
     while words < pages * words_per_page:
         topic = rng.choice(TOPICS)

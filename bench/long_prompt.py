@@ -13,6 +13,7 @@ of a short message sent once the long one's prefill has begun.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 import time
@@ -93,7 +94,7 @@ def main() -> None:
         )
         return figures
 
-    trials = taking_turns(args.repeats, {name: lambda name=name: one_trial(name) for name in engines})
+    trials = taking_turns(args.repeats, {name: functools.partial(one_trial, name) for name in engines})
     for engine in engines.values():
         engine.close()
     prompt_tokens = trials["whole"][-1][3]

@@ -14,8 +14,12 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bench.common import compared, embedded_django, median, parser, taking_turns, timed
+
+if TYPE_CHECKING:
+    from webapp.accounts.models import User
 
 
 def main() -> None:
@@ -29,7 +33,7 @@ def main() -> None:
         run(args)
 
 
-def fill(owner: object, rows: int) -> int:
+def fill(owner: User, rows: int) -> int:
     """A labelled batch of ``rows`` items, not yet queued; returns its id."""
     from django.db import connection
 
@@ -56,15 +60,18 @@ def orm_track(batch_id: int) -> None:
 
     threshold = settings.PARLEY_SENTIMENT_REVIEW_BELOW
     items = SentimentItem.objects.filter(batch_id=batch_id).select_related("batch").iterator(chunk_size=5000)
-    made = [
-        ReviewItem(
-            kind=Kind.SENTIMENT, sentiment_item=item, owner_id=item.batch.owner_id, model_name=item.batch.model_name,
-            produced_at=item.batch.created_at, confidence=item.score,
-            certainty=item.score if item.score < threshold else 1.0,
-            tier=Tier.LOW_CONFIDENCE if item.score < threshold else Tier.NORMAL,
-        )
-        for item in items
-    ]  # fmt: skip
+    made = []
+    for item in items:
+        score = item.score
+        assert score is not None, "fill() labels every item"
+        made.append(
+            ReviewItem(
+                kind=Kind.SENTIMENT, sentiment_item=item, owner_id=item.batch.owner_id,
+                model_name=item.batch.model_name, produced_at=item.batch.created_at, confidence=score,
+                certainty=score if score < threshold else 1.0,
+                tier=Tier.LOW_CONFIDENCE if score < threshold else Tier.NORMAL,
+            )
+        )  # fmt: skip
     ReviewItem.objects.bulk_create(made, batch_size=5000, ignore_conflicts=True)
 
 
@@ -116,7 +123,9 @@ def run(args: argparse.Namespace) -> None:
     ]
     offset_times = [timed(lambda: selectors.queue(everything)[position + 1 : position + 2].get()) for _ in range(20)]
     keyset, offset = median(keyset_times), median(offset_times)
-    assert selectors.neighbour(item=deep, queue_filter=everything, reviewer=reviewer).pk == ordered[position + 1]
+    following = selectors.neighbour(item=deep, queue_filter=everything, reviewer=reviewer)
+    assert following is not None
+    assert following.pk == ordered[position + 1]
     print(
         f"next item at position {position:,}: keyset {keyset * 1000:.1f} ms, "
         f"OFFSET {offset * 1000:.1f} ms (median of 20)"
