@@ -37,8 +37,9 @@ MESSAGE_NAME = re.compile(r"(^|_)(message|answer|reply|question)s?$")
 
 
 def module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    """``webapp.core.navigation``; a package's ``__init__`` keeps its name, so that a
+    relative import in it resolves from the package itself."""
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts)
 
 
 def imports(source: str, module: str = "") -> Iterator[tuple[int, str]]:
@@ -228,6 +229,12 @@ def test_only_the_answer_lifecycle_writes_a_message_status() -> None:
 )
 def test_a_feature_app_import_is_found(source: str) -> None:
     assert feature_app_imports(source, "webapp.core.navigation")
+
+
+def test_a_relative_import_in_a_package_resolves_from_the_package() -> None:
+    source = "from .chat import models"
+    assert feature_app_imports(source, module_name(WEBAPP / "__init__.py")) == [(1, "webapp.chat.models")]
+    assert not feature_app_imports(source, module_name(WEBAPP / "core" / "__init__.py"))
 
 
 @pytest.mark.parametrize(
