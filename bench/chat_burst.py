@@ -1,6 +1,6 @@
 """A burst of Regenerates: several users press it at the same moment, against a real web server.
 
-    python bench/chat_burst.py [--users 8] [--rounds 15] [--compare PATH]
+    python -m bench.chat_burst [--users 8] [--rounds 15] [--compare PATH]
 
 It starts its own embedded Postgres and Redis under var/bench, and the web process as
 ``./parley run`` serves it (uvicorn, DEBUG off), but no generation worker: the figures are
@@ -8,15 +8,16 @@ the web process's alone. For each request it measures the HTTP time, and the tim
 a generation worker would be woken (the Postgres notification, which this script listens
 to). With ``--compare PATH`` (another checkout of Parley, such as a ``git worktree`` of an
 older commit) a second web server runs that code on the same databases, and the two take
-turns round by round. Figures are medians and p95 over the rounds after two warm-up rounds.
+turns round by round (the order reversed every other round). Figures are medians and p95
+over the rounds after two warm-up rounds.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
-import statistics
 import subprocess
 import sys
 import threading
@@ -28,22 +29,18 @@ from typing import Any
 
 import psycopg
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_DIR))
-
-from bench.chat_e2e import percentile  # noqa: E402
-from bench.embedded import embedded_django  # noqa: E402
+from bench.common import PROJECT_DIR, embedded_django, median, parser, percentile, taking_turns
 
 CSRF = "b" * 32  # any well-formed token does, as long as the cookie and the header agree
 WARM_UP = 2
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--users", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--compare", type=Path, help="another checkout of Parley, served side by side")
-    args = parser.parse_args()
+    arguments = parser(__doc__)
+    arguments.add_argument("--users", type=int, default=8)
+    arguments.add_argument("--rounds", type=int, default=15)
+    arguments.add_argument("--compare", type=Path, help="another checkout of Parley, served side by side")
+    args = arguments.parse_args()
     environment = {"DEBUG": "0", "SECRET_KEY": "bench-" + "x" * 50, "PARLEY_HTTPS": "0"}
     with embedded_django(**environment, PARLEY_CHAT_RATE="100000/m", ALLOWED_HOSTS="127.0.0.1"):
         run(args)
@@ -79,15 +76,17 @@ def run(args: argparse.Namespace) -> None:
     try:
         for index in range(len(servers)):
             wait_until_up(8100 + index)
-        figures: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name, _ in servers}
-        for round_number in range(WARM_UP + args.rounds):
-            for index, (name, _) in enumerate(servers):
-                http, woken = burst(8100 + index, users, listener)
-                Message.objects.filter(status="queued").update(status="complete", content="An answer. " * 20)
-                if round_number >= WARM_UP:
-                    figures[name][0].extend(http)
-                    figures[name][1].extend(woken)
-                time.sleep(0.3)
+
+        def one_burst(port: int) -> tuple[list[float], list[float]]:
+            figures = burst(port, users, listener)
+            Message.objects.filter(status="queued").update(status="complete", content="An answer. " * 20)
+            time.sleep(0.3)
+            return figures
+
+        rounds = taking_turns(
+            WARM_UP + args.rounds,
+            {name: functools.partial(one_burst, 8100 + index) for index, (name, _) in enumerate(servers)},
+        )
     finally:
         listener.close()
         for process in processes:
@@ -95,10 +94,12 @@ def run(args: argparse.Namespace) -> None:
             process.wait()
 
     print(f"{args.users} user(s) press Regenerate at once; {args.rounds} rounds (ms):")
-    for name, (http, woken) in figures.items():
+    for name, bursts in rounds.items():
+        http = [seconds for figures, _ in bursts[WARM_UP:] for seconds in figures]
+        woken = [seconds for _, figures in bursts[WARM_UP:] for seconds in figures]
         print(
-            f"  {name:14s} HTTP p50 {statistics.median(http) * 1000:4.0f}  p95 {percentile(http, 0.95) * 1000:4.0f}   "
-            f"worker woken p50 {statistics.median(woken) * 1000:4.0f}  p95 {percentile(woken, 0.95) * 1000:4.0f}"
+            f"  {name:14s} HTTP p50 {median(http) * 1000:4.0f}  p95 {percentile(http, 0.95) * 1000:4.0f}   "
+            f"worker woken p50 {median(woken) * 1000:4.0f}  p95 {percentile(woken, 0.95) * 1000:4.0f}"
         )
 
 

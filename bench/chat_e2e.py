@@ -1,7 +1,7 @@
 """End-to-end chat: browser-like clients against a running Parley, next to the engine alone.
 
     ./parley run                      # in another terminal
-    python bench/chat_e2e.py [--url http://127.0.0.1:8000] [--clients 8] [--rounds 5] [--max-tokens 96]
+    python -m bench.chat_e2e [--url http://127.0.0.1:8000] [--clients 8] [--rounds 5] [--max-tokens 96]
 
 Each client signs up its own user, opens a conversation and its websocket (as the page
 does), then all clients ask at once: the answer is requested over HTTP (Regenerate) and
@@ -14,25 +14,21 @@ both produce the same tokens. Figures are medians over the rounds; the last line
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import re
 import secrets
-import statistics
-import sys
 import time
 import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar
-from pathlib import Path
 from typing import Any
 
 import websockets
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import median, parser, percentile
 
 QUESTIONS = [
     "Explain how a bicycle works.", "Why is the sky blue?", "How do bees make honey?", "What causes the tides?",
@@ -41,11 +37,6 @@ QUESTIONS = [
     "What are clouds made of?", "How do fish breathe?", "What is the water cycle?", "How do rainbows form?",
 ]  # fmt: skip
 FINAL = {"complete", "interrupted", "failed"}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 @dataclass
@@ -163,21 +154,21 @@ def engine_round(engine: Any, questions: list[str], max_tokens: int) -> Round:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", default="http://127.0.0.1:8000")
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--max-tokens", type=int, default=96)
-    parser.add_argument(
+    arguments = parser(__doc__)
+    arguments.add_argument("--url", default="http://127.0.0.1:8000")
+    arguments.add_argument("--clients", type=int, default=8)
+    arguments.add_argument("--rounds", type=int, default=5)
+    arguments.add_argument("--max-tokens", type=int, default=96)
+    arguments.add_argument(
         "--threads", type=int, default=0, help="torch threads of the engine alone (see PARLEY_TORCH_THREADS)"
     )
-    parser.add_argument(
+    arguments.add_argument(
         "--prefill-tokens",
         type=int,
         default=256,
         help="the engine alone's prefill budget: set it as the worker's (PARLEY_GENERATION_PREFILL_TOKENS)",
     )
-    args = parser.parse_args()
+    args = arguments.parse_args()
     if args.threads:
         import torch
 
@@ -224,18 +215,18 @@ async def main() -> None:
     )
     print(
         f"web     ttft_p50_ms={ms(web_ttft, 0.5):.0f} ttft_p95_ms={ms(web_ttft, 0.95):.0f} "
-        f"tokens_per_s={statistics.median(r.tokens_per_second for r in web):.1f} "
+        f"tokens_per_s={median(r.tokens_per_second for r in web):.1f} "
         f"(of which in the engine: ttft_p50_ms={ms(web_in_engine, 0.5):.0f}; "
         f"the HTTP request: p50_ms={ms([t for c in clients for t in c.request_seconds], 0.5):.0f})"
     )
     print(
         f"engine  ttft_p50_ms={ms(alone_ttft, 0.5):.0f} ttft_p95_ms={ms(alone_ttft, 0.95):.0f} "
-        f"tokens_per_s={statistics.median(r.tokens_per_second for r in alone):.1f}"
+        f"tokens_per_s={median(r.tokens_per_second for r in alone):.1f}"
     )
     print(f"throughput ratio per round: {' '.join(f'{r:.3f}' for r in ratios)}")
     print(
         f"overhead_ttft_ms_p50={ms(web_ttft, 0.5) - ms(alone_ttft, 0.5):.0f} "
-        f"client_vs_engine_throughput={statistics.median(ratios):.3f}"
+        f"client_vs_engine_throughput={median(ratios):.3f}"
     )
 
 

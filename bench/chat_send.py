@@ -2,24 +2,18 @@
 whole thread (and the page, as it used to, fetched the thread once more when the new
 answer was announced) next to answering with only the new messages, in the same run.
 
-    python bench/chat_send.py [--exchanges 2 10 40] [--sends 15]
+    python -m bench.chat_send [--exchanges 2 10 40] [--sends 15]
 
-It starts its own embedded Postgres and Redis under var/bench, like bench/review.py.
+It starts its own embedded Postgres and Redis under var/bench, like bench.review.
 Requests go through Django's test client in this process: server time, without a network.
-Sends alternate between the two ways, each undone before the next; figures are medians.
+Sends take turns between the two ways, each undone before the next; figures are medians.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import sys
-from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_DIR))
-
-from bench.embedded import embedded_django, timed  # noqa: E402
+from bench.common import compared, embedded_django, median, parser, taking_turns, timed
 
 ANSWER = (
     "Here is how it works:\n\n1. **First**, the water heats up and *evaporates*.\n2. Then it condenses.\n\n"
@@ -28,10 +22,10 @@ ANSWER = (
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--exchanges", type=int, nargs="+", default=[2, 10, 40], help="conversation lengths")
-    parser.add_argument("--sends", type=int, default=15, help="sends each way per length")
-    args = parser.parse_args()
+    arguments = parser(__doc__)
+    arguments.add_argument("--exchanges", type=int, nargs="+", default=[2, 10, 40], help="conversation lengths")
+    arguments.add_argument("--sends", type=int, default=15, help="sends each way per length")
+    args = arguments.parse_args()
 
     # DEBUG off, as `./parley run` serves: templates are parsed once, not at every request
     with embedded_django(DEBUG="0", SECRET_KEY="bench-" + "x" * 50, PARLEY_HTTPS="0", PARLEY_CHAT_RATE="100000/m"):
@@ -50,7 +44,7 @@ def run(args: argparse.Namespace) -> None:
     user = User.objects.create_user(email="sender@chat-bench.invalid", password="x")
     client = Client(HTTP_HOST="localhost")
     client.force_login(user)
-    hx = {"HTTP_HX_REQUEST": "true"}
+    hx = {"HX-Request": "true"}
 
     for exchanges in args.exchanges:
         conversation = Conversation.objects.create(owner=user, title="bench")
@@ -63,6 +57,7 @@ def run(args: argparse.Namespace) -> None:
                 conversation=conversation, role="assistant", content=ANSWER, status="complete", parent=question
             )
         Conversation.objects.filter(pk=conversation.pk).update(current_leaf=parent)
+        assert parent is not None, "a conversation of at least one exchange"
 
         def send(only_new: bool, conversation: Conversation = conversation, leaf: Message = parent) -> float:
             """Server time of one send; the conversation is put back as it was afterwards."""
@@ -70,11 +65,11 @@ def run(args: argparse.Namespace) -> None:
             url = f"/chat/{conversation.pk}/"
 
             def requests() -> None:
-                response = client.post(f"{url}send", data, **hx)
+                response = client.post(f"{url}send", data, headers=hx)
                 assert response.status_code == 200
                 assert (response.get("HX-Reswap") == "beforeend") == only_new
                 if not only_new:  # the page fetched the thread again when the answer was announced
-                    assert client.get(f"{url}thread", **hx).status_code == 200
+                    assert client.get(f"{url}thread", headers=hx).status_code == 200
 
             elapsed = timed(requests)
             Message.objects.filter(conversation=conversation, pk__gt=leaf.pk).delete()
@@ -82,14 +77,11 @@ def run(args: argparse.Namespace) -> None:
             return elapsed
 
         send(True), send(False)  # warm up
-        before, now = [], []
-        for _ in range(args.sends):
-            before.append(send(False))
-            now.append(send(True))
-        b, n = statistics.median(before) * 1000, statistics.median(now) * 1000
+        times = taking_turns(args.sends, {"before": lambda: send(False), "now": lambda: send(True)})
+        before, now = median(times["before"]) * 1000, median(times["now"]) * 1000
         print(
-            f"{exchanges:3d} exchanges: whole thread + refetch {b:6.1f} ms, only the new messages {n:6.1f} ms "
-            f"({b / n:.1f}x)"
+            f"{exchanges:3d} exchanges: only the new messages "
+            + compared(now, before, "ms", "with the whole thread + refetch", lower_is_better=True)
         )
 
 

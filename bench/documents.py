@@ -3,7 +3,7 @@ running Parley (web server, Celery worker, Redis, Postgres), next to one-at-a-ti
 baselines measured in this process in the same run.
 
     ./parley run                      # in another terminal
-    python bench/documents.py [--url http://127.0.0.1:8000] [--rows 5000] [--pages 30]
+    python -m bench.documents [--url http://127.0.0.1:8000] [--rows 5000] [--pages 30]
 
 The summary is timed from the request to the job's last progress frame; the batch from
 choosing its text column to the end. Baselines: the same classifier one text at a time,
@@ -14,22 +14,18 @@ the same document). The last line is
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import csv
 import io
 import json
 import random
 import re
-import sys
 import time
-from pathlib import Path
 
 import websockets
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench.chat_e2e import Client  # the same browser-like client: sign-up, cookies, CSRF
+from bench.common import parser
 
 OPENINGS = ["The delivery", "Customer support", "This blender", "The hotel room", "Our waiter", "The app update"]
 VERDICTS = [
@@ -42,7 +38,7 @@ TOPICS = ["trade", "weather", "ships", "markets", "schools", "roads", "bridges",
 
 def make_document(pages: int, words_per_page: int = 500) -> str:
     rng = random.Random(7)
-    sentences = []
+    sentences: list[str] = []
     words = 0
     while words < pages * words_per_page:
         topic = rng.choice(TOPICS)
@@ -129,13 +125,13 @@ def job_id_in(html: str) -> int:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", default="http://127.0.0.1:8000")
-    parser.add_argument("--rows", type=int, default=5000)
-    parser.add_argument("--pages", type=int, default=30)
-    parser.add_argument("--baseline-rows", type=int, default=500)
-    parser.add_argument("--baseline-chunks", type=int, default=3)
-    args = parser.parse_args()
+    arguments = parser(__doc__)
+    arguments.add_argument("--url", default="http://127.0.0.1:8000")
+    arguments.add_argument("--rows", type=int, default=5000)
+    arguments.add_argument("--pages", type=int, default=30)
+    arguments.add_argument("--baseline-rows", type=int, default=500)
+    arguments.add_argument("--baseline-chunks", type=int, default=3)
+    args = arguments.parse_args()
     client = Client(args.url.rstrip("/"), "")
     await asyncio.to_thread(client.sign_up)
 

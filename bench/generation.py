@@ -1,6 +1,6 @@
 """Generation throughput: transformers generate() one request at a time against the engine.
 
-    python bench/generation.py [--new-tokens 64] [--repeats 3]
+    python -m bench.generation [--new-tokens 64] [--repeats 3]
 
 Everything runs in one process and one run, greedy, with a fixed number of new tokens;
 figures are medians over the repeats. After the float32 figures, the same engine runs
@@ -17,15 +17,14 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from bench.common import median, parser
 from inference import Engine, GenerationRequest
 from inference.config import InferenceConfig
 from inference.models import load_chat_model
 from inference.quantize import perplexity, quantize_int8
+from tests.oracles import HELD_OUT_TEXT
 
 TOPICS = [
     "the history of Rome", "how bread is made", "why the sky is blue", "the water cycle", "how bees make honey",
@@ -36,7 +35,6 @@ TOPICS = [
     "what electricity is", "how the heart pumps blood", "the invention of printing", "how coral reefs grow",
     "why we sleep", "how wind turbines work", "what deserts are like",
 ]  # fmt: skip
-HELD_OUT_TEXT = Path(__file__).resolve().parent / "heldout_english.txt"
 
 
 def request(topic: str, new_tokens: int, **sampling: Any) -> GenerationRequest:
@@ -107,7 +105,7 @@ class EngineFigures:
         self.one.append(statistics.mean(engine_run(engine, [request(t, new_tokens)])[0] for t in single_topics))
         tps8, ttfts = engine_run(engine, topic_requests(TOPICS[:8], new_tokens))
         self.eight.append(tps8)
-        self.ttft8_ms.append(statistics.median(ttfts) * 1000)
+        self.ttft8_ms.append(median(ttfts) * 1000)
         self.thirty_two.append(engine_run(engine, topic_requests(TOPICS[:32], new_tokens))[0])
         if no_prefix_cache is not None:
             runs = topic_requests(TOPICS[:32], new_tokens)
@@ -115,7 +113,7 @@ class EngineFigures:
 
     def medians(self) -> tuple[float, float, float, float]:
         figures = (self.one, self.eight, self.thirty_two, self.ttft8_ms)
-        one, eight, thirty_two, ttft8 = (statistics.median(values) for values in figures)
+        one, eight, thirty_two, ttft8 = (median(values) for values in figures)
         return one, eight, thirty_two, ttft8
 
 
@@ -131,14 +129,14 @@ def measure_engine(model: Any, tokenizer: Any, args: argparse.Namespace) -> Engi
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--serial-requests", type=int, default=4)
-    parser.add_argument(
+    arguments = parser(__doc__)
+    arguments.add_argument("--new-tokens", type=int, default=64)
+    arguments.add_argument("--repeats", type=int, default=3)
+    arguments.add_argument("--serial-requests", type=int, default=4)
+    arguments.add_argument(
         "--prefill-tokens", type=int, default=0, help="the engine's prefill budget (the chat worker uses 256)"
     )
-    args = parser.parse_args()
+    args = arguments.parse_args()
     import torch
 
     # float32 whatever this CPU would choose: bfloat16 and int8 are measured against it below
@@ -178,7 +176,7 @@ def main() -> None:
     ppl_int8 = perplexity(model, tokenizer, text)
     int8 = measure_engine(model, tokenizer, args)
 
-    a = statistics.median(serial)
+    a = median(serial)
     b, c, d, e = fp32.medians()
     int8_one, int8_eight, f, _ = int8.medians()
     change = ppl_int8 / ppl_fp32 - 1
@@ -187,7 +185,7 @@ def main() -> None:
         f"bf16 {ppl_bf16:.2f} ({ppl_bf16 / ppl_fp32 - 1:+.1%})"
     )
     print(f"int8 engine: 1 stream {int8_one:.1f} tok/s, 8 {int8_eight:.1f}, 32 {f:.1f}")
-    no_cache = statistics.median(fp32.thirty_two_no_prefix_cache)
+    no_cache = median(fp32.thirty_two_no_prefix_cache)
     print(f"fp32 engine, 32 streams, prefix cache off: {no_cache:.1f} tok/s (speedup32 {no_cache / a:.2f})")
     bf16_one, bf16_eight, bf16_thirty_two, bf16_ttft8 = bf16.medians()
     print(

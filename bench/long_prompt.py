@@ -1,32 +1,29 @@
 """A long prompt arriving while answers stream: prefilled whole, or a chunk a step.
 
-    python bench/long_prompt.py [--streams 8] [--prompt-chars 16000] [--repeats 2]
+    python -m bench.long_prompt [--streams 8] [--prompt-chars 16000] [--repeats 2]
 
 Some answers are streaming when a long message arrives (the held-out text, repeated to
 16,000 characters, to summarize: about 3,500 tokens). With ``prefill_tokens=0`` the engine prefills it in one pass and
 every streaming answer waits for it; with the generation worker's budget (256) it is
 prefilled a chunk a step, with a decoding step of the others between chunks. Prints, for
-both in the same run (alternating, medians over the repeats), the longest wait for the
+both in the same run (taking turns, medians over the repeats), the longest wait for the
 next token among the streaming answers, the long prompt's time to first token, and that
 of a short message sent once the long one's prefill has begun.
 """
 
 from __future__ import annotations
 
-import argparse
+import functools
 import itertools
-import statistics
-import sys
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.generation import HELD_OUT_TEXT, TOPICS, request
+from bench.common import median, parser, taking_turns
+from bench.generation import TOPICS, request
 from inference import Engine, GenerationRequest, Stream
 from inference.config import InferenceConfig
 from inference.models import load_chat_model
+from tests.oracles import HELD_OUT_TEXT
 
 
 def arrivals(stream: Stream, times: list[float]) -> None:
@@ -74,12 +71,12 @@ def trial(engine: Engine, streams: int, long_request: GenerationRequest) -> tupl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--streams", type=int, default=8)
-    parser.add_argument("--prompt-chars", type=int, default=16000)
-    parser.add_argument("--chunk", type=int, default=256, help="the generation worker's prefill budget")
-    parser.add_argument("--repeats", type=int, default=2)
-    args = parser.parse_args()
+    arguments = parser(__doc__)
+    arguments.add_argument("--streams", type=int, default=8)
+    arguments.add_argument("--prompt-chars", type=int, default=16000)
+    arguments.add_argument("--chunk", type=int, default=256, help="the generation worker's prefill budget")
+    arguments.add_argument("--repeats", type=int, default=2)
+    args = arguments.parse_args()
     model, tokenizer = load_chat_model(InferenceConfig.from_env())
     held_out = HELD_OUT_TEXT.read_text()
     text = (held_out * (args.prompt_chars // len(held_out) + 1))[: args.prompt_chars]
@@ -87,21 +84,22 @@ def main() -> None:
         [{"role": "user", "content": f"Summarize this text:\n\n{text}"}], max_new_tokens=8, temperature=0
     )
     engines = {"whole": Engine(model, tokenizer), "chunked": Engine(model, tokenizer, prefill_tokens=args.chunk)}
-    figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in engines}
-    prompt_tokens = 0
-    for repeat in range(args.repeats):
-        for name, engine in engines.items():
-            stall, ttft, short_ttft, prompt_tokens = trial(engine, args.streams, long_request)
-            figures[name].append((stall, ttft, short_ttft))
-            print(
-                f"repeat {repeat + 1} {name}: longest wait {stall:.0f} ms, long prompt's first token {ttft:.0f} ms, "
-                f"a short message's {short_ttft:.0f} ms",
-                flush=True,
-            )
+
+    def one_trial(name: str) -> tuple[float, float, float, int]:
+        figures = stall, ttft, short_ttft, _ = trial(engines[name], args.streams, long_request)
+        print(
+            f"{name}: longest wait {stall:.0f} ms, long prompt's first token {ttft:.0f} ms, "
+            f"a short message's {short_ttft:.0f} ms",
+            flush=True,
+        )
+        return figures
+
+    trials = taking_turns(args.repeats, {name: functools.partial(one_trial, name) for name in engines})
     for engine in engines.values():
         engine.close()
+    prompt_tokens = trials["whole"][-1][3]
     (stall_whole, ttft_whole, short_whole), (stall_chunked, ttft_chunked, short_chunked) = (
-        tuple(statistics.median(values) for values in zip(*figures[name], strict=True)) for name in ("whole", "chunked")
+        tuple(median(values) for values in list(zip(*trials[name], strict=True))[:3]) for name in ("whole", "chunked")
     )
     print(f"{args.streams} streaming answers; a {prompt_tokens:,}-token prompt; chunks of {args.chunk}")
     print(

@@ -1,6 +1,6 @@
 """Time to first token as a conversation grows: prefix cache on against every prompt whole.
 
-    python bench/prefix_cache.py [--turns 8] [--answer-tokens 120]
+    python -m bench.prefix_cache [--turns 8] [--answer-tokens 120]
 
 One conversation grows turn by turn as a chat does, each answer going back into the next
 prompt. At every turn the same prompt goes to two engines on the same model, one keeping
@@ -13,13 +13,7 @@ the first three over the turns after the first (medians).
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from bench.common import median, parser
 from inference import Engine, GenerationRequest, GenerationResult
 from inference.config import InferenceConfig
 from inference.models import load_chat_model
@@ -41,10 +35,10 @@ def ms(result: GenerationResult) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--turns", type=int, default=8)
-    parser.add_argument("--answer-tokens", type=int, default=120)
-    args = parser.parse_args()
+    arguments = parser(__doc__)
+    arguments.add_argument("--turns", type=int, default=8)
+    arguments.add_argument("--answer-tokens", type=int, default=120)
+    args = arguments.parse_args()
     model, tokenizer = load_chat_model(InferenceConfig.from_env())
     cached = Engine(model, tokenizer)
     whole = Engine(model, tokenizer, prefix_cache_mb=0)
@@ -75,7 +69,7 @@ def main() -> None:
     regenerate_whole = ms(ask(whole, messages, args.answer_tokens))
     cached.close()
     whole.close()
-    a, b = statistics.median(cached_ms[1:]), statistics.median(whole_ms[1:])
+    a, b = median(cached_ms[1:]), median(whole_ms[1:])
     print(
         f"ttft_ms_cached={a:.0f} ttft_ms_whole={b:.0f} speedup={b / a:.2f} "
         f"regenerate_ms_cached={regenerate_cached:.0f} regenerate_ms_whole={regenerate_whole:.0f}"

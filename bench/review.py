@@ -2,7 +2,7 @@
 a small one, queueing a large sentiment batch in one statement next to ORM objects, and
 the next-item lookup by keyset next to OFFSET, all in the same run.
 
-    python bench/review.py [--items 100000] [--cycles 100]
+    python -m bench.review [--items 100000] [--cycles 100]
 
 It always starts its own embedded Postgres and Redis under var/bench (never the servers
 of DATABASE_URL / REDIS_URL: it fills and empties tables). Requests go through Django's
@@ -12,29 +12,28 @@ test client in this process: the figures are server time, without a network.
 from __future__ import annotations
 
 import argparse
-import statistics
-import sys
 import time
-from pathlib import Path
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_DIR))
+from bench.common import compared, embedded_django, median, parser, taking_turns, timed
 
-from bench.embedded import embedded_django, timed  # noqa: E402
+if TYPE_CHECKING:
+    from webapp.accounts.models import User
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--items", type=int, default=100_000, help="sentiment items in the large queue")
-    parser.add_argument("--small", type=int, default=1_000, help="sentiment items in the small queue")
-    parser.add_argument("--cycles", type=int, default=100, help="items reviewed in each queue")
-    args = parser.parse_args()
+    arguments = parser(__doc__)
+    arguments.add_argument("--items", type=int, default=100_000, help="sentiment items in the large queue")
+    arguments.add_argument("--small", type=int, default=1_000, help="sentiment items in the small queue")
+    arguments.add_argument("--cycles", type=int, default=100, help="items reviewed in each queue")
+    args = arguments.parse_args()
 
     with embedded_django(DEBUG="1"):
         run(args)
 
 
-def fill(owner: object, rows: int) -> int:
+def fill(owner: User, rows: int) -> int:
     """A labelled batch of ``rows`` items, not yet queued; returns its id."""
     from django.db import connection
 
@@ -64,15 +63,18 @@ def orm_track(batch_id: int) -> None:
 
     threshold = settings.PARLEY_SENTIMENT_REVIEW_BELOW
     items = SentimentItem.objects.filter(batch_id=batch_id).select_related("batch").iterator(chunk_size=5000)
-    made = [
-        ReviewItem(
-            kind=Kind.SENTIMENT, sentiment_item=item, owner_id=item.batch.owner_id, model_name=item.batch.model_name,
-            produced_at=item.batch.created_at, confidence=item.score,
-            certainty=item.score if item.score < threshold else 1.0,
-            tier=Tier.LOW_CONFIDENCE if item.score < threshold else Tier.NORMAL,
-        )
-        for item in items
-    ]  # fmt: skip
+    made = []
+    for item in items:
+        score = item.score
+        assert score is not None, "fill() labels every item"
+        made.append(
+            ReviewItem(
+                kind=Kind.SENTIMENT, sentiment_item=item, owner_id=item.batch.owner_id,
+                model_name=item.batch.model_name, produced_at=item.batch.created_at, confidence=score,
+                certainty=score if score < threshold else 1.0,
+                tier=Tier.LOW_CONFIDENCE if score < threshold else Tier.NORMAL,
+            )
+        )  # fmt: skip
     ReviewItem.objects.bulk_create(made, batch_size=5000, ignore_conflicts=True)
 
 
@@ -96,15 +98,23 @@ def run(args: argparse.Namespace) -> None:
 
     # 1. Queueing a large batch: one INSERT … SELECT against objects made in Python.
     batch_id = fill(owner, args.items)
-    sql_times, orm_times = [], []
-    for _ in range(3):
-        sql_times.append(timed(lambda: services.sentiment_batch_track(batch_id=batch_id)))
+
+    def queued(track: Callable[[], object]) -> float:
+        seconds = timed(track)
         ReviewItem.objects.all().delete()
-        orm_times.append(timed(lambda: orm_track(batch_id)))
-        ReviewItem.objects.all().delete()
+        return seconds
+
+    tracks = taking_turns(
+        3,
+        {
+            "sql": lambda: queued(lambda: services.sentiment_batch_track(batch_id=batch_id)),
+            "orm": lambda: queued(lambda: orm_track(batch_id)),
+        },
+    )
     services.sentiment_batch_track(batch_id=batch_id)  # analyzes the table itself, being large
-    sql, orm = statistics.median(sql_times), statistics.median(orm_times)
-    print(f"queue {args.items:,} labels: one statement {sql:.2f} s, ORM objects {orm:.2f} s (median of 3)")
+    sql, orm = median(tracks["sql"]), median(tracks["orm"])
+    statement = compared(sql, orm, "s", "with ORM objects", digits=2, lower_is_better=True)
+    print(f"queue {args.items:,} labels: one statement {statement} (median of 3)")
 
     # 2. The next item, deep in the queue: keyset against OFFSET.
     everything = QueueFilter(state="all")
@@ -115,8 +125,10 @@ def run(args: argparse.Namespace) -> None:
         timed(lambda: selectors.neighbour(item=deep, queue_filter=everything, reviewer=reviewer)) for _ in range(20)
     ]
     offset_times = [timed(lambda: selectors.queue(everything)[position + 1 : position + 2].get()) for _ in range(20)]
-    keyset, offset = statistics.median(keyset_times), statistics.median(offset_times)
-    assert selectors.neighbour(item=deep, queue_filter=everything, reviewer=reviewer).pk == ordered[position + 1]
+    keyset, offset = median(keyset_times), median(offset_times)
+    following = selectors.neighbour(item=deep, queue_filter=everything, reviewer=reviewer)
+    assert following is not None
+    assert following.pk == ordered[position + 1]
     print(
         f"next item at position {position:,}: keyset {keyset * 1000:.1f} ms, "
         f"OFFSET {offset * 1000:.1f} ms (median of 20)"
@@ -145,15 +157,15 @@ def run(args: argparse.Namespace) -> None:
         return times
 
     cycles(5)  # warm up
-    large = statistics.median(cycles(args.cycles))
-    queue_page = statistics.median(timed(lambda: client.get(reverse("review:queue"))) for _ in range(10))
+    large = median(cycles(args.cycles))
+    queue_page = median(timed(lambda: client.get(reverse("review:queue"))) for _ in range(10))
     ReviewItem.objects.all().delete()
     SentimentBatch.objects.all().delete()
     small_batch = fill(owner, args.small)
     services.sentiment_batch_track(batch_id=small_batch)
     cycles(5)
-    small = statistics.median(cycles(args.cycles))
-    small_queue_page = statistics.median(timed(lambda: client.get(reverse("review:queue"))) for _ in range(10))
+    small = median(cycles(args.cycles))
+    small_queue_page = median(timed(lambda: client.get(reverse("review:queue"))) for _ in range(10))
     print(
         f"reviewer cycle per item (median of {args.cycles}): {large * 1000:.1f} ms with {args.items:,} items, "
         f"{small * 1000:.1f} ms with {args.small:,}"

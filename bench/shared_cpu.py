@@ -1,12 +1,12 @@
 """Two model processes on one CPU: chat answers streaming while a document is summarized.
 
-    python bench/shared_cpu.py [--streams 8] [--repeats 2]
+    python -m bench.shared_cpu [--streams 8] [--repeats 2]
 
 Parley runs the chat model in the generation worker and again in the Celery worker
 (document summaries), on the same cores. This starts both as separate processes, as
 Parley does: one summarizes the held-out text once while the other writes ``--streams``
 chat answers at a time, round after round, until the summary is done. It does so twice
-per repeat (alternating), once with libgomp's default of spinning OpenMP threads
+per repeat (taking turns), once with libgomp's default of spinning OpenMP threads
 (``GOMP_SPINCOUNT=300000``, the library's own default) and once with Parley's default,
 waiting threads that sleep (``OMP_WAIT_POLICY=PASSIVE``, see ``inference/__init__.py``),
 and reports the medians: the summary's seconds and the chat rounds' tokens per second.
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,8 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve()
-sys.path.insert(0, str(BENCH.parent.parent))
+from bench.common import PROJECT_DIR, median, parser, taking_turns
 
 SPINNING = {"GOMP_SPINCOUNT": "300000"}  # what libgomp does when nothing is set
 PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE"}  # what Parley sets when nothing is set
@@ -47,12 +45,12 @@ def chat_role(streams: int, done: Path) -> dict[str, Any]:
         rate, _ = engine_run(engine, topic_requests(TOPICS[:streams], 48))
         rates.append(rate)
     engine.close()
-    return {"chat_tps": statistics.median(rates), "rounds": len(rates)}
+    return {"chat_tps": median(rates), "rounds": len(rates)}
 
 
 def summary_role(done: Path) -> dict[str, Any]:
-    from bench.generation import HELD_OUT_TEXT
     from inference.summarize import Summarizer
+    from tests.oracles import HELD_OUT_TEXT
 
     summarizer = Summarizer.from_config()
     text = HELD_OUT_TEXT.read_text()
@@ -87,7 +85,8 @@ def run_together(roles: list[list[str]], policy: dict[str, str]) -> dict[str, An
         done = Path(folder) / "done"
         processes = [
             subprocess.Popen(
-                [sys.executable, str(BENCH), "--role", *role, "--done", str(done)],
+                [sys.executable, "-m", "bench.shared_cpu", "--role", *role, "--done", str(done)],
+                cwd=PROJECT_DIR,
                 env={**env, **policy},
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -95,30 +94,30 @@ def run_together(roles: list[list[str]], policy: dict[str, str]) -> dict[str, An
             )
             for role in roles
         ]
-        for process in processes:
+        for role, process in zip(roles, processes, strict=True):
             assert process.stdout is not None
             if process.stdout.readline().strip() != "ready":
-                raise SystemExit(f"a {process.args[3]} process failed to start")
+                raise SystemExit(f"a {role[0]} process failed to start")
         for process in processes:
             assert process.stdin is not None
             process.stdin.write("go\n")
             process.stdin.flush()
         figures: dict[str, Any] = {}
-        for process in processes:
+        for role, process in zip(roles, processes, strict=True):
             output, _ = process.communicate()
             if process.returncode:
-                raise SystemExit(f"a {process.args[3]} process failed")
+                raise SystemExit(f"a {role[0]} process failed")
             figures.update(json.loads(output.strip().splitlines()[-1]))
         return figures
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--streams", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--role", nargs="+", help=argparse.SUPPRESS)
-    parser.add_argument("--done", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    arguments = parser(__doc__)
+    arguments.add_argument("--streams", type=int, default=8)
+    arguments.add_argument("--repeats", type=int, default=2)
+    arguments.add_argument("--role", nargs="+", help=argparse.SUPPRESS)
+    arguments.add_argument("--done", type=Path, help=argparse.SUPPRESS)
+    args = arguments.parse_args()
     if args.role:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         role, *values = args.role
@@ -137,23 +136,26 @@ def main() -> None:
         # the chat alone, for as long as the summary took alone
         alone_chat = run_together([chat, ["sleep", str(alone_summary)]], policy)["chat_tps"]
         print(f"alone,    {name:8}: summary {alone_summary:.1f} s; chat {alone_chat:.1f} tokens/s", flush=True)
-    results: dict[str, list[dict[str, Any]]] = {"spinning": [], "passive": []}
-    for repeat in range(args.repeats):
-        order = [("spinning", SPINNING), ("passive", PASSIVE)]
-        for name, policy in order if repeat % 2 == 0 else order[::-1]:
-            figures = run_together([chat, summary], policy)
-            results[name].append(figures)
-            print(
-                f"together, {name:8}: summary {figures['summary_s']:.1f} s; "
-                f"chat {figures['chat_tps']:.1f} tokens/s over {figures['rounds']} rounds",
-                flush=True,
-            )
 
-    def median(name: str, key: str) -> float:
-        return statistics.median(figures[key] for figures in results[name])
+    def together(name: str, policy: dict[str, str]) -> dict[str, Any]:
+        figures = run_together([chat, summary], policy)
+        print(
+            f"together, {name:8}: summary {figures['summary_s']:.1f} s; "
+            f"chat {figures['chat_tps']:.1f} tokens/s over {figures['rounds']} rounds",
+            flush=True,
+        )
+        return figures
 
-    summary_spin, summary_passive = median("spinning", "summary_s"), median("passive", "summary_s")
-    chat_spin, chat_passive = median("spinning", "chat_tps"), median("passive", "chat_tps")
+    results = taking_turns(
+        args.repeats,
+        {"spinning": lambda: together("spinning", SPINNING), "passive": lambda: together("passive", PASSIVE)},
+    )
+
+    def middle(name: str, key: str) -> float:
+        return median(figures[key] for figures in results[name])
+
+    summary_spin, summary_passive = middle("spinning", "summary_s"), middle("passive", "summary_s")
+    chat_spin, chat_passive = middle("spinning", "chat_tps"), middle("passive", "chat_tps")
     print(
         f"summary_s_spinning={summary_spin:.1f} summary_s_passive={summary_passive:.1f} "
         f"chat_tps_spinning={chat_spin:.1f} chat_tps_passive={chat_passive:.1f} "

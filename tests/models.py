@@ -22,7 +22,8 @@ def build_tiny_model(vocab_size: int, max_positions: int = 1024) -> Any:
         eos_token_id=2,
         bos_token_id=1,
     )
-    return LlamaForCausalLM(config).to(torch.float64).eval()
+    model: Any = LlamaForCausalLM(config)
+    return model.to(torch.float64).eval()
 
 
 def load_chat_tokenizer() -> Any:

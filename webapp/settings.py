@@ -274,8 +274,8 @@ PARLEY_GENERATION_BATCH_SIZE = env_int("PARLEY_GENERATION_BATCH_SIZE", 32, minim
 # Deltas per second that all streaming answers send together (see webapp/chat/worker.py).
 PARLEY_CHAT_UPDATES_PER_SECOND = env_int("PARLEY_CHAT_UPDATES_PER_SECOND", 40, minimum=1)
 # Prompt tokens the generation worker prefills per step (0: all waiting at once). Smaller
-# groups give a crowd its first tokens sooner (8 at once: median 567 -> 388 ms) for a few
-# percent of throughput (32 at once: 161 -> 148 tokens/s); summaries keep no limit.
+# groups give a crowd its first tokens sooner for a few percent of throughput (figures in
+# docs/decisions.md); summaries keep no limit.
 PARLEY_GENERATION_PREFILL_TOKENS = env_int("PARLEY_GENERATION_PREFILL_TOKENS", 256, minimum=0)
 RATELIMIT_USE_CACHE = "default"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from django.utils.html import strip_tags
 from tests.browser.conftest import Parley
 from tests.conftest import PASSWORD
 from webapp.chat.models import Conversation, Message
-from webapp.chat.rendering import render_markdown
+from webapp.core.rendering import render_markdown
 
 T = TypeVar("T")
 
@@ -81,18 +82,51 @@ def wait_for_text(page: Any, characters: int, timeout: float = 60) -> None:
         page.wait_for_timeout(50)
 
 
-def watch_growth(page: Any, seconds: float) -> list[int]:
-    lengths: list[int] = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        lengths.append(len(answer_text(page)))
-        page.wait_for_timeout(100)
-    return lengths
+FINAL = {"complete", "interrupted", "failed"}
+
+
+class Frames:
+    """The frames the page receives on its chat websockets, in order. Playwright calls
+    ``_received`` on this thread whenever the test waits through it (``wait_for_timeout``),
+    so what a test reads here does not depend on how often it looks."""
+
+    def __init__(self, page: Any) -> None:
+        self.received: list[dict[str, Any]] = []
+        page.on("websocket", lambda socket: socket.on("framereceived", self._received))
+
+    def _received(self, payload: str | bytes) -> None:
+        self.received.append(json.loads(payload))
+
+    def texts(self, message: int) -> list[str]:
+        """The text of each frame that drew ``message`` (its saved state or a delta)."""
+        return [
+            words(html.unescape(strip_tags(frame["html"])))
+            for frame in self.received
+            if frame.get("message") == message and frame.get("type") in ("answer", "delta") and "html" in frame
+        ]
+
+    def ended(self, message: int) -> bool:
+        return any(
+            frame.get("message") == message and frame.get("type") in ("answer", "status") and frame["status"] in FINAL
+            for frame in self.received
+        )
+
+
+def wait_for_frames(
+    page: Any, frames: Frames, message: int, enough: Callable[[list[str]], bool], timeout: float = 60
+) -> list[str]:
+    """The texts the page drew for ``message``, once they are ``enough`` or the answer ended."""
+    deadline = time.monotonic() + timeout
+    while not enough(frames.texts(message)) and not frames.ended(message):
+        assert time.monotonic() < deadline, f"the page drew only {frames.texts(message)} for message {message}"
+        page.wait_for_timeout(50)
+    return frames.texts(message)
 
 
 def test_chatting_streaming_stop_regenerate_and_reload(parley: Parley, page: Any, make_user: Any) -> None:
     url = parley.url
     user = orm(lambda: make_user("browser@example.com"))
+    frames = Frames(page)
     log_in(page, url, user.email)
     page.goto(f"{url}/chat/")
 
@@ -101,7 +135,10 @@ def test_chatting_streaming_stop_regenerate_and_reload(parley: Parley, page: Any
     page.wait_for_url(f"{url}/chat/*/")
     conversation = orm(lambda: Conversation.objects.get(owner=user))
     wait_for_status(page, "generating")
-    lengths = watch_growth(page, 2.5)
+    first = orm(lambda: Message.objects.filter(conversation=conversation, role="assistant").get())
+    # every frame the page drew, however fast the model: not what a poll happened to catch
+    drawn = wait_for_frames(page, frames, first.pk, lambda texts: len({len(text) for text in texts if text}) >= 2)
+    lengths = [len(text) for text in drawn]
     assert len({n for n in lengths if n > 0}) >= 2, f"the answer should grow in steps, saw lengths {lengths}"
     wait_for_status(page, "complete")
     first = orm(lambda: Message.objects.filter(conversation=conversation, role="assistant").get())
@@ -161,6 +198,7 @@ def test_the_page_fetches_the_thread_only_when_it_cannot_draw_an_answer_otherwis
 ) -> None:
     user = orm(lambda: make_user("tabs@example.com"))
     conversation = orm(lambda: Conversation.objects.create(owner=user, max_tokens=60))
+    frames = Frames(page)
     log_in(page, parley.url, user.email)
     conversation_url = f"{parley.url}/chat/{conversation.pk}/"
     page.goto(conversation_url)
@@ -192,12 +230,16 @@ def test_the_page_fetches_the_thread_only_when_it_cannot_draw_an_answer_otherwis
     page.locator(".message-assistant button.regenerate").last.click()
     page.locator(".version-count", has_text="2/2").wait_for()
     wait_for_status(page, "generating")
+    second = orm(lambda: Message.objects.filter(conversation=conversation, role="assistant").latest("created_at"))
     requests.clear()
     page.get_by_label("Previous version").click()
     page.locator(".version-count", has_text="1/2").wait_for()
-    page.wait_for_timeout(2000)
-    second = orm(lambda: Message.objects.filter(conversation=conversation, role="assistant").latest("created_at"))
-    assert second.status == "generating", "the second version should still be written during the check"
+    # The check lasts until pieces of the second have arrived while the first is shown,
+    # however fast or slow the model writes them.
+    drawn = len(frames.texts(second.pk))
+    wait_for_frames(page, frames, second.pk, lambda texts: len(texts) >= drawn + 3)
+    pieces = len(frames.texts(second.pk)) - drawn
+    assert pieces >= 3, "the second version should still be written during the check"
     assert words(answer_text(page)) == rendered_words(answer.content)
     assert len([r for r in requests if r.endswith(thread_url)]) <= 1, requests
 

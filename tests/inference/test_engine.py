@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from bench.trimming import one_at_a_time
 from inference import Engine, GenerationRequest, InvalidRequestError, ModelNotFoundError
 from inference.config import InferenceConfig
 from inference.engine import ChatMessage, SamplingParams
 from inference.models import chat_model_dir, choose_device, load_causal_lm
 from tests.models import build_tiny_model
+from tests.oracles import one_at_a_time
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 

@@ -7,11 +7,11 @@ import dataclasses
 import pytest
 import torch
 
-from bench.generation import HELD_OUT_TEXT
 from inference import Engine, GenerationRequest, InferenceError
 from inference.config import InferenceConfig
 from inference.models import load_chat_model
 from inference.quantize import Int8Linear, perplexity, quantize_int8
+from tests.oracles import HELD_OUT_TEXT
 
 
 def test_an_int8_layer_computes_nearly_what_the_float_layer_does() -> None:

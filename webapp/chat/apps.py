@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from webapp.core.navigation import NavEntry
+
 
 class ChatConfig(AppConfig):
     name = "webapp.chat"
@@ -8,3 +10,6 @@ class ChatConfig(AppConfig):
 
     def ready(self) -> None:
         from webapp.chat import signals  # noqa: F401  (connects the logout handler)
+
+    def nav_entries(self) -> list[NavEntry]:
+        return [NavEntry("Chat", "chat:index", "Talk with the model running on this server.", order=10)]

@@ -40,7 +40,7 @@ from django.http import Http404
 
 from webapp.chat import services
 from webapp.chat.models import Conversation, Message
-from webapp.chat.rendering import render_markdown
+from webapp.core.rendering import render_markdown
 
 GAP_WAIT = 0.05  # seconds between reads of the saved text while filling a gap
 GAP_PATIENCE = 3.0  # then the saved text is taken as it is

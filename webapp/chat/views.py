@@ -15,11 +15,11 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 from django_ratelimit.core import is_ratelimited
 
+from webapp.accounts.http import AuthedRequest
 from webapp.chat import services
 from webapp.chat.forms import FeedbackForm, MessageForm, RenameForm, SettingsForm
 from webapp.chat.models import Conversation, Message
 from webapp.chat.services import ThreadEntry
-from webapp.core.http import AuthedRequest
 
 MAX_CHARS = settings.PARLEY_CHAT_MAX_MESSAGE_CHARS
 RATE_MESSAGE = "You are sending messages faster than this server allows ({rate}). Wait a minute and try again."

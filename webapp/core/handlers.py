@@ -21,10 +21,9 @@ class ThreadedASGIHandler(ASGIHandler):
 
     Every request that arrives runs at once, sharing the process's one core, so a burst
     of sends all commit near its end. Letting in two at a time, first come first served,
-    answers the burst sooner (eight Regenerates on 2 cores: median 70 against 94 ms,
-    ``bench/chat_burst.py``) but brought the chat's first tokens later: the first sends
-    woke the generation worker alone, and the rest waited for their prefill (eight users,
-    ``bench/chat_e2e.py``: p95 408-517 against 258-273 ms). Hence no limit here.
+    answers the burst sooner but brought the chat's first tokens later: the first sends
+    woke the generation worker alone, and the rest waited for their prefill (figures in
+    docs/decisions.md). Hence no limit here.
     """
 
     def load_middleware(self, is_async: bool = False) -> None:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
+from webapp.core.navigation import NavEntry
+
 
 class DocumentsConfig(AppConfig):
     name = "webapp.documents"
@@ -15,3 +17,6 @@ class DocumentsConfig(AppConfig):
 
         # A document whose reading failed says so, in the transaction that fails the job.
         on_failure(Job.Kind.EXTRACT, document_reading_failed)
+
+    def nav_entries(self) -> list[NavEntry]:
+        return [NavEntry("Documents", "documents:index", "Upload documents; read, search and summarize them.", order=20)]

@@ -11,7 +11,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from webapp.core.http import AuthedRequest
+from webapp.accounts.http import AuthedRequest
 from webapp.documents import selectors, services
 from webapp.documents.forms import SummaryForm
 from webapp.documents.models import Document

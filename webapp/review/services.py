@@ -128,8 +128,7 @@ def sentiment_batch_track(*, batch_id: int) -> int:
         added = cursor.rowcount
         if added >= ANALYZE_AFTER_ROWS:
             # Fresh statistics now rather than whenever autovacuum next looks: with stale
-            # ones the planner can leave the queue's indexes unused (measured: 76 ms vs
-            # 222 ms a reviewed item at 100,000 items, bench/review.py).
+            # ones the planner can leave the queue's indexes unused (docs/decisions.md).
             cursor.execute(f"ANALYZE {table}")
         return added
 

@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from webapp.core.http import AuthedRequest
+from webapp.accounts.http import AuthedRequest
 from webapp.review import selectors, services
 from webapp.review.charts import approval_by_day
 from webapp.review.diffs import text_diff

@@ -12,7 +12,7 @@ from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from webapp.core.http import AuthedRequest
+from webapp.accounts.http import AuthedRequest
 from webapp.documents.intake import RejectedUpload
 from webapp.sentiment import exports, selectors, services
 from webapp.sentiment.charts import label_bars

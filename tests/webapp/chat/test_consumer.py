@@ -16,7 +16,7 @@ from django.test import Client
 from webapp.asgi import application
 from webapp.chat import services
 from webapp.chat.models import Message
-from webapp.chat.rendering import render_markdown
+from webapp.core.rendering import render_markdown
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -87,7 +87,7 @@ async def test_a_request_crosses_from_the_event_loop_once_into_one_thread(monkey
     monkeypatch.setattr(SessionMiddleware, "process_request", recorded("session", SessionMiddleware.process_request))
     monkeypatch.setattr(BaseHandler, "make_view_atomic", lambda handler, view: recorded("view", view))
     handler = ThreadedASGIHandler()
-    assert not asyncio.iscoroutinefunction(handler._middleware_chain)
+    assert not asyncio.iscoroutinefunction(handler._middleware_chain)  # type: ignore[attr-defined]
     communicator = HttpCommunicator(handler, "GET", "/accounts/login/", headers=[(b"host", b"testserver")])
     response = await communicator.get_response(timeout=10)
     assert response["status"] == 200

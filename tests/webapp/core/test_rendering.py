@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from webapp.chat.rendering import render_markdown
+from webapp.core.rendering import render_markdown
 
 ATTACKS = [
     "<script>alert(1)</script>",
