@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from webapp.accounts.models import User
 from webapp.chat.models import Message
-from webapp.chat.services import context_for
+from webapp.chat.selectors import context_for
 from webapp.review.models import Decision, Kind, ReviewItem
 from webapp.review.services import claimable_by
 
@@ -180,7 +180,7 @@ def item_view(item: ReviewItem) -> ItemView:
 
 def chat_prompt(message: Message) -> list[dict[str, str]]:
     """The system prompt in force when the answer was written, then the branch above it."""
-    turns = [turn for turn in context_for(message) if turn["role"] != "system"]
+    turns = [turn for turn in context_for(answer=message) if turn["role"] != "system"]
     system = str(message.settings.get("system_prompt", "")).strip()
     return ([{"role": "system", "content": system}] if system else []) + turns
 

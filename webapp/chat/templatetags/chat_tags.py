@@ -5,7 +5,7 @@ from functools import lru_cache
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 
-from webapp.chat import services
+from webapp.chat import selectors
 from webapp.chat.models import Message
 from webapp.chat.rendering import render_markdown
 
@@ -28,7 +28,7 @@ def _rendered(text: str) -> str:
 
 @register.simple_tag
 def queue_note(message: Message) -> str:
-    position = services.queue_position(message)
+    position = selectors.queue_position(answer=message)
     return f"(number {position} in the queue)" if position > 1 else ""
 
 
