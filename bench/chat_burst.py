@@ -53,13 +53,14 @@ def run(args: argparse.Namespace) -> None:
     from webapp.accounts.models import User
     from webapp.chat import services
     from webapp.chat.models import Message
+    from webapp.chat.notify import worker_notifications
 
     call_command("migrate", verbosity=0)
     User.objects.filter(email__endswith="@chat-burst.invalid").delete()
     users: list[list[Any]] = []  # [session cookie, conversation id, the answer shown last]
     for number in range(args.users):
         user = User.objects.create_user(email=f"user{number}@chat-burst.invalid", password="x")
-        conversation, answer = services.conversation_start(user, f"Question {number}?")
+        conversation, answer = services.conversation_start(owner=user, content=f"Question {number}?")
         Message.objects.filter(pk=answer.pk).update(status="complete", content="An answer. " * 20)
         client = Client()
         client.force_login(user)
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> None:
         subprocess.Popen([*serve, "--port", str(8100 + index)], cwd=folder, env=dict(os.environ))
         for index, (_, folder) in enumerate(servers)
     ]
-    listener = services.worker_notifications()
+    listener = worker_notifications()
     try:
         for index in range(len(servers)):
             wait_until_up(8100 + index)

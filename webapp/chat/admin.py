@@ -21,7 +21,10 @@ class MessageAdmin(admin.ModelAdmin):
     search_fields = ["content", "conversation__owner__email"]
     list_select_related = ["conversation"]
     raw_id_fields = ["conversation", "parent"]
+    # status is the answer lifecycle's (webapp/chat/answers.py): an edit here would leave
+    # a worker writing an answer marked finished, or an answer marked generating forever
     readonly_fields = [
+        "status",
         "content",
         "settings",
         "prompt_tokens",

@@ -13,6 +13,9 @@ Frames to the browser (JSON):
 
 Frames from the browser: ``{"type": "stop", "message": id}``.
 
+Frames from the channel layer are the ``TypedDict``s of ``webapp/chat/events.py``, one
+handler each (``chat.delta`` -> ``chat_delta``).
+
 Every delta has a sequence number; the saved text carries the number of the last delta
 it includes. A socket forwards a delta only when it is the next one, drops repeats, and
 on a gap reads the saved text again (the worker saves at least every 250 ms), so a
@@ -38,7 +41,16 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.http import Http404
 
-from webapp.chat import services
+from webapp.chat import selectors, services
+from webapp.chat.events import (
+    CreatedEvent,
+    DeltaEvent,
+    QueueEvent,
+    SessionClosedEvent,
+    StatusEvent,
+    conversation_group,
+    session_group,
+)
 from webapp.chat.models import Conversation, Message
 from webapp.core.rendering import render_markdown
 
@@ -75,17 +87,17 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.close(code=4401)
             return
         try:
-            self.conversation = await database_sync_to_async(services.conversation_get)(
-                user, self.scope["url_route"]["kwargs"]["conversation_id"]
+            self.conversation = await database_sync_to_async(selectors.conversation_get)(
+                user=user, conversation_id=self.scope["url_route"]["kwargs"]["conversation_id"]
             )
         except Http404:
             await self.close(code=4404)
             return
         # Join before reading the saved text, so no delta falls between the two.
-        self.groups_joined = [self.conversation.group_name]
+        self.groups_joined = [conversation_group(conversation_id=self.conversation.pk)]
         session_key = self.scope["session"].session_key
         if session_key:
-            self.groups_joined.append(services.session_group(session_key))
+            self.groups_joined.append(session_group(session_key=session_key))
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
@@ -124,15 +136,15 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self._error(str(error))
 
     def _stop(self, message_id: int) -> None:
-        answer = services.message_get(self.scope["user"], message_id, conversation=self.conversation)
-        services.message_stop(answer)
+        answer = selectors.message_get(user=self.scope["user"], message_id=message_id, conversation=self.conversation)
+        services.message_stop(answer=answer)
 
     async def _error(self, text: str) -> None:
         await self._send({"type": "error", "error": text})
 
     # ---- from the generation worker, through the channel layer -----------------------------
 
-    async def chat_delta(self, event: dict[str, Any]) -> None:
+    async def chat_delta(self, event: DeltaEvent) -> None:
         message_id, seq = event["message"], event["seq"]
         state = self.answers.setdefault(message_id, AnswerState(seq=0, text=""))
         if seq <= state.seq:
@@ -182,9 +194,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         state.next_frame_at = asyncio.get_running_loop().time() + spent / RENDER_SHARE
         await self._send(frame)
 
-    async def chat_status(self, event: dict[str, Any]) -> None:
+    async def chat_status(self, event: StatusEvent) -> None:
         message_id = event["message"]
-        frame = {key: value for key, value in event.items() if key not in ("type", "content")}
+        frame: dict[str, Any] = {key: value for key, value in event.items() if key not in ("type", "content")}
         frame["type"] = "status"
         if "content" in event:  # the final text, which includes any piece not yet sent
             self._forget(message_id)
@@ -192,13 +204,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             frame["html"] = render_markdown(event["content"])
         await self._send(frame)
 
-    async def chat_queue(self, event: dict[str, Any]) -> None:
+    async def chat_queue(self, event: QueueEvent) -> None:
         await self._send({"type": "queue", "message": event["message"], "position": event["position"]})
 
-    async def chat_created(self, event: dict[str, Any]) -> None:
+    async def chat_created(self, event: CreatedEvent) -> None:
         await self._send({"type": "created", "message": event["message"]})
 
-    async def session_closed(self, event: dict[str, Any]) -> None:
+    async def session_closed(self, event: SessionClosedEvent) -> None:
         await self.close(code=4403)
 
     # ---- saved state ---------------------------------------------------------------------
@@ -238,17 +250,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     @database_sync_to_async
     def _in_flight_answers(self) -> list[Message]:
-        answers = list(self.conversation.messages.filter(status__in=Message.IN_FLIGHT, role=Message.Role.ASSISTANT))
-        for answer in answers:
-            answer.position = services.queue_position(answer)  # type: ignore[attr-defined]
-        return answers
+        return selectors.in_flight_answers(conversation=self.conversation)
 
     @database_sync_to_async
     def _saved(self, message_id: int) -> Message | None:
-        answer = self.conversation.messages.filter(pk=message_id).first()
-        if answer is not None:
-            answer.position = services.queue_position(answer)  # type: ignore[attr-defined]
-        return answer
+        return selectors.saved_answer(conversation=self.conversation, message_id=message_id)
 
     async def _send(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame))

@@ -4,6 +4,8 @@ Messages form a tree: a user message's parent is the answer before it, an answer
 parent is the user message it answers. Editing a user message or regenerating an answer
 adds a sibling, so earlier versions stay; ``Conversation.current_leaf`` is the end of the
 branch the owner is looking at.
+
+An answer's ``status`` changes only through ``webapp/chat/answers.py``.
 """
 
 from __future__ import annotations
@@ -35,11 +37,6 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return self.title or f"Conversation {self.pk}"
-
-    @property
-    def group_name(self) -> str:
-        """The channel-layer group every socket on this conversation listens to."""
-        return f"chat.conversation.{self.pk}"
 
 
 class Message(models.Model):

@@ -8,7 +8,7 @@ from django.contrib.auth.signals import user_logged_out
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from webapp.chat.services import session_group
+from webapp.chat.events import session_closed, session_group
 from webapp.core.events import publish
 
 
@@ -16,4 +16,4 @@ from webapp.core.events import publish
 def close_sockets_on_logout(sender: Any, request: HttpRequest | None, **kwargs: Any) -> None:
     session_key = getattr(getattr(request, "session", None), "session_key", None)
     if session_key:
-        publish(session_group(session_key), {"type": "session.closed"})
+        publish(session_group(session_key=session_key), session_closed())

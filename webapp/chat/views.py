@@ -16,10 +16,10 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 from django_ratelimit.core import is_ratelimited
 
 from webapp.accounts.http import AuthedRequest
-from webapp.chat import services
+from webapp.chat import selectors, services
 from webapp.chat.forms import FeedbackForm, MessageForm, RenameForm, SettingsForm
 from webapp.chat.models import Conversation, Message
-from webapp.chat.services import ThreadEntry
+from webapp.chat.selectors import ThreadEntry
 
 MAX_CHARS = settings.PARLEY_CHAT_MAX_MESSAGE_CHARS
 RATE_MESSAGE = "You are sending messages faster than this server allows ({rate}). Wait a minute and try again."
@@ -29,7 +29,7 @@ def _sidebar(request: AuthedRequest) -> dict[str, Any]:
     query = request.GET.get("q", "")
     archived = request.GET.get("archived") == "1"
     return {
-        "conversations": services.conversations_for(request.user, query=query, archived=archived)[:200],
+        "conversations": selectors.conversations_for(user=request.user, query=query, archived=archived)[:200],
         "query": query,
         "archived": archived,
     }
@@ -39,7 +39,7 @@ def _page(request: AuthedRequest, conversation: Conversation | None, **extra: An
     context = {
         **_sidebar(request),
         "conversation": conversation,
-        "thread": services.thread(conversation) if conversation else [],
+        "thread": selectors.thread(conversation=conversation) if conversation else [],
         "form": extra.pop("form", None) or MessageForm(),
         "settings_form": extra.pop("settings_form", None)
         or (SettingsForm(instance=conversation) if conversation else None),
@@ -56,7 +56,7 @@ def _thread(
     partial: str = "thread",
 ) -> HttpResponse:
     """The thread; with ``partial="messages"``, just ``entries``, to go into the page as they are."""
-    thread = services.thread(conversation) if entries is None else entries
+    thread = selectors.thread(conversation=conversation) if entries is None else entries
     context = {"conversation": conversation, "thread": thread, "max_chars": MAX_CHARS}
     return render(request, f"chat/conversation.html#{partial}", context)
 
@@ -106,7 +106,7 @@ def start(request: AuthedRequest) -> HttpResponse:
     if _rate_limited(request):
         return _refused(request, RATE_MESSAGE.format(rate=settings.PARLEY_CHAT_RATE))
     try:
-        conversation, _ = services.conversation_start(request.user, form.cleaned_data["content"])
+        conversation, _ = services.conversation_start(owner=request.user, content=form.cleaned_data["content"])
     except services.ChatError as error:
         return _refused(request, str(error))
     url = reverse("chat:conversation", args=[conversation.pk])
@@ -115,18 +115,18 @@ def start(request: AuthedRequest) -> HttpResponse:
 
 @require_GET
 def conversation(request: AuthedRequest, conversation_id: int) -> HttpResponse:
-    return _page(request, services.conversation_get(request.user, conversation_id))
+    return _page(request, selectors.conversation_get(user=request.user, conversation_id=conversation_id))
 
 
 @require_GET
 def thread(request: AuthedRequest, conversation_id: int) -> HttpResponse:
-    return _thread(request, services.conversation_get(request.user, conversation_id))
+    return _thread(request, selectors.conversation_get(user=request.user, conversation_id=conversation_id))
 
 
 @require_GET
 def message(request: AuthedRequest, conversation_id: int, message_id: int) -> HttpResponse:
-    conversation = services.conversation_get(request.user, conversation_id)
-    entries = services.thread(conversation)
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    entries = selectors.thread(conversation=conversation)
     entry = next((e for e in entries if e.message.pk == message_id), None)
     if entry is None:
         # not on the branch being shown (another tab switched): show the whole thread instead
@@ -167,7 +167,7 @@ def conversation_url(conversation: Conversation) -> str:
 
 @require_POST
 def send(request: AuthedRequest, conversation_id: int) -> HttpResponse:
-    conversation = services.conversation_get(request.user, conversation_id)
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
     form = MessageForm(request.POST)
     if not form.is_valid():
         return _refused(request, first_error(form), conversation)
@@ -178,54 +178,61 @@ def send(request: AuthedRequest, conversation_id: int) -> HttpResponse:
         assert question is not None
         if _shown(request) != question.parent_id:
             return None
-        new = services.thread_entries(answer.conversation, [question, answer])
+        new = selectors.thread_entries(conversation=answer.conversation, messages=[question, answer])
         return reswap(_thread(request, answer.conversation, new, partial="messages"), "beforeend")
 
     return _answering(
-        request, conversation, lambda: services.message_send(conversation, form.cleaned_data["content"]), appended
+        request,
+        conversation,
+        lambda: services.message_send(conversation=conversation, content=form.cleaned_data["content"]),
+        appended,
     )
 
 
 @require_POST
 def regenerate(request: AuthedRequest, conversation_id: int, message_id: int) -> HttpResponse:
-    conversation = services.conversation_get(request.user, conversation_id)
-    answer = services.message_get(request.user, message_id, conversation=conversation)
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    answer = selectors.message_get(user=request.user, message_id=message_id, conversation=conversation)
 
     def replaced(new: Message) -> HttpResponse | None:
         # the new version takes the old one's place, if that is the page's last message
         if _shown(request) != answer.pk:
             return None
-        entries = services.thread_entries(new.conversation, [new])
+        entries = selectors.thread_entries(conversation=new.conversation, messages=[new])
         new_version = _thread(request, new.conversation, entries, partial="messages")
         return reswap(retarget(new_version, f"#message-{answer.pk}"), "outerHTML")
 
-    return _answering(request, conversation, lambda: services.message_regenerate(answer), replaced)
+    return _answering(request, conversation, lambda: services.message_regenerate(answer=answer), replaced)
 
 
 @require_POST
 def edit(request: AuthedRequest, conversation_id: int, message_id: int) -> HttpResponse:
-    conversation = services.conversation_get(request.user, conversation_id)
-    question = services.message_get(request.user, message_id, conversation=conversation)
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    question = selectors.message_get(user=request.user, message_id=message_id, conversation=conversation)
     form = MessageForm(request.POST)
     if not form.is_valid():
         return _refused(request, first_error(form), conversation)
-    return _answering(request, conversation, lambda: services.message_edit(question, form.cleaned_data["content"]))
+    return _answering(
+        request, conversation, lambda: services.message_edit(question=question, content=form.cleaned_data["content"])
+    )
 
 
 @require_POST
 def switch(request: AuthedRequest, conversation_id: int, message_id: int) -> HttpResponse:
-    conversation = services.conversation_get(request.user, conversation_id)
-    services.branch_switch(services.message_get(request.user, message_id, conversation=conversation))
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    services.branch_switch(
+        message=selectors.message_get(user=request.user, message_id=message_id, conversation=conversation)
+    )
     conversation.refresh_from_db()
     return _thread(request, conversation) if request.htmx else redirect(conversation_url(conversation))
 
 
 @require_POST
 def stop(request: AuthedRequest, conversation_id: int, message_id: int) -> HttpResponse:
-    conversation = services.conversation_get(request.user, conversation_id)
-    answer = services.message_get(request.user, message_id, conversation=conversation)
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    answer = selectors.message_get(user=request.user, message_id=message_id, conversation=conversation)
     try:
-        services.message_stop(answer)
+        services.message_stop(answer=answer)
     except services.ChatError as error:
         return _refused(request, str(error), conversation)
     return HttpResponse(status=204) if request.htmx else redirect(conversation_url(conversation))
@@ -233,13 +240,15 @@ def stop(request: AuthedRequest, conversation_id: int, message_id: int) -> HttpR
 
 @require_POST
 def feedback(request: AuthedRequest, conversation_id: int, message_id: int) -> HttpResponse:
-    conversation = services.conversation_get(request.user, conversation_id)
-    answer = services.message_get(request.user, message_id, conversation=conversation)
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    answer = selectors.message_get(user=request.user, message_id=message_id, conversation=conversation)
     form = FeedbackForm(request.POST)
     if not form.is_valid():
         return _refused(request, f"Feedback not saved: {first_error(form)}", conversation)
     try:
-        services.feedback_set(answer, request.user, form.cleaned_data["rating"], form.cleaned_data["comment"])
+        services.feedback_set(
+            answer=answer, user=request.user, rating=form.cleaned_data["rating"], comment=form.cleaned_data["comment"]
+        )
     except services.ChatError as error:
         return _refused(request, str(error), conversation)
     answer.refresh_from_db()
@@ -250,23 +259,31 @@ def feedback(request: AuthedRequest, conversation_id: int, message_id: int) -> H
 
 @require_POST
 def update_settings(request: AuthedRequest, conversation_id: int) -> HttpResponse:
-    conversation = services.conversation_get(request.user, conversation_id)
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    # A copy for the form: a refused form must not leave its values on the page's conversation.
     form = SettingsForm(request.POST, instance=Conversation.objects.get(pk=conversation.pk))
     if not form.is_valid():
         return _page(request, conversation, settings_form=form, settings_open=True, status=422)
-    form.save()
+    values = form.cleaned_data
+    services.conversation_update_settings(
+        conversation=conversation,
+        system_prompt=values["system_prompt"],
+        temperature=values["temperature"],
+        top_p=values["top_p"],
+        max_tokens=values["max_tokens"],
+    )
     messages.success(request, "Settings saved; they apply to the next answer.")
     return redirect(conversation_url(conversation))
 
 
 @require_POST
 def rename(request: AuthedRequest, conversation_id: int) -> HttpResponse:
-    conversation = services.conversation_get(request.user, conversation_id)
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
     form = RenameForm(request.POST)
     try:
         if not form.is_valid():
             raise services.ChatError(first_error(form))
-        services.conversation_rename(conversation, form.cleaned_data["title"])
+        services.conversation_rename(conversation=conversation, title=form.cleaned_data["title"])
     except services.ChatError as error:
         messages.error(request, str(error))
     return redirect(request.POST.get("next") or conversation_url(conversation))
@@ -274,17 +291,17 @@ def rename(request: AuthedRequest, conversation_id: int) -> HttpResponse:
 
 @require_POST
 def archive(request: AuthedRequest, conversation_id: int) -> HttpResponse:
-    conversation = services.conversation_get(request.user, conversation_id)
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
     archived = request.POST.get("archived") != "0"
-    services.conversation_set_archived(conversation, archived)
+    services.conversation_set_archived(conversation=conversation, archived=archived)
     messages.success(request, f"“{conversation}” {'archived' if archived else 'restored'}.")
     return redirect("chat:index")
 
 
 @require_POST
 def delete(request: AuthedRequest, conversation_id: int) -> HttpResponse:
-    conversation = services.conversation_get(request.user, conversation_id)
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
     title = str(conversation)
-    services.conversation_delete(conversation)
+    services.conversation_delete(conversation=conversation)
     messages.success(request, f"“{title}” deleted.")
     return redirect("chat:index")

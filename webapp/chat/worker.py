@@ -20,6 +20,10 @@ token went out on its own, and at full speed in deltas of two or three tokens.
 
 A worker holds a Postgres advisory lock for as long as it lives. The reaper interrupts
 answers marked as generating by a worker whose lock is free, which is to say dead.
+
+Every change of an answer's state (claiming, saving its growing text, finishing,
+failing, reaping) is a call into ``webapp/chat/answers.py``, and every frame is built by
+``webapp/chat/events.py``; this module only drives the engine and the pump.
 """
 
 from __future__ import annotations
@@ -33,15 +37,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from django.db import connection, transaction
+from django.db import connection
 
 from inference.engine import Engine, GenerationRequest, Stream
 from inference.errors import InferenceError
-from webapp.chat import services
+from webapp.chat import answers, events, selectors
 from webapp.chat.models import Message
-from webapp.core.events import ThreadPublisher, publish
-from webapp.core.locks import advisory_lock
-from webapp.review import services as review
+from webapp.chat.notify import worker_notifications
+from webapp.core.events import ThreadPublisher
 
 logger = logging.getLogger(__name__)
 
@@ -66,46 +69,7 @@ class LiveAnswer:
 
     @property
     def group(self) -> str:
-        return self.message.conversation.group_name
-
-
-def reap(own_key: int | None = None) -> int:
-    """Interrupt answers whose worker died, keeping their partial text. Returns how many."""
-    generating = Message.objects.filter(status=Message.Status.GENERATING).exclude(worker_key=None)
-    keys = {key for key in generating.values_list("worker_key", flat=True).distinct() if key is not None}
-    keys.discard(own_key)
-    reaped = 0
-    for key in keys:
-        with advisory_lock(key) as free:
-            if not free:
-                continue  # that worker is alive
-            rows = Message.objects.filter(status=Message.Status.GENERATING, worker_key=key).select_related(
-                "conversation"
-            )
-            for message in rows:
-                if Message.objects.filter(pk=message.pk, status=Message.Status.GENERATING).update(
-                    status=Message.Status.INTERRUPTED,
-                    error="The generation worker stopped before this answer was finished.",
-                ):
-                    reaped += 1
-                    _publish_final(publish, message, Message.Status.INTERRUPTED)
-    if reaped:
-        logger.warning("interrupted %d answers left by a stopped generation worker", reaped)
-    return reaped
-
-
-def _publish_final(send: Any, message: Message, status: str, **extra: Any) -> None:
-    send(
-        message.conversation.group_name,
-        {
-            "type": "chat.status",
-            "message": message.pk,
-            "status": status,
-            "content": message.content,
-            "seq": message.seq,
-            **extra,
-        },
-    )
+        return events.conversation_group(conversation_id=self.message.conversation_id)
 
 
 class GenerationWorker:
@@ -144,11 +108,11 @@ class GenerationWorker:
 
     def start(self) -> None:
         """Take the liveness lock, listen for notifications and reap what a dead worker left."""
-        self._listener = services.worker_notifications()
+        self._listener = worker_notifications()
         self._listener.execute("SELECT pg_advisory_lock(%s)", [self.key])
         threading.Thread(target=self._listen, name="listener", daemon=True).start()
         self._pump.start()
-        reap(self.key)
+        answers.answer_reap(own_key=self.key)
 
     def run(self) -> None:
         """Serve until ``stop()``; answers in progress end as interrupted, their text kept."""
@@ -160,7 +124,7 @@ class GenerationWorker:
                 self.wake.clear()
                 claimed = self.claim()
                 if time.monotonic() >= next_reap:
-                    reap(self.key)
+                    answers.answer_reap(own_key=self.key)
                     self._poll_stop_requests()
                     next_reap = time.monotonic() + self.reap_interval
                 if self.saturated:
@@ -197,20 +161,9 @@ class GenerationWorker:
 
     def claim(self) -> list[int]:
         """Take up to the free capacity of queued answers, oldest first, and start them."""
-        free = self.capacity - len(self._answers)
-        if free <= 0:
-            return []
-        with transaction.atomic():
-            ids = list(
-                Message.objects.select_for_update(skip_locked=True)
-                .filter(status=Message.Status.QUEUED, role=Message.Role.ASSISTANT)
-                .order_by("created_at", "pk")
-                .values_list("pk", flat=True)[:free]
-            )
-            if ids:
-                Message.objects.filter(pk__in=ids).update(
-                    status=Message.Status.GENERATING, worker_key=self.key, model_name=self.engine.model_name
-                )
+        ids = answers.answer_claim(
+            worker_key=self.key, model_name=self.engine.model_name, limit=self.capacity - len(self._answers)
+        )
         if ids:
             self.begin(ids)
         return ids
@@ -223,11 +176,10 @@ class GenerationWorker:
         one prefill, and the model does not start on the first while the others are still
         being prepared.
         """
-        answers = Message.objects.select_related("conversation").in_bulk(message_ids)
-        claimed = [answers[message_id] for message_id in message_ids if message_id in answers]
+        claimed = selectors.answers_with_conversations(message_ids=message_ids)
         requests: list[tuple[Message, GenerationRequest]] = []
         try:
-            contexts = services.contexts_for(claimed)
+            contexts = selectors.contexts_for(answers=claimed)
         except Exception as error:
             for answer in claimed:
                 self._could_not_start(answer.pk, error)
@@ -257,21 +209,11 @@ class GenerationWorker:
             else:
                 self._could_not_start(message_id, problem)
         # Stop pressed between the claim and now
-        for message_id in Message.objects.filter(
-            pk__in=[live.message.pk for live in started], stop_requested=True
-        ).values_list("pk", flat=True):
+        for message_id in selectors.stop_requested_ids(message_ids=[live.message.pk for live in started]):
             self._cancel(message_id)
         self.publisher.publish_many(
             [
-                (
-                    live.group,
-                    {
-                        "type": "chat.status",
-                        "message": live.message.pk,
-                        "status": "generating",
-                        "trimmed": live.stream.trimmed_messages,
-                    },
-                )
+                (live.group, events.generating(message_id=live.message.pk, trimmed=live.stream.trimmed_messages))
                 for live in started
             ]
         )
@@ -318,22 +260,17 @@ class GenerationWorker:
         with self._lock:
             held = list(self._answers)
         if held:
-            for message_id in Message.objects.filter(pk__in=held, stop_requested=True).values_list("pk", flat=True):
+            for message_id in selectors.stop_requested_ids(message_ids=held):
                 self._cancel(message_id)
 
     def _publish_queue_positions(self) -> None:
-        waiting = Message.objects.filter(status=Message.Status.QUEUED, role=Message.Role.ASSISTANT).order_by(
-            "created_at", "pk"
-        )
         self.publisher.publish_many(
             [
                 (
-                    f"chat.conversation.{conversation_id}",
-                    {"type": "chat.queue", "message": message_id, "position": position},
+                    events.conversation_group(conversation_id=conversation_id),
+                    events.queue(message_id=message_id, position=position),
                 )
-                for position, (message_id, conversation_id) in enumerate(
-                    waiting.values_list("pk", "conversation_id")[:500], start=1
-                )
+                for message_id, conversation_id, position in selectors.queue_positions()
             ]
         )
 
@@ -362,7 +299,7 @@ class GenerationWorker:
             live = list(self._answers.values())
         now = time.monotonic()
         interval = self.update_interval(len(live))
-        events: list[tuple[str, dict[str, Any]]] = []
+        deltas: list[tuple[str, events.DeltaEvent]] = []
         ended: list[LiveAnswer] = []
         for answer in live:
             if answer.seq and not answer.stream.finished and now - answer.published_at < interval:
@@ -372,15 +309,10 @@ class GenerationWorker:
                 answer.text += piece
                 answer.seq += 1
                 answer.published_at = now
-                events.append(
-                    (
-                        answer.group,
-                        {"type": "chat.delta", "message": answer.message.pk, "seq": answer.seq, "delta": piece},
-                    )
-                )
+                deltas.append((answer.group, events.delta(message_id=answer.message.pk, seq=answer.seq, piece=piece)))
             if done:
                 ended.append(answer)
-        self.publisher.publish_many(events)
+        self.publisher.publish_many(deltas)
         if now - self._saved_at >= self.save_interval:
             self._save([answer for answer in live if answer.seq != answer.saved_seq and answer not in ended])
             self._saved_at = now
@@ -391,17 +323,13 @@ class GenerationWorker:
             self.wake.set()  # room for another claim
 
     @staticmethod
-    def _save(answers: list[LiveAnswer]) -> None:
+    def _save(live: list[LiveAnswer]) -> None:
         """The text of every answer so far, in one statement; one that was stopped or
         reaped meanwhile keeps its final state."""
-        if not answers:
+        if not live:
             return
-        for answer in answers:
-            answer.message.content, answer.message.seq = answer.text, answer.seq
-        Message.objects.filter(status=Message.Status.GENERATING).bulk_update(
-            [answer.message for answer in answers], ["content", "seq"]
-        )
-        for answer in answers:
+        answers.answer_grow(texts={answer.message.pk: (answer.text, answer.seq) for answer in live})
+        for answer in live:
             answer.saved_seq = answer.seq
 
     def _finish(self, answer: LiveAnswer) -> None:
@@ -411,40 +339,22 @@ class GenerationWorker:
         reason = ""
         if status == Message.Status.FAILED:
             reason = f"The model failed while writing this answer: {stats.error or 'unknown error'}."
-        # The answer's final state and its place in the review queue land together.
-        with transaction.atomic():
-            updated = Message.objects.filter(pk=answer.message.pk, status=Message.Status.GENERATING).update(
-                content=answer.text,
-                seq=answer.seq,
-                status=status,
-                error=reason,
+        ttft = stats.time_to_first_token
+        answers.answer_finish(
+            answer=answer.message,
+            status=status,
+            content=answer.text,
+            seq=answer.seq,
+            error=reason,
+            statistics=answers.AnswerStatistics(
                 prompt_tokens=stats.prompt_tokens,
                 completion_tokens=stats.completion_tokens,
-                time_to_first_token_ms=None if stats.time_to_first_token is None else stats.time_to_first_token * 1000,
+                time_to_first_token_ms=None if ttft is None else ttft * 1000,
                 tokens_per_second=stats.tokens_per_second,
                 trimmed_messages=stats.trimmed_messages,
-            )
-            if updated:
-                review.chat_answer_track(message_id=answer.message.pk)
-        if updated:
-            answer.message.content, answer.message.seq = answer.text, answer.seq
-            _publish_final(
-                self.publisher.publish,
-                answer.message,
-                status,
-                error=reason,
-                completion_tokens=stats.completion_tokens,
-                tokens_per_second=round(stats.tokens_per_second, 1),
-                time_to_first_token_ms=None
-                if stats.time_to_first_token is None
-                else round(stats.time_to_first_token * 1000, 1),
-            )
+            ),
+            send=self.publisher.publish,
+        )
 
     def _fail(self, message_id: int, reason: str) -> None:
-        message = Message.objects.select_related("conversation").filter(pk=message_id).first()
-        if message is None:
-            return
-        if Message.objects.filter(pk=message_id, status__in=Message.IN_FLIGHT).update(
-            status=Message.Status.FAILED, error=reason
-        ):
-            _publish_final(self.publisher.publish, message, Message.Status.FAILED, error=reason)
+        answers.answer_fail(answer_id=message_id, reason=reason, send=self.publisher.publish)

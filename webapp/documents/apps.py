@@ -19,4 +19,6 @@ class DocumentsConfig(AppConfig):
         on_failure(Job.Kind.EXTRACT, document_reading_failed)
 
     def nav_entries(self) -> list[NavEntry]:
-        return [NavEntry("Documents", "documents:index", "Upload documents; read, search and summarize them.", order=20)]
+        return [
+            NavEntry("Documents", "documents:index", "Upload documents; read, search and summarize them.", order=20)
+        ]

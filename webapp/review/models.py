@@ -2,7 +2,9 @@
 
 A ``ReviewItem`` is made when an output is produced (a chat answer ends, a summary is
 written, a sentiment batch is labelled) and points at that output; the output itself is
-never copied or changed. The latest verdict is kept on the item, next to the fields the
+never copied or changed. What a chat answer was asked is kept on its item (``prompt``)
+from that moment, so the review page and the export show it without reading the
+conversation again. The latest verdict is kept on the item, next to the fields the
 queue filters and sorts by, so the queue is one indexed table whatever the kind; every
 verdict ever given stays as a ``Verdict`` row.
 """
@@ -51,6 +53,10 @@ class ReviewItem(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     model_name = models.CharField(max_length=200, blank=True)
     produced_at = models.DateTimeField()
+    # Chat: the messages the model was given, [{"role", "content"}, ...], the system
+    # prompt in force first; empty for the other kinds (a default in the database too: the
+    # sentiment items' INSERT leaves it out).
+    prompt = models.JSONField(default=list, db_default=[], blank=True)
     user_rating = models.SmallIntegerField(null=True, blank=True)  # the owner's thumbs: 1, -1 or none
     confidence = models.FloatField(default=1.0)  # the classifier's score; 1 for text outputs
     # Orders items within a tier: the confidence of an unsure label (least sure first), 1

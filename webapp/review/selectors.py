@@ -1,5 +1,9 @@
 """Reads of the review queue: the filtered, ordered queue, one item with its input, the
-numbers and the dataset export."""
+numbers and the dataset export.
+
+A chat answer's prompt is read from its item (stored when the item was made), never
+rebuilt from the conversation: the export reads one row per item.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,6 @@ from django.utils import timezone
 
 from webapp.accounts.models import User
 from webapp.chat.models import Message
-from webapp.chat.services import context_for
 from webapp.review.models import Decision, Kind, ReviewItem
 from webapp.review.services import claimable_by
 
@@ -178,13 +181,6 @@ def item_view(item: ReviewItem) -> ItemView:
     return _sentiment_view(item)
 
 
-def chat_prompt(message: Message) -> list[dict[str, str]]:
-    """The system prompt in force when the answer was written, then the branch above it."""
-    turns = [turn for turn in context_for(message) if turn["role"] != "system"]
-    system = str(message.settings.get("system_prompt", "")).strip()
-    return ([{"role": "system", "content": system}] if system else []) + turns
-
-
 def _chat_view(item: ReviewItem) -> ItemView:
     message = item.message
     assert message is not None
@@ -201,7 +197,7 @@ def _chat_view(item: ReviewItem) -> ItemView:
     return ItemView(
         item=item,
         output=message.content,
-        prompt=chat_prompt(message),
+        prompt=item.prompt,
         settings={k: v for k, v in message.settings.items() if k != "system_prompt"},
         source_title=str(message.conversation),
         facts=facts,
@@ -342,9 +338,10 @@ def export_items(queue_filter: QueueFilter, dataset: str) -> QuerySet[ReviewItem
         items = items.filter(kind__in=(Kind.CHAT, Kind.SUMMARY), corrected=True)
     elif dataset == "sentiment":
         items = items.filter(usable, kind=Kind.SENTIMENT)
-    return items.select_related(
-        "latest__reviewer", "message__conversation", "summary__document", "sentiment_item__batch"
-    ).order_by("pk")
+    # a chat item carries its prompt: its answer is read in the same row, its conversation not at all
+    return items.select_related("latest__reviewer", "message", "summary__document", "sentiment_item__batch").order_by(
+        "pk"
+    )
 
 
 def export_lines(queue_filter: QueueFilter, dataset: str) -> Iterator[str]:
@@ -373,7 +370,7 @@ def export_record(item: ReviewItem) -> dict[str, Any]:
     else:
         if item.kind == Kind.CHAT:
             assert item.message is not None
-            prompt, original = chat_prompt(item.message), item.message.content
+            prompt, original = item.prompt, item.message.content
             settings_used = {k: v for k, v in item.message.settings.items() if k != "system_prompt"}
         else:
             assert item.summary is not None

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from webapp.accounts.models import User
 from webapp.chat.models import Feedback, Message
+from webapp.chat.selectors import context_for
 from webapp.documents.models import Summary
 from webapp.review.models import Decision, Kind, ReviewItem, Tier, Verdict
 from webapp.sentiment.models import SentimentBatch, SentimentItem
@@ -48,8 +49,16 @@ def _add_once(item: ReviewItem) -> None:
     ReviewItem.objects.bulk_create([item], ignore_conflicts=True)
 
 
+def chat_prompt(*, message: Message) -> list[dict[str, str]]:
+    """The system prompt in force when the answer was written, then the branch above it."""
+    turns = [turn for turn in context_for(answer=message) if turn["role"] != "system"]
+    system = str(message.settings.get("system_prompt", "")).strip()
+    return ([{"role": "system", "content": system}] if system else []) + turns
+
+
 def chat_answer_track(*, message_id: int) -> None:
-    """Queue a finished answer for review (once; nothing for an empty or unfinished one)."""
+    """Queue a finished answer for review with what it was asked (once; nothing for an
+    empty or unfinished one)."""
     message = (
         Message.objects.select_related("conversation")
         .filter(pk=message_id, role=Message.Role.ASSISTANT)
@@ -67,6 +76,7 @@ def chat_answer_track(*, message_id: int) -> None:
             owner_id=message.conversation.owner_id,
             model_name=message.model_name,
             produced_at=message.created_at,
+            prompt=chat_prompt(message=message),
             user_rating=feedback,
             tier=_tier(user_rating=feedback),
         )

@@ -11,4 +11,6 @@ class SentimentConfig(AppConfig):
     verbose_name = "Sentiment"
 
     def nav_entries(self) -> list[NavEntry]:
-        return [NavEntry("Sentiment", "sentiment:index", "Classify many texts at once and export the labels.", order=30)]
+        return [
+            NavEntry("Sentiment", "sentiment:index", "Classify many texts at once and export the labels.", order=30)
+        ]

@@ -65,7 +65,7 @@ def converse(user: Any) -> Callable[..., tuple[Conversation, Message]]:
 
     def make(content: str = "Hello there", owner: Any = None, max_tokens: int = 60) -> tuple[Conversation, Message]:
         conversation = Conversation.objects.create(owner=owner or user, max_tokens=max_tokens, temperature=0)
-        answer = services.message_send(conversation, content)
+        answer = services.message_send(conversation=conversation, content=content)
         conversation.refresh_from_db()
         return conversation, answer
 

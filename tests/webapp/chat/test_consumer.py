@@ -14,8 +14,9 @@ from django.db import connection
 from django.test import Client
 
 from webapp.asgi import application
-from webapp.chat import services
+from webapp.chat.events import conversation_group
 from webapp.chat.models import Message
+from webapp.core.events import publish
 from webapp.core.rendering import render_markdown
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -98,6 +99,14 @@ async def saved(answer: Message) -> Message:
     return answer
 
 
+async def saved_once(answer: Message, predicate: Callable[[Message], bool], timeout: float = 15) -> Message:
+    """The answer as saved, as soon as ``predicate`` holds of it."""
+    async with asyncio.timeout(timeout):
+        while not predicate(stored := await saved(answer)):
+            await asyncio.sleep(0.02)
+    return stored
+
+
 async def test_a_full_answer_streams_and_is_saved(user: Any, converse: Any, start_worker: Any, close_db: None) -> None:
     conversation, answer = await database_sync_to_async(converse)(max_tokens=80)
     socket = communicator(conversation.pk, await session_cookie(user))
@@ -129,7 +138,8 @@ async def test_reconnecting_mid_answer_replays_the_saved_text_then_continues(
     reader = Reader(first)
     await reader.until(lambda f: f["type"] == "delta" and f["seq"] >= 5)
     await first.disconnect()
-    await asyncio.sleep(0.3)  # deltas go by with nobody listening
+    # deltas go by with nobody listening, until the saved text is past what the first socket saw
+    await saved_once(answer, lambda stored: stored.seq > reader.seq[answer.pk])
 
     second = communicator(conversation.pk, session)
     await second.connect()
@@ -193,11 +203,7 @@ async def test_a_closed_socket_does_not_stop_the_answer(
     await database_sync_to_async(start_worker)()
     await Reader(socket).until(lambda f: f["type"] == "delta")
     await socket.disconnect()
-    for _ in range(300):
-        stored = await saved(answer)
-        if not stored.in_flight:
-            break
-        await asyncio.sleep(0.05)
+    stored = await saved_once(answer, lambda stored: not stored.in_flight)
     assert stored.status == "complete"
     assert stored.completion_tokens == 200
 
@@ -286,8 +292,8 @@ async def test_an_idle_socket_stays_open_and_still_receives(user: Any, converse:
     reader = Reader(socket)
     await reader.next()
     await asyncio.sleep(7)
-    await database_sync_to_async(services.publish)(
-        conversation.group_name, {"type": "chat.queue", "message": answer.pk, "position": 3}
+    await database_sync_to_async(publish)(
+        conversation_group(conversation_id=conversation.pk), {"type": "chat.queue", "message": answer.pk, "position": 3}
     )
     assert await reader.next() == {"type": "queue", "message": answer.pk, "position": 3}
     await socket.disconnect()
@@ -300,8 +306,9 @@ async def test_a_burst_of_pieces_is_joined_into_fewer_frames_without_losing_any(
     conversation, answer, socket, reader = await open_queued(user, converse)
     pieces = [f"Word {i} of a long answer with `code` and **bold** text. " for i in range(1, 301)]
     for seq, piece in enumerate(pieces, start=1):
-        await database_sync_to_async(services.publish)(
-            conversation.group_name, {"type": "chat.delta", "message": answer.pk, "seq": seq, "delta": piece}
+        await database_sync_to_async(publish)(
+            conversation_group(conversation_id=conversation.pk),
+            {"type": "chat.delta", "message": answer.pk, "seq": seq, "delta": piece},
         )
     last = await reader.until(lambda f: f["type"] == "delta" and f["seq"] == len(pieces))
     deltas = [f for f in reader.frames if f["type"] == "delta"]

@@ -11,7 +11,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from webapp.chat import services
+from webapp.chat import selectors, services
 from webapp.chat.models import Conversation, Feedback, Message
 
 pytestmark = pytest.mark.django_db
@@ -111,7 +111,7 @@ def test_a_regenerate_from_a_page_showing_the_answer_returns_only_its_new_versio
 def test_a_new_version_shows_its_place_among_the_earlier_ones(logged_in_client: Client, converse: Any) -> None:
     conversation, first = converse()
     finish(first, "First answer.")
-    second = finish(services.message_regenerate(first), "Second answer.")
+    second = finish(services.message_regenerate(answer=first), "Second answer.")
     url = reverse("chat:regenerate", args=[conversation.pk, second.pk])
     html = logged_in_client.post(url, {"shown": str(second.pk)}, **HX).content.decode()
     third = conversation.messages.get(role="assistant", status="queued")
@@ -124,7 +124,7 @@ def test_a_new_version_shows_its_place_among_the_earlier_ones(logged_in_client: 
 def test_a_send_after_an_edited_question_shows_the_edit_as_it_is(logged_in_client: Client, converse: Any) -> None:
     conversation, answer = converse("First question")
     finish(answer)
-    edited_answer = finish(services.message_edit(answer.parent, "First question, edited"))
+    edited_answer = finish(services.message_edit(question=answer.parent, content="First question, edited"))
     html = logged_in_client.post(
         reverse("chat:send", args=[conversation.pk]), {"content": "And then?", "shown": str(edited_answer.pk)}, **HX
     ).content.decode()
@@ -142,7 +142,7 @@ def test_a_send_or_regenerate_costs_the_same_queries_in_a_long_conversation(
         for turn in range(1, exchanges):
             finish(answer)
             conversation.refresh_from_db()
-            answer = services.message_send(conversation, f"Question {turn}")
+            answer = services.message_send(conversation=conversation, content=f"Question {turn}")
         return conversation, finish(answer)
 
     counts = []
@@ -244,14 +244,14 @@ def test_the_model_sees_the_system_prompt_and_the_shown_branch_only(converse: An
     conversation, answer = converse("first question")
     Conversation.objects.filter(pk=conversation.pk).update(system_prompt="Be brief.")
     finish(answer, "first answer")
-    failed = services.message_regenerate(answer)
+    failed = services.message_regenerate(answer=answer)
     Message.objects.filter(pk=failed.pk).update(status="failed", error="boom")
     conversation.refresh_from_db()
-    services.branch_switch(answer)
+    services.branch_switch(message=answer)
     conversation.refresh_from_db()
-    final = services.message_send(conversation, "second question")
+    final = services.message_send(conversation=conversation, content="second question")
     final.refresh_from_db()
-    assert services.context_for(final) == [
+    assert selectors.context_for(answer=final) == [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "first question"},
         {"role": "assistant", "content": "first answer"},
@@ -265,7 +265,7 @@ def test_the_contexts_of_several_answers_come_from_one_query(converse: Any, djan
     Conversation.objects.filter(pk=second_conversation.pk).update(system_prompt="Be brief.")
     answers = list(Message.objects.select_related("conversation").filter(pk__in=[first.pk, second.pk]))
     with django_assert_num_queries(1):
-        contexts = services.contexts_for(answers)
+        contexts = selectors.contexts_for(answers=answers)
     assert contexts == {
         first.pk: [{"role": "user", "content": "Question one"}],
         second.pk: [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Question two"}],
@@ -305,7 +305,7 @@ def test_the_thread_costs_the_same_queries_however_long_it_is(
             finish(answer, f"Answer {turn}.")
             Feedback.objects.create(message=answer, user=user, rating=1 if turn % 2 else -1)
             if turn + 1 < exchanges:
-                answer = services.message_send(conversation, f"Question {turn + 1}")
+                answer = services.message_send(conversation=conversation, content=f"Question {turn + 1}")
         return reverse("chat:thread", args=[conversation.pk])
 
     short, long = thread_of(1), thread_of(6)

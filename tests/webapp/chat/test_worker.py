@@ -16,9 +16,10 @@ from django.test.utils import CaptureQueriesContext
 
 from tests.processes import BASE_DIR, process_env
 from tests.webapp.chat.conftest import settled, wait_for
-from webapp.chat import services
+from webapp.chat import selectors, services
+from webapp.chat.answers import answer_reap
 from webapp.chat.models import Message
-from webapp.chat.worker import GenerationWorker, LiveAnswer, reap
+from webapp.chat.worker import GenerationWorker, LiveAnswer
 from webapp.core.events import ThreadPublisher
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -138,7 +139,7 @@ def test_stop_interrupts_within_a_step_and_keeps_the_text(start_worker: Callable
     _conversation, answer = converse(max_tokens=450)
     start_worker(step_seconds=0.02)
     wait_for(lambda: Message.objects.filter(pk=answer.pk, seq__gte=3).exists())
-    assert services.message_stop(answer)
+    assert services.message_stop(answer=answer)
     stopped = wait_for(lambda: settled(answer), timeout=5)
     assert stopped.status == Message.Status.INTERRUPTED
     assert stopped.content
@@ -147,7 +148,7 @@ def test_stop_interrupts_within_a_step_and_keeps_the_text(start_worker: Callable
 
 def test_stop_before_a_worker_claims_it(converse: Any) -> None:
     _conversation, answer = converse()
-    assert services.message_stop(answer)
+    assert services.message_stop(answer=answer)
     answer.refresh_from_db()
     assert answer.status == Message.Status.INTERRUPTED
     assert answer.content == ""
@@ -160,7 +161,7 @@ def test_other_answers_go_on_when_one_is_stopped(
     _, other = converse(owner=make_user(), max_tokens=150)
     start_worker()
     wait_for(lambda: Message.objects.filter(pk=stopped.pk, seq__gte=2).exists())
-    services.message_stop(stopped)
+    services.message_stop(answer=stopped)
     assert wait_for(lambda: settled(stopped)).status == Message.Status.INTERRUPTED
     assert wait_for(lambda: settled(other)).status == Message.Status.COMPLETE
     assert other.completion_tokens == 150
@@ -201,8 +202,8 @@ def test_a_killed_worker_leaves_an_interrupted_answer_with_its_partial_text(conv
     answer.refresh_from_db()
     assert answer.status == Message.Status.GENERATING  # nobody has cleaned up yet
     partial = answer.content
-    time.sleep(0.2)  # Postgres notices the closed session and frees its lock
-    assert reap() == 1
+    # once Postgres notices the closed session and frees its lock
+    assert wait_for(answer_reap, timeout=10) == 1
     answer.refresh_from_db()
     assert answer.status == Message.Status.INTERRUPTED
     assert answer.content == partial
@@ -214,10 +215,10 @@ def test_the_reaper_leaves_a_live_workers_answers_alone(start_worker: Callable[.
     _, answer = converse(max_tokens=450)
     start_worker(step_seconds=0.02)
     wait_for(lambda: Message.objects.filter(pk=answer.pk, status="generating").exists())
-    assert reap() == 0
+    assert answer_reap() == 0
     answer.refresh_from_db()
     assert answer.status == Message.Status.GENERATING
-    services.message_stop(answer)
+    services.message_stop(answer=answer)
 
 
 def test_a_new_worker_reaps_at_start(start_worker: Callable[..., Any], converse: Any) -> None:
@@ -240,7 +241,7 @@ def test_a_full_worker_leaves_the_rest_queued_and_reports_their_place(
     second.refresh_from_db()
     third.refresh_from_db()
     assert (second.status, third.status) == ("queued", "queued")
-    assert (services.queue_position(second), services.queue_position(third)) == (1, 2)
+    assert (selectors.queue_position(answer=second), selectors.queue_position(answer=third)) == (1, 2)
     for answer in (first, second, third):
         assert wait_for(lambda answer=answer: settled(answer)).status == Message.Status.COMPLETE
 
@@ -253,6 +254,6 @@ def test_each_user_s_answers_share_kept_prefixes_only_with_their_own(
     _, second = converse("Same words")
     _, bobs = converse("Same words", owner=bob)
     answers = (first, second, bobs)
-    scopes = [GenerationWorker._request(answer, services.context_for(answer)).cache_scope for answer in answers]
+    scopes = [GenerationWorker._request(answer, selectors.context_for(answer=answer)).cache_scope for answer in answers]
     assert scopes[0] == scopes[1] == f"user:{first.conversation.owner_id}"
     assert scopes[2] == f"user:{bob.pk}" != scopes[0]

@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 
 from webapp.chat import services as chat
+from webapp.chat.answers import generation_settings
 from webapp.chat.models import Conversation, Message
 from webapp.documents.models import Document, Summary
 from webapp.jobs.models import Job
@@ -47,7 +48,7 @@ def make_chat_answer(
     """A conversation with one question and its finished answer, queued for review."""
     conversation = Conversation.objects.create(owner=owner, title=question[:40], system_prompt=system_prompt)
     asked = Message.objects.create(conversation=conversation, role=Message.Role.USER, content=question)
-    settings = {**chat.generation_settings(conversation)}
+    settings = {**generation_settings(conversation=conversation)}
     reply = Message.objects.create(
         conversation=conversation, parent=asked, role=Message.Role.ASSISTANT, content=answer,
         status=Message.Status.COMPLETE, model_name=model_name, settings=settings, prompt_tokens=12,
@@ -55,7 +56,7 @@ def make_chat_answer(
     )  # fmt: skip
     services.chat_answer_track(message_id=reply.pk)
     if rating is not None:
-        chat.feedback_set(reply, owner, rating, comment)
+        chat.feedback_set(answer=reply, user=owner, rating=rating, comment=comment)
     return ReviewItem.objects.get(message=reply)
 
 

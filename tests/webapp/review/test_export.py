@@ -6,10 +6,13 @@ import json
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tests.webapp.review.conftest import make_chat_answer, make_sentiment
+from webapp.review.selectors import QueueFilter, export_lines
 
 pytestmark = pytest.mark.django_db
 
@@ -128,3 +131,10 @@ def test_a_large_export_streams(reviewer_client: Client, reviewer: Any, user: An
     chunks = list(response.streaming_content)
     assert len(chunks) == 1200  # one line at a time, never the whole file at once
     assert len({json.loads(chunk)["provenance"]["item"] for chunk in chunks}) == 1200
+
+
+def test_the_export_reads_each_item_with_its_prompt_in_one_query(reviewed: dict[str, Any]) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        lines = list(export_lines(QueueFilter(), "reviews"))
+    assert len(lines) == 7
+    assert len(queries) == 1  # not one more per chat answer to rebuild its prompt

@@ -53,7 +53,7 @@ def test_a_thumbs_down_from_the_chat_page_puts_the_answer_first_with_its_comment
     assert "It left out the setup steps" in page
     assert "thumbs down" in page
     # a change of mind moves it back down
-    chat.feedback_set(answer, user, 1, "")
+    chat.feedback_set(answer=answer, user=user, rating=1, comment="")
     assert ReviewItem.objects.get(pk=outputs["chat"].pk).tier == Tier.LIKED
 
 

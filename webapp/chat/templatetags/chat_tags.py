@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from webapp.chat import services
+from webapp.chat import selectors
 from webapp.chat.models import Message
 
 register = template.Library()
@@ -12,5 +12,5 @@ register = template.Library()
 
 @register.simple_tag
 def queue_note(message: Message) -> str:
-    position = services.queue_position(message)
+    position = selectors.queue_position(answer=message)
     return f"(number {position} in the queue)" if position > 1 else ""

@@ -1,0 +1,235 @@
+"""An answer's lifecycle: the one place that changes ``Message.status``.
+
+::
+
+    answer_enqueue ──> queued ──answer_claim──> generating ──answer_grow (text so far)
+                         │                          │
+                         │ answer_interrupt         ├─answer_finish──> complete / interrupted / failed
+                         v                          ├─answer_fail────> failed
+                    interrupted                     └─answer_reap────> interrupted (its worker died)
+
+Each transition is one conditional UPDATE (``filter(pk=…, status=…).update(…)``), so a
+transition that lost a race (Stop pressed as the answer ended, a reaper and a worker on
+the same row) changes nothing, and its return value says whether it happened. Each
+sends its own frame (``webapp/chat/events.py``) when its transaction commits, through
+``send``: ``publish`` by default, the generation worker's ``ThreadPublisher`` from its
+threads. Ending an answer and queueing it for review commit together.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+
+from webapp.chat import events
+from webapp.chat.models import Conversation, Message
+from webapp.chat.notify import notify_worker
+from webapp.core.events import Event, publish
+from webapp.core.locks import advisory_lock
+from webapp.review import services as review
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[str, Event], None]
+
+ENDED = (Message.Status.COMPLETE, Message.Status.INTERRUPTED, Message.Status.FAILED)
+REAPED_ERROR = "The generation worker stopped before this answer was finished."
+
+
+def _group(answer: Message) -> str:
+    return events.conversation_group(conversation_id=answer.conversation_id)
+
+
+def generation_settings(*, conversation: Conversation) -> dict[str, Any]:
+    """What an answer records of its conversation's settings when it is queued."""
+    return {
+        "temperature": conversation.temperature,
+        "top_p": conversation.top_p,
+        "max_tokens": conversation.max_tokens,
+        "system_prompt": conversation.system_prompt,
+    }
+
+
+def answer_enqueue(*, conversation: Conversation, question_id: int) -> Message:
+    """Queue an answer to ``question_id`` and show it as the end of the branch.
+
+    The caller holds the conversation's lock (``services``); the workers are woken and
+    the conversation's sockets told when it commits.
+    """
+    answer = Message.objects.create(
+        conversation=conversation,
+        parent_id=question_id,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.QUEUED,
+        settings=generation_settings(conversation=conversation),
+    )
+    conversation.current_leaf = answer
+    conversation.save(update_fields=["current_leaf", "updated_at"])
+    notify_worker(payload=f"queued:{answer.pk}")
+    transaction.on_commit(lambda: publish(_group(answer), events.created(message_id=answer.pk)))
+    return answer
+
+
+def answer_claim(*, worker_key: int, model_name: str, limit: int) -> list[int]:
+    """Take up to ``limit`` queued answers for the worker ``worker_key``, oldest first.
+
+    ``SKIP LOCKED``: two workers claiming at once take different answers, and neither waits.
+    """
+    if limit <= 0:
+        return []
+    with transaction.atomic():
+        ids = list(
+            Message.objects.select_for_update(skip_locked=True)
+            .filter(status=Message.Status.QUEUED, role=Message.Role.ASSISTANT)
+            .order_by("created_at", "pk")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            Message.objects.filter(pk__in=ids, status=Message.Status.QUEUED).update(
+                status=Message.Status.GENERATING, worker_key=worker_key, model_name=model_name
+            )
+    return ids
+
+
+def answer_grow(*, texts: Mapping[int, tuple[str, int]]) -> int:
+    """Save the text so far (and the number of its last delta) of answers being written,
+    ``{answer id: (text, seq)}``, in one statement; returns how many were saved.
+
+    An answer stopped or reaped meanwhile is not among them: it keeps its final state.
+    """
+    if not texts:
+        return 0
+    grown = [Message(pk=pk, content=text, seq=seq) for pk, (text, seq) in texts.items()]
+    return Message.objects.filter(status=Message.Status.GENERATING).bulk_update(grown, ["content", "seq"])
+
+
+@dataclass(frozen=True)
+class AnswerStatistics:
+    """What the model reports of one answer it wrote."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    time_to_first_token_ms: float | None
+    tokens_per_second: float
+    trimmed_messages: int
+
+
+def answer_finish(
+    *,
+    answer: Message,
+    status: str,
+    content: str,
+    seq: int,
+    error: str,
+    statistics: AnswerStatistics,
+    send: Send = publish,
+) -> bool:
+    """End an answer the model stopped writing (``status``: complete, or interrupted after
+    Stop, or failed midway with ``error``), with its whole text; False when it had already
+    ended (reaped, or failed). A finished answer goes into the review queue in the same
+    transaction."""
+    if status not in ENDED:
+        raise ValueError(f"{status!r} is not how an answer ends")
+    with transaction.atomic():
+        finished = bool(
+            Message.objects.filter(pk=answer.pk, status=Message.Status.GENERATING).update(
+                content=content,
+                seq=seq,
+                status=status,
+                error=error,
+                prompt_tokens=statistics.prompt_tokens,
+                completion_tokens=statistics.completion_tokens,
+                time_to_first_token_ms=statistics.time_to_first_token_ms,
+                tokens_per_second=statistics.tokens_per_second,
+                trimmed_messages=statistics.trimmed_messages,
+            )
+        )
+        if finished:
+            review.chat_answer_track(message_id=answer.pk)
+            frame = events.finished(
+                message_id=answer.pk,
+                status=status,
+                content=content,
+                seq=seq,
+                error=error,
+                completion_tokens=statistics.completion_tokens,
+                tokens_per_second=statistics.tokens_per_second,
+                time_to_first_token_ms=statistics.time_to_first_token_ms,
+            )
+            transaction.on_commit(lambda: send(_group(answer), frame))
+    if finished:
+        answer.content, answer.seq, answer.status = content, seq, status
+    return finished
+
+
+def answer_fail(*, answer_id: int, reason: str, send: Send = publish) -> bool:
+    """Mark an answer that could not be written (or not started) as failed, keeping any
+    text saved; False when it had already ended or is gone."""
+    answer = Message.objects.filter(pk=answer_id).first()
+    if answer is None:
+        return False
+    failed = bool(
+        Message.objects.filter(pk=answer_id, status__in=Message.IN_FLIGHT).update(
+            status=Message.Status.FAILED, error=reason
+        )
+    )
+    if failed:
+        frame = events.ended(
+            message_id=answer.pk, status=Message.Status.FAILED, content=answer.content, seq=answer.seq, error=reason
+        )
+        transaction.on_commit(lambda: send(_group(answer), frame))
+    return failed
+
+
+def answer_interrupt(*, answer: Message) -> bool:
+    """Stop an answer. One not yet claimed ends here, empty; one being written is asked to
+    stop, and its worker cancels it within a step and ends it with the text shown.
+    False when it had already ended."""
+    with transaction.atomic():
+        if Message.objects.filter(pk=answer.pk, status=Message.Status.QUEUED).update(
+            status=Message.Status.INTERRUPTED, stop_requested=True
+        ):
+            frame = events.ended(message_id=answer.pk, status=Message.Status.INTERRUPTED, content="", seq=0)
+            transaction.on_commit(lambda: publish(_group(answer), frame))
+            return True
+        if Message.objects.filter(pk=answer.pk, status=Message.Status.GENERATING).update(stop_requested=True):
+            # delivered at commit; the worker also polls stop_requested, in case it is missed
+            notify_worker(payload=f"stop:{answer.pk}")
+            return True
+    return False
+
+
+def answer_reap(*, own_key: int | None = None) -> int:
+    """Interrupt answers whose worker died, keeping their partial text. Returns how many.
+
+    A worker holds its advisory lock for as long as it lives, so an answer marked with a
+    key whose lock is free belongs to a dead worker. ``own_key`` is the caller's.
+    """
+    generating = Message.objects.filter(status=Message.Status.GENERATING).exclude(worker_key=None)
+    keys = {key for key in generating.values_list("worker_key", flat=True).distinct() if key is not None}
+    keys.discard(own_key)
+    reaped = 0
+    for key in keys:
+        with advisory_lock(key) as free:
+            if not free:
+                continue  # that worker is alive
+            for answer in Message.objects.filter(status=Message.Status.GENERATING, worker_key=key):
+                if Message.objects.filter(pk=answer.pk, status=Message.Status.GENERATING).update(
+                    status=Message.Status.INTERRUPTED, error=REAPED_ERROR
+                ):
+                    reaped += 1
+                    frame = events.ended(
+                        message_id=answer.pk,
+                        status=Message.Status.INTERRUPTED,
+                        content=answer.content,
+                        seq=answer.seq,
+                    )
+                    transaction.on_commit(partial(publish, _group(answer), frame))
+    if reaped:
+        logger.warning("interrupted %d answers left by a stopped generation worker", reaped)
+    return reaped
