@@ -21,7 +21,7 @@ it includes. A socket forwards a delta only when it is the next one, drops repea
 on a gap reads the saved text again (the worker saves at least every 250 ms), so a
 reload mid-answer shows everything once.
 
-Rendering the whole answer costs more as it grows (about 27 ms for 8,000 characters), so
+Rendering the whole answer costs more as it grows (docs/decisions.md has the figures), so
 a socket sends a frame per piece only while that is cheap: after each frame it waits
 until rendering has taken at most ``RENDER_SHARE`` of the time, joining the pieces that
 arrive meanwhile into the next frame. A short answer streams piece by piece; a long one

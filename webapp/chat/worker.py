@@ -15,8 +15,7 @@ them). In between, each answer is published every ``flush_interval`` while few a
 stream, and less often as more do, so that together they send about
 ``updates_per_second`` deltas (each answer still at least every ``max_update_interval``).
 Every delta wakes Redis, the web process and a browser, and on a CPU each wake-up is
-taken from the model: 8 answers on 2 cores decoded about a quarter slower while each
-token went out on its own, and at full speed in deltas of two or three tokens.
+taken from the model (figures in docs/decisions.md, "The worker's pump on a clock").
 
 A worker holds a Postgres advisory lock for as long as it lives. The reaper interrupts
 answers marked as generating by a worker whose lock is free, which is to say dead.
