@@ -137,7 +137,7 @@ def summarizer() -> Summarizer:
     """One engine per worker process, loaded on the first summary it is given."""
     from inference.summarize import Summarizer
 
-    return Summarizer.from_config(max_batch_size=settings.PARLEY_SUMMARY_BATCH_SIZE)
+    return Summarizer.from_config(settings.PARLEY_INFERENCE, max_batch_size=settings.PARLEY_SUMMARY_BATCH_SIZE)
 
 
 def _cancelled(job_id: int) -> bool:
@@ -239,7 +239,7 @@ def document_sentiment(text: str) -> dict[str, object]:
 def classifier() -> SentimentClassifier:
     from inference.sentiment import SentimentClassifier
 
-    return SentimentClassifier.from_config()
+    return SentimentClassifier.from_config(settings.PARLEY_INFERENCE)
 
 
 # Classified, saved and reported together: large enough that sorting by length packs the
