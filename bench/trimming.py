@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inference import Engine
-from inference.engine import ChatMessage, GenerationRequest, SamplingParams
+from inference.types import ChatMessage, GenerationRequest, SamplingParams
 
 
 def one_at_a_time(engine: Engine, messages: list[ChatMessage], budget: int) -> tuple[list[int], int]:

@@ -18,16 +18,10 @@ import os
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
-from inference.engine import (
-    ChatMessage,
-    Engine,
-    GenerationRequest,
-    GenerationResult,
-    GenerationStats,
-    SamplingParams,
-    Stream,
-)
+from inference.engine import Engine
 from inference.errors import EmptyTextError, InferenceError, InvalidRequestError, ModelNotFoundError
+from inference.streams import Stream
+from inference.types import ChatMessage, GenerationRequest, GenerationResult, GenerationStats, SamplingParams
 
 __all__ = [
     "ChatMessage",
