@@ -142,7 +142,7 @@ class Engine:
         config = config or InferenceConfig.from_env()
         model, tokenizer = load_chat_model(config)
         options = {"prefix_cache_mb": config.prefix_cache_mb, **options}
-        return cls(model, tokenizer, model_name=chat_model_name(config), **options)
+        return cls(model, tokenizer, model_name=chat_model_name(config, model), **options)
 
     # ---- public API --------------------------------------------------------------
 

@@ -83,10 +83,18 @@ def chat_model_dir(config: InferenceConfig) -> Path:
     return folder
 
 
-def chat_model_name(config: InferenceConfig) -> str:
+def chat_model_name(config: InferenceConfig, model: Any) -> str:
+    """The loaded chat model's name and how it runs, such as ``SmolLM2-135M-Instruct
+    (bfloat16)`` or ``… (int8)``: recorded with every answer, so reviews can tell apart
+    answers of the same weights run in different precisions (PARLEY_DTYPE=auto may choose
+    either float at start)."""
+    from inference.quantize import Int8Linear
+
     name = Path(config.chat_model).name if config.chat_model else CHAT_DEFAULT_NAME
-    # recorded with every answer, so reviews can tell the int8 model's answers apart
-    return f"{name} int8" if config.chat_quantize == "int8" else name
+    if any(isinstance(module, Int8Linear) for module in model.modules()):
+        return f"{name} (int8)"
+    dtype = next(model.parameters()).dtype
+    return f"{name} ({str(dtype).removeprefix('torch.')})"
 
 
 def _checked_folder(folder: Path, what: str) -> Path:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -605,4 +606,25 @@ def test_a_long_prompt_cancelled_while_it_is_prefilled_ends_there(chat_tokenizer
         assert engine.generate(greedy([{"role": "user", "content": "word " * 100}], 3)).stats.completion_tokens == 3
     finally:
         pacer.release()
+        engine.close()
+
+
+@pytest.mark.parametrize(
+    ("dtype", "quantize", "how"),
+    [("float32", "none", "float32"), ("bfloat16", "none", "bfloat16"), ("float32", "int8", "int8")],
+)
+def test_the_recorded_model_name_says_how_the_model_runs(
+    chat_tokenizer: Any, tmp_path: Path, dtype: str, quantize: str, how: str
+) -> None:
+    folder = tmp_path / "tiny-chat"
+    build_tiny_model(len(chat_tokenizer)).save_pretrained(folder)
+    chat_tokenizer.save_pretrained(folder)
+    config = dataclasses.replace(
+        InferenceConfig.from_env(), chat_model=str(folder), device="cpu", dtype=dtype, chat_quantize=quantize
+    )
+    engine = Engine.from_config(config)
+    try:
+        assert engine.model_name == f"tiny-chat ({how})"
+        assert engine.generate(greedy(QUESTION, 3)).stats.completion_tokens == 3
+    finally:
         engine.close()
