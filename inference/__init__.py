@@ -10,24 +10,16 @@ import os
 # worker, the Celery worker), next to the web process and the databases. By default
 # libgomp, torch's OpenMP, keeps every waiting thread spinning for 300,000 turns after
 # each parallel region, so two busy model processes spend much of their time spinning
-# on a core the other one needs. bench/shared_cpu.py, 8 chat answers at a time while a
-# document is summarized, 2 cores: summary 98 -> 31 s, chat 25 -> 54 tokens/s; each
-# process alone stayed within noise (summary 18.5 -> 20.7 s, chat 80 -> 89 tokens/s).
+# on a core the other one needs (python -m bench.shared_cpu; figures in docs/decisions.md).
 # Waiting threads sleep instead, unless the operator has chosen; this must happen
 # before torch loads libgomp.
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
-from inference.engine import (
-    ChatMessage,
-    Engine,
-    GenerationRequest,
-    GenerationResult,
-    GenerationStats,
-    SamplingParams,
-    Stream,
-)
+from inference.engine import Engine
 from inference.errors import EmptyTextError, InferenceError, InvalidRequestError, ModelNotFoundError
+from inference.streams import Stream
+from inference.types import ChatMessage, GenerationRequest, GenerationResult, GenerationStats, SamplingParams
 
 __all__ = [
     "ChatMessage",

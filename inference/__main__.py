@@ -19,7 +19,8 @@ def _prepare(args: argparse.Namespace, config: InferenceConfig) -> int:
 
 
 def _chat(args: argparse.Namespace, config: InferenceConfig) -> int:
-    from inference.engine import Engine, GenerationRequest
+    from inference.engine import Engine
+    from inference.types import GenerationRequest
 
     engine = Engine.from_config(config)
     messages = [{"role": "system", "content": args.system}] if args.system else []

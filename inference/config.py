@@ -1,7 +1,9 @@
 """Where the models are and how they run, read from the environment.
 
-Django settings pass the same variables through; this module reads them itself so
-that ``inference`` works from the command line without Django.
+This is the one reader of the models' variables: Django settings build
+``PARLEY_INFERENCE`` with ``InferenceConfig.from_env()`` (an InferenceError, which names
+the variable, stops the web project at start) and hand it to whatever loads a model;
+the command line (``python -m inference``) calls ``from_env()`` itself, without Django.
 """
 
 from __future__ import annotations

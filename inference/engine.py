@@ -1,7 +1,7 @@
-"""Streaming chat generation with continuous batching.
+"""The engine: one model copy serving every live chat, batched continuously.
 
-The contract: ``Engine.submit(request)`` returns a ``Stream`` that yields text deltas;
-``"".join(stream)`` is the whole answer and ``stream.stats`` its statistics.
+The contract: ``Engine.submit(request)`` returns a ``Stream`` (streams.py) that yields
+text deltas; ``"".join(stream)`` is the whole answer and ``stream.stats`` its statistics.
 ``Engine.generate`` is exactly that join. Requests may be submitted from any number of
 threads. One scheduler thread owns the model and, at every decoding step, admits
 waiting requests into the batch (up to ``prefill_tokens`` prompt tokens a step, when
@@ -12,210 +12,55 @@ before the decoding step (once in a row), so a crowd arriving over a few tens of
 milliseconds waits one more prefill for its first tokens, not a prefill and a step.
 
 The batch keeps one key/value cache per layer (grown in place, see kv_cache.py),
-left-padded to the longest row. New requests are prefilled together and then padded
-into the batch; a leaving row is dropped with an index select, and columns that became
-padding for every row are cut away. Padding is masked, so a request's greedy output
-does not depend on what else is in the batch.
+left-padded to the longest row (batch.py does the surgery). New requests are prefilled
+together and then padded into the batch; a leaving row is dropped with an index select,
+and columns that became padding for every row are cut away. Padding is masked, so a
+request's greedy output does not depend on what else is in the batch. Prompts are
+checked, rendered and trimmed to the window by prompts.py.
 
 A leaving row's keys and values are kept (prefix_cache.py), and a new prompt that
 begins the same way (the next message of a conversation, a regenerated answer, the
 same system prompt) is prefilled from where that kept prefix ends.
+
+Why the engine batches itself rather than using transformers' continuous batching
+(``generate_batch`` and ``init_continuous_batching``, over a paged cache): that path was
+found slower than this padded batch on a CPU, where Parley mostly runs, and it would
+still have to give what the chat needs here: text deltas that never split a character
+or show part of a stop string, Stop within one decoding step, kept prefixes per user,
+a prefill budget per step, and ``together()``. The figures of that comparison were not
+kept; what the history measures is the engine against ``generate()`` one request at a
+time (bench/generation.py). Before revisiting, run transformers' manager against
+bench/chat_e2e.py and bench/generation.py on the machines Parley serves.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from inference.errors import InferenceError, InvalidRequestError
+from inference import batch, prompts
+from inference.errors import InferenceError
 from inference.prefix_cache import Prefix, PrefixCache
+from inference.streams import Detokenizer, Stream
+from inference.types import (
+    ChatMessage,
+    FinishReason,
+    GenerationRequest,
+    GenerationResult,
+    GenerationStats,
+    SamplingParams,
+)
 
 if TYPE_CHECKING:
     import torch
 
 logger = logging.getLogger(__name__)
-
-ROLES = ("system", "user", "assistant")
-FinishReason = Literal["stop", "length", "cancelled", "error"]
-
-
-@dataclass(frozen=True)
-class ChatMessage:
-    role: str
-    content: str
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    max_new_tokens: int = 512
-    temperature: float = 0.7  # 0 means greedy
-    top_p: float = 0.95
-    stop: tuple[str, ...] = ()
-    seed: int | None = None
-    ignore_eos: bool = False  # benchmarks: always produce max_new_tokens
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    messages: tuple[ChatMessage, ...]
-    params: SamplingParams = SamplingParams()
-    # Requests share kept prefixes (prefix_cache.py) only within one scope: a chat server
-    # gives each user their own, so how soon a first token comes says nothing of other users.
-    cache_scope: str = ""
-
-    @classmethod
-    def of(
-        cls, messages: Sequence[dict[str, str] | ChatMessage], *, cache_scope: str = "", **params: Any
-    ) -> GenerationRequest:
-        converted = tuple(m if isinstance(m, ChatMessage) else ChatMessage(m["role"], m["content"]) for m in messages)
-        if "stop" in params:
-            params["stop"] = tuple(params["stop"])
-        return cls(messages=converted, params=SamplingParams(**params), cache_scope=cache_scope)
-
-
-@dataclass(frozen=True)
-class GenerationStats:
-    prompt_tokens: int
-    completion_tokens: int
-    time_to_first_token: float | None  # seconds from submit to the first token
-    tokens_per_second: float
-    finish_reason: FinishReason
-    trimmed_messages: int = 0  # oldest turns left out to fit the model's window
-    error: str | None = None
-    cached_prompt_tokens: int = 0  # leading prompt tokens taken from an earlier request (prefix_cache.py)
-
-
-@dataclass(frozen=True)
-class GenerationResult:
-    text: str
-    stats: GenerationStats
-
-
-_END = object()
-
-
-class Stream:
-    """The deltas of one request, in order; iterate it from any one thread."""
-
-    def __init__(
-        self,
-        request_id: int,
-        engine: Engine,
-        prompt_tokens: int,
-        trimmed: int,
-        wake: threading.Event | None = None,
-    ) -> None:
-        self.request_id = request_id
-        self.prompt_tokens = prompt_tokens
-        self.trimmed_messages = trimmed
-        self._engine = engine
-        self._events: queue.Queue[object] = queue.Queue()
-        self._cancelled = threading.Event()
-        self._finished = threading.Event()
-        self._wake = wake  # set at the first text and at the end (see Engine.submit)
-        self._has_text = False
-        self.stats: GenerationStats | None = None
-
-    def __iter__(self) -> Iterator[str]:
-        while True:
-            event = self._events.get()
-            if event is _END:
-                return
-            assert isinstance(event, str)
-            yield event
-
-    def drain(self) -> tuple[str, bool]:
-        """Without waiting: every delta produced since the last call, joined, and whether
-        the request has ended (after which ``stats`` is set and nothing more comes).
-
-        One thread can serve many streams this way, polling them together, instead of
-        one waiting thread per stream.
-        """
-        parts: list[str] = []
-        while True:
-            try:
-                event = self._events.get_nowait()
-            except queue.Empty:
-                # every delta is queued before the request is marked finished
-                return "".join(parts), self._finished.is_set()
-            if event is _END:
-                return "".join(parts), True
-            assert isinstance(event, str)
-            parts.append(event)
-
-    def cancel(self) -> None:
-        """Stop generating within one decoding step; the text already yielded stands."""
-        if self._finished.is_set():
-            raise InvalidRequestError(f"request {self.request_id} has already finished; there is nothing to cancel.")
-        if self._cancelled.is_set():
-            raise InvalidRequestError(f"request {self.request_id} was already cancelled.")
-        self._cancelled.set()
-        self._engine._wake()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled.is_set()
-
-    @property
-    def finished(self) -> bool:
-        return self._finished.is_set()
-
-    @property
-    def queue_position(self) -> int:
-        """1-based place among requests waiting for a batch slot; 0 once generating."""
-        return self._engine._position(self)
-
-    def result(self) -> GenerationResult:
-        text = "".join(self)
-        assert self.stats is not None
-        return GenerationResult(text=text, stats=self.stats)
-
-    # called by the scheduler thread
-    def _emit(self, delta: str) -> None:
-        if delta:
-            self._events.put(delta)
-            if not self._has_text:
-                self._has_text = True
-                if self._wake is not None:
-                    self._wake.set()
-
-    def _finish(self, stats: GenerationStats) -> None:
-        self.stats = stats
-        self._finished.set()
-        self._events.put(_END)
-        if self._wake is not None:
-            self._wake.set()
-
-
-class _StopMatcher:
-    """Finds stop strings in growing text without ever emitting part of one."""
-
-    def __init__(self, stops: tuple[str, ...]) -> None:
-        self.stops = tuple(s for s in stops if s)
-
-    def cut(self, text: str, emitted: int) -> tuple[int, bool]:
-        """Return how far text may be emitted, and whether a stop string was reached."""
-        if not self.stops:
-            return len(text), False
-        search_from = max(0, emitted - max(len(s) for s in self.stops))
-        found = [i for i in (text.find(s, search_from) for s in self.stops) if i >= 0]
-        if found:
-            return min(found), True
-        # hold back a tail that could still grow into a stop string
-        hold = 0
-        for stop in self.stops:
-            for size in range(min(len(stop) - 1, len(text)), 0, -1):
-                if text.endswith(stop[:size]):
-                    hold = max(hold, size)
-                    break
-        return len(text) - hold, False
 
 
 @dataclass
@@ -226,7 +71,7 @@ class _Sequence:
     prompt_ids: list[int]
     params: SamplingParams
     submitted_at: float
-    stop_matcher: _StopMatcher
+    detokenizer: Detokenizer
     cache_scope: str = ""
     generator: torch.Generator | None = None
     token_ids: list[int] = field(default_factory=list)
@@ -239,11 +84,6 @@ class _Sequence:
     # a prompt longer than the prefill budget is prefilled a chunk a step, in its own cache
     prefilled: int = 0
     cache: Any = None
-    # incremental detokenization: text is decoded from token_ids[prefix_offset:]
-    prefix_offset: int = 0
-    read_offset: int = 0
-    text: str = ""
-    emitted: int = 0  # characters of text already sent
 
 
 class Engine:
@@ -302,7 +142,7 @@ class Engine:
         config = config or InferenceConfig.from_env()
         model, tokenizer = load_chat_model(config)
         options = {"prefix_cache_mb": config.prefix_cache_mb, **options}
-        return cls(model, tokenizer, model_name=chat_model_name(config), **options)
+        return cls(model, tokenizer, model_name=chat_model_name(config, model), **options)
 
     # ---- public API --------------------------------------------------------------
 
@@ -313,14 +153,17 @@ class Engine:
         thread that serves many streams with ``drain()`` waits on it to pass a first token
         or an end on at once, and otherwise drains on its own clock.
         """
-        self._validate(request)
+        prompts.validate(request, max_new_tokens_limit=self.max_new_tokens_limit)
         prompt_ids, trimmed = self._prompt(request)
+        stream = Stream(
+            next(self._ids), len(prompt_ids), trimmed, on_cancel=self._wake, place=self._position, wake=wake
+        )
         sequence = _Sequence(
-            stream=Stream(next(self._ids), self, len(prompt_ids), trimmed, wake),
+            stream=stream,
             prompt_ids=prompt_ids,
             params=request.params,
             submitted_at=time.perf_counter(),
-            stop_matcher=_StopMatcher(request.params.stop),
+            detokenizer=Detokenizer(self.tokenizer.decode, request.params.stop),
             cache_scope=request.cache_scope,
         )
         if request.params.temperature > 0:
@@ -384,97 +227,14 @@ class Engine:
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         return len(self._encode(messages))
 
-    # ---- validation and prompts ----------------------------------------------------
-
-    def _validate(self, request: GenerationRequest) -> None:
-        params = request.params
-        if not request.messages:
-            raise InvalidRequestError("the request has no messages.")
-        for index, message in enumerate(request.messages):
-            if message.role not in ROLES:
-                raise InvalidRequestError(
-                    f"message {index} has role {message.role!r}; the roles are system, user and assistant."
-                )
-            if not isinstance(message.content, str) or not message.content.strip():
-                raise InvalidRequestError(f"message {index} ({message.role}) is empty.")
-        if request.messages[-1].role != "user":
-            raise InvalidRequestError("the last message must be the user's.")
-        if not 0 < params.max_new_tokens <= self.max_new_tokens_limit:
-            raise InvalidRequestError(
-                f"max_new_tokens must be between 1 and {self.max_new_tokens_limit}; got {params.max_new_tokens}."
-            )
-        if params.temperature < 0:
-            raise InvalidRequestError(f"temperature must be 0 or more; got {params.temperature}.")
-        if not 0 < params.top_p <= 1:
-            raise InvalidRequestError(f"top_p must be in (0, 1]; got {params.top_p}.")
+    # ---- prompts -------------------------------------------------------------------
 
     def _encode(self, messages: Sequence[ChatMessage]) -> list[int]:
-        encoded = self.tokenizer.apply_chat_template(
-            [{"role": m.role, "content": m.content} for m in messages], add_generation_prompt=True, tokenize=True
-        )
-        if hasattr(encoded, "keys"):  # a BatchEncoding
-            encoded = encoded["input_ids"]
-        return list(encoded)
+        return prompts.encode(self.tokenizer, messages)
 
     def _prompt(self, request: GenerationRequest) -> tuple[list[int], int]:
-        """Token ids of the prompt, leaving out the oldest turns if it does not fit."""
-        budget = self.max_context - request.params.max_new_tokens
-        messages = list(request.messages)
-        system = [m for m in messages[:1] if m.role == "system"]
-        turns = messages[len(system) :]
-        # A 200,000-character message cannot fit: refuse it before tokenizing the whole chat.
-        last = turns[-1]
-        if len(last.content) > budget * 8:
-            raise InvalidRequestError(
-                f"the message is {len(last.content):,} characters, far more than the model's window of "
-                f"{self.max_context:,} tokens; shorten it."
-            )
-        ids = self._encode(system + turns)
-        if len(ids) <= budget:
-            return ids, 0
-        return self._trimmed(system, turns, budget, request.params.max_new_tokens)
-
-    def _trimmed(
-        self, system: list[ChatMessage], turns: list[ChatMessage], budget: int, max_new_tokens: int
-    ) -> tuple[list[int], int]:
-        """The prompt without the fewest oldest turns that makes it fit, starting at a user
-        message; returns its ids and how many turns were left out.
-
-        Every try renders the chat template over what is kept (a sixth of a second for a
-        150-exchange chat), so instead of dropping one turn at a time the search starts from
-        the newest turns, doubling how many it keeps until they no longer fit, then halves
-        the gap: a few short encodings however long the conversation.
-        """
-        starts = [index for index, message in enumerate(turns) if index > 0 and message.role == "user"]
-
-        def kept(position: int) -> list[int] | None:
-            ids = self._encode(system + turns[starts[position] :])
-            return ids if len(ids) <= budget else None
-
-        # invariant: starts[fits] fits; everything from starts[too_long] back (-1: all turns) does not
-        too_long, fits = -1, len(starts) - 1
-        best = kept(fits) if starts else None
-        if best is None:
-            alone = len(self._encode(system + turns[-1:]))
-            raise InvalidRequestError(
-                f"the prompt is {alone:,} tokens with the system prompt and the last message alone; "
-                f"the model's window leaves {budget:,} for it with max_new_tokens={max_new_tokens}."
-            )
-        step = 1
-        while fits - step > too_long:
-            ids = kept(fits - step)
-            if ids is None:
-                too_long = fits - step
-                break
-            fits, best, step = fits - step, ids, step * 2
-        while fits - too_long > 1:
-            middle = (fits + too_long) // 2
-            ids = kept(middle)
-            if ids is None:
-                too_long = middle
-            else:
-                fits, best = middle, ids
-        return best, starts[fits]
+        """The prompt's token ids and how many messages were left out to fit (prompts.py)."""
+        return prompts.prompt_ids(self.tokenizer, request, max_context=self.max_context)
 
     def _eos_ids(self) -> list[int]:
         ids: list[int] = []
@@ -577,7 +337,6 @@ class Engine:
 
     def _admit(self, sequences: list[_Sequence]) -> None:
         """Prefill new requests together and pad them into the running batch."""
-        torch = self._torch
         # a request cancelled while it waited ends here, without a prefill
         for sequence in sequences:
             if sequence.stream.cancelled:
@@ -597,19 +356,13 @@ class Engine:
             return
         # Each row is [padding][kept prefix][padding][rest of the prompt]: the kept prefixes
         # right-aligned in the cache, the rest left-padded in the input; padding is masked.
-        kept = max(s.cached for s in sequences)
-        longest = max(len(s.prompt_ids) - s.cached for s in sequences)
-        input_ids = torch.full((len(sequences), longest), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(sequences), kept + longest), dtype=torch.long)
-        for row, sequence in enumerate(sequences):
-            ids = sequence.prompt_ids[sequence.cached :]
-            input_ids[row, longest - len(ids) :] = torch.tensor(ids)
-            mask[row, kept - sequence.cached : kept] = 1
-            mask[row, kept + longest - len(ids) :] = 1
+        input_ids, mask, positions = batch.prefill_inputs(
+            [(s.prompt_ids[s.cached :], s.cached) for s in sequences], self.pad_id
+        )
+        for sequence in sequences:
             sequence.length = len(sequence.prompt_ids)
             sequence.admitted_at = time.perf_counter()
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, kept:]
-        cache = self._seeded_cache(sequences, kept)
+        cache = self._seeded_cache(sequences, max(s.cached for s in sequences))
         output = self.model(
             input_ids=input_ids.to(self.device),
             attention_mask=mask.to(self.device),
@@ -623,24 +376,7 @@ class Engine:
         self._advance(sequences, next_tokens)
 
     def _seeded_cache(self, sequences: list[_Sequence], width: int) -> Any:
-        """A new cache holding each row's kept prefix, right-aligned in ``width`` columns;
-        empty when no row has one."""
-        from inference.kv_cache import roomy_cache
-
-        cache = roomy_cache()
-        if not any(s.prefix for s in sequences):
-            return cache
-        some = next(s.prefix for s in sequences if s.prefix)
-        for index, (keys, values) in enumerate(some.layers):
-            shape = (len(sequences), keys.shape[1], width, keys.shape[3])
-            layer_keys, layer_values = keys.new_zeros(shape), values.new_zeros(shape)
-            for row, sequence in enumerate(sequences):
-                if sequence.prefix:
-                    row_keys, row_values = sequence.prefix.layers[index]
-                    layer_keys[row, :, width - sequence.cached :] = row_keys[0, :, : sequence.cached]
-                    layer_values[row, :, width - sequence.cached :] = row_values[0, :, : sequence.cached]
-            cache.update(layer_keys, layer_values, index)
-        return cache
+        return batch.seeded_cache([(s.prefix, s.cached) for s in sequences], width)
 
     def _prefill_chunk(self) -> None:
         """The next ``prefill_tokens`` of the long prompt; after the last, it joins the batch."""
@@ -669,21 +405,13 @@ class Engine:
         self._advance([sequence], next_tokens)
 
     def _merge(self, cache: Any, mask: torch.Tensor, sequences: list[_Sequence]) -> None:
-        torch = self._torch
+        """Pad newly prefilled rows into the running batch."""
         with self._lock:
             if self._cache is None or self._mask is None or not self._active:
                 self._cache, self._mask = cache, mask.to(self.device)
                 self._active = list(sequences)
                 return
-            width = max(self._mask.shape[1], mask.shape[1])
-            for old_layer, new_layer in zip(self._cache.layers, cache.layers, strict=True):
-                old_layer.keys = torch.cat(
-                    [_left_pad(old_layer.keys, width, dim=2), _left_pad(new_layer.keys, width, dim=2)]
-                )
-                old_layer.values = torch.cat(
-                    [_left_pad(old_layer.values, width, dim=2), _left_pad(new_layer.values, width, dim=2)]
-                )
-            self._mask = torch.cat([_left_pad(self._mask, width, dim=1), _left_pad(mask.to(self.device), width, dim=1)])
+            self._mask = batch.merge(self._cache, self._mask, cache, mask.to(self.device))
             self._active = self._active + sequences
 
     def _decode_step(self) -> None:
@@ -692,9 +420,7 @@ class Engine:
         assert self._mask is not None
         last_tokens = torch.tensor([[s.token_ids[-1]] for s in sequences], device=self.device)
         positions = torch.tensor([[s.length] for s in sequences], device=self.device)
-        self._mask = torch.cat(
-            [self._mask, torch.ones((len(sequences), 1), dtype=self._mask.dtype, device=self.device)], 1
-        )
+        self._mask = batch.grown(self._mask)
         output = self.model(
             input_ids=last_tokens,
             attention_mask=self._mask,
@@ -760,27 +486,13 @@ class Engine:
 
     def _stream_text(self, sequence: _Sequence) -> bool:
         """Emit the new, complete characters; True when a stop string was reached."""
-        decode = self.tokenizer.decode
-        ids = sequence.token_ids
-        before = decode(ids[sequence.prefix_offset : sequence.read_offset], skip_special_tokens=True)
-        after = decode(ids[sequence.prefix_offset :], skip_special_tokens=True)
-        if len(after) > len(before) and not after.endswith("\ufffd"):
-            sequence.text += after[len(before) :]
-            sequence.prefix_offset = sequence.read_offset
-            sequence.read_offset = len(ids)
-        upto, stopped = sequence.stop_matcher.cut(sequence.text, sequence.emitted)
-        if upto > sequence.emitted:
-            sequence.stream._emit(sequence.text[sequence.emitted : upto])
-            sequence.emitted = upto
-        if stopped:
-            sequence.text = sequence.text[:upto]
+        delta, stopped = sequence.detokenizer.add(sequence.token_ids)
+        sequence.stream._emit(delta)
         return stopped
 
     def _flush(self, sequence: _Sequence) -> None:
         """At the end, send held-back text that did not become a stop string."""
-        if sequence.emitted < len(sequence.text):
-            sequence.stream._emit(sequence.text[sequence.emitted :])
-            sequence.emitted = len(sequence.text)
+        sequence.stream._emit(sequence.detokenizer.flush())
 
     def _retire_cancelled(self) -> None:
         """End cancelled requests: the long prompt being prefilled, and rows of the batch."""
@@ -793,22 +505,13 @@ class Engine:
             self._retire([(sequence, "cancelled") for sequence in cancelled])
 
     def _drop(self, leaving: list[_Sequence]) -> None:
-        torch = self._torch
         with self._lock:
             keep = [i for i, s in enumerate(self._active) if s not in leaving]
             if not keep:
                 self._active, self._cache, self._mask = [], None, None
                 return
-            index = torch.tensor(keep, device=self.device)
             assert self._mask is not None
-            mask = self._mask.index_select(0, index)
-            # columns that are padding for every remaining row can go
-            first_used = int(mask.any(dim=0).nonzero()[0])
-            mask = mask[:, first_used:]
-            for layer in self._cache.layers:
-                layer.keys = layer.keys.index_select(0, index)[:, :, first_used:]
-                layer.values = layer.values.index_select(0, index)[:, :, first_used:]
-            self._mask = mask
+            self._mask = batch.drop_rows(self._cache, self._mask, keep)
             self._active = [self._active[i] for i in keep]
 
     def _keep_prefixes(self, leaving: list[_Sequence]) -> None:
@@ -819,13 +522,9 @@ class Engine:
         for row, sequence in enumerate(self._active):
             if sequence not in leaving:
                 continue
-            columns = self._mask[row].nonzero().squeeze(1)
-            if len(columns) != sequence.length:  # not expected; keeping it would be wrong
+            layers = batch.row_layers(self._cache, self._mask, row, sequence.length)
+            if layers is None:
                 continue
-            layers = [
-                (layer.keys[row : row + 1, :, columns], layer.values[row : row + 1, :, columns])
-                for layer in self._cache.layers
-            ]
             ids = (sequence.prompt_ids + sequence.token_ids)[: sequence.length]
             with self._lock:
                 self._prefixes.add(sequence.cache_scope, ids, layers)
@@ -849,14 +548,3 @@ class Engine:
                 cached_prompt_tokens=sequence.cached,
             )
         )
-
-
-def _left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
-    import torch
-
-    missing = width - tensor.shape[dim]
-    if missing <= 0:
-        return tensor
-    shape = list(tensor.shape)
-    shape[dim] = missing
-    return torch.cat([torch.zeros(shape, dtype=tensor.dtype, device=tensor.device), tensor], dim=dim)

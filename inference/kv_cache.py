@@ -10,12 +10,8 @@ The engine still replaces ``keys`` and ``values`` when rows join or leave the ba
 pad and concatenation, an index select); an update then sees that they are no longer
 views of its buffers and copies them into new ones, once.
 
-Measured on the engine, same process, alternating, medians of 3 (decoding step / tokens
-per second over the run): 32 rows of 60-token prompts 157 -> 121 ms / 164 -> 199; 8 rows
-of 600-token prompts 141 -> 100 ms / 26 -> 33; one row 58 -> 48 ms / 13.4 -> 15.3; the
-same text. The gain grows with the context; with bench/generation.py's 30-token prompts
-the whole run moved within this machine's noise (32 streams: 190 -> 194 tokens/s), as
-did 8 chat-like answers of natural lengths arriving 25 ms apart (96.6 against 97.0).
+The gain grows with the context (figures in docs/decisions.md, "A key/value cache that
+grows in place").
 
 Imported only when the engine first prefills (it imports torch and transformers).
 """

@@ -85,10 +85,18 @@ def chat_model_dir(config: InferenceConfig) -> Path:
     return folder
 
 
-def chat_model_name(config: InferenceConfig) -> str:
+def chat_model_name(config: InferenceConfig, model: Any) -> str:
+    """The loaded chat model's name and how it runs, such as ``SmolLM2-135M-Instruct
+    (bfloat16)`` or ``… (int8)``: recorded with every answer, so reviews can tell apart
+    answers of the same weights run in different precisions (PARLEY_DTYPE=auto may choose
+    either float at start)."""
+    from inference.quantize import Int8Linear
+
     name = Path(config.chat_model).name if config.chat_model else CHAT_DEFAULT_NAME
-    # recorded with every answer, so reviews can tell the int8 model's answers apart
-    return f"{name} int8" if config.chat_quantize == "int8" else name
+    if any(isinstance(module, Int8Linear) for module in model.modules()):
+        return f"{name} (int8)"
+    dtype = next(model.parameters()).dtype
+    return f"{name} ({str(dtype).removeprefix('torch.')})"
 
 
 def _checked_folder(folder: Path, what: str) -> Path:
@@ -155,10 +163,9 @@ def choose_dtype(config: InferenceConfig, device: torch.device, *, encoder: bool
     (sentiment, embeddings) where the CPU multiplies bfloat16 itself (AMX or AVX-512 BF16).
 
     The encoders run whole batches of texts, where such a CPU multiplies bfloat16 much
-    faster than float32: classify 493 against 211 texts/s on a Xeon with AMX, with 99.75%
-    of labels unchanged; 342 against 182 on an AMD EPYC with AVX-512 BF16. The chat model
-    is loaded in float32 and ``load_chat_model`` times it against bfloat16 (see
-    ``faster_for_decoding``).
+    faster than float32 (figures in docs/decisions.md, "bfloat16 for the encoders"). The
+    chat model is loaded in float32 and ``load_chat_model`` takes the recorded choice
+    between it and bfloat16 (see ``recorded_decoding_choice``).
     """
     import torch
 

@@ -4,10 +4,10 @@ Every linear layer keeps its weights as int8 with one scale per output channel a
 quantizes its input per token (one scale per row) at each call, then multiplies in
 integers with PyTorch's ``torch._int_mm``. Per-token scales are what keep quality:
 torch.ao's dynamic quantization uses one scale for the whole input, and SmolLM2's
-activation outliers then cost most of the precision (perplexity 23 → 54 and worse).
+activation outliers then cost most of the precision (docs/decisions.md, "int8, opt-in").
 
 Written here rather than taken from torchao: its int8 configurations (weight-only and
-dynamic activation) ran slower than float32 on this kind of CPU (torchao 0.18), while
+dynamic activation) measured slower than float32 on a CPU (docs/decisions.md), while
 ``_int_mm`` runs a 32-row batch several times faster than a float32 matmul.
 """
 

@@ -2,7 +2,7 @@
 
 The nucleus of a row is its likeliest tokens, most likely first, up to the one that
 brings their probability to ``top_p``. Finding it by sorting the whole vocabulary (49,152
-tokens for SmolLM2) cost 5-8 ms a row on this CPU, so 32 sampled chats spent more time
+tokens for SmolLM2) cost milliseconds a row on a CPU (docs/decisions.md), so 32 sampled chats spent more time
 sorting than running the model. On real chat logits at the default temperature 0.7 and
 top-p 0.95 the nucleus lay within the 256 likeliest tokens at 99.5% of positions, and
 ``topk`` finds those for a fraction of a sort; a row whose candidates hold less than

@@ -13,7 +13,6 @@ in document order.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,8 +20,9 @@ from typing import Any, Literal
 
 from inference.config import InferenceConfig
 from inference.embeddings import Embedder
-from inference.engine import Engine, GenerationRequest
+from inference.engine import Engine
 from inference.errors import CancelledError, EmptyTextError, InvalidRequestError
+from inference.types import GenerationRequest
 
 Length = Literal["short", "medium", "long"]
 Form = Literal["paragraph", "bullets"]
@@ -165,8 +165,7 @@ class Summarizer:
         for position, (chunk, stream) in enumerate(streams):
             if should_stop():
                 for _, waiting in streams[position:]:
-                    with contextlib.suppress(InvalidRequestError):  # it may have finished just now
-                        waiting.cancel()
+                    waiting.cancel()  # a no-op for one that has finished
                 raise CancelledError("the summary was cancelled.")
             summary = stream.result().text.strip()
             done[chunk.index] = summary

@@ -15,7 +15,9 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from webapp.env import env_bool, env_choice, env_int, env_list, env_str
+from inference.config import InferenceConfig
+from inference.errors import InferenceError
+from webapp.env import env_bool, env_int, env_list, env_str
 from webapp.redis_urls import InvalidRedisUrl, derive_redis_urls
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -256,13 +258,14 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-# Models and inference. Empty paths mean the packaged defaults (see inference/models.py).
-PARLEY_MODELS_DIR = Path(env_str("PARLEY_MODELS_DIR") or VAR_DIR / "models")
-PARLEY_CHAT_MODEL = env_str("PARLEY_CHAT_MODEL", "")
-PARLEY_EMBEDDING_MODEL = env_str("PARLEY_EMBEDDING_MODEL", "")
-PARLEY_SENTIMENT_MODEL = env_str("PARLEY_SENTIMENT_MODEL", "")
-PARLEY_DEVICE = env_choice("PARLEY_DEVICE", "auto", ("auto", "cpu", "cuda"))
-PARLEY_DTYPE = env_choice("PARLEY_DTYPE", "auto", ("auto", "float32", "bfloat16", "float16"))
+# Models and how they run (PARLEY_MODELS_DIR, PARLEY_CHAT_MODEL, PARLEY_DEVICE, PARLEY_DTYPE
+# and the rest): read once, by inference/config.py, which the command line
+# (python -m inference) uses without Django. Everything in the web project that loads a
+# model passes this on.
+try:
+    PARLEY_INFERENCE = InferenceConfig.from_env()
+except InferenceError as error:
+    raise ImproperlyConfigured(str(error)) from None
 
 # Chat: limits on what one user may ask for, and the generation worker's batch.
 PARLEY_CHAT_MAX_MESSAGE_CHARS = env_int("PARLEY_CHAT_MAX_MESSAGE_CHARS", 16_000, minimum=1)

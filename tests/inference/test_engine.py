@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +14,8 @@ import pytest
 
 from inference import Engine, GenerationRequest, InvalidRequestError, ModelNotFoundError
 from inference.config import InferenceConfig
-from inference.engine import ChatMessage, SamplingParams
 from inference.models import chat_model_dir, choose_device, load_causal_lm
+from inference.types import ChatMessage, SamplingParams
 from tests.models import build_tiny_model
 from tests.oracles import one_at_a_time
 
@@ -22,6 +24,45 @@ QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 def greedy(messages: list[dict[str, str]], tokens: int = 24, **extra: Any) -> GenerationRequest:
     return GenerationRequest.of(messages, max_new_tokens=tokens, temperature=0, **extra)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the engine never got there"
+        time.sleep(0.001)
+
+
+class Pacer:
+    """A forward hook that lets the model run only the passes a test allows, so that the
+    test looks at the engine between two known steps, however fast or loaded the machine."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._allowed = 0
+        self._done = 0
+        self._holding = False  # the scheduler waits in the hook, its earlier passes' tokens sent
+
+    def __call__(self, *args: Any) -> None:
+        with self._condition:
+            self._holding = True
+            self._condition.notify_all()
+            self._condition.wait_for(lambda: self._done < self._allowed)
+            self._holding = False
+            self._done += 1
+
+    def run(self, passes: int) -> None:
+        """Let ``passes`` more forward passes run; returns once their tokens are out."""
+        with self._condition:
+            self._allowed += passes
+            self._condition.notify_all()
+            assert self._condition.wait_for(lambda: self._done == self._allowed and self._holding, timeout=60)
+
+    def release(self) -> None:
+        """Let the model run freely from now on."""
+        with self._condition:
+            self._allowed = sys.maxsize
+            self._condition.notify_all()
 
 
 def test_streamed_deltas_join_to_the_non_streaming_result(real_engine: Engine) -> None:
@@ -86,7 +127,7 @@ def test_requests_submitted_together_wait_for_each_other_and_share_one_prefill(c
         with engine.together():
             streams = [engine.submit(greedy([{"role": "user", "content": "word " * n}], 8)) for n in (1, 5, 9)]
             passes_before = len(rows)
-            time.sleep(0.1)
+            wait_until(lambda: len(rows) >= passes_before + 3)
             assert len(rows) > passes_before  # the running answer goes on meanwhile...
             assert set(rows[passes_before:]) == {1}  # ...alone
             assert all(stream.drain() == ("", False) for stream in streams)  # the new ones wait
@@ -137,12 +178,21 @@ def test_the_whole_text_is_the_decoded_tokens_and_never_a_broken_character(tiny_
 
 
 def test_cancel_stops_the_stream_and_keeps_the_text_shown(tiny_engine: Engine) -> None:
-    other = tiny_engine.submit(greedy([{"role": "user", "content": "keep going"}], 60))
-    stream = tiny_engine.submit(greedy([{"role": "user", "content": "long story"}], 500))
-    iterator = iter(stream)
-    shown = [next(iterator) for _ in range(3)]
-    stream.cancel()
-    rest = list(iterator)
+    pacer = Pacer()
+    tiny_engine.model.register_forward_hook(pacer)
+    try:
+        other = tiny_engine.submit(greedy([{"role": "user", "content": "keep going"}], 60))
+        stream = tiny_engine.submit(greedy([{"role": "user", "content": "long story"}], 500))
+        shown: list[str] = []
+        while len(shown) < 3:  # a step at a time, so each piece is one step's delta
+            pacer.run(1)
+            piece, _ = stream.drain()
+            if piece:
+                shown.append(piece)
+        assert stream.cancel() is True  # while the model is held in the middle of a step
+    finally:
+        pacer.release()
+    rest = list(stream)
     assert stream.stats is not None
     assert stream.stats.finish_reason == "cancelled"
     # at most the one step already under way when cancel arrived
@@ -156,14 +206,29 @@ def test_cancel_stops_the_stream_and_keeps_the_text_shown(tiny_engine: Engine) -
 
 
 def test_cancelling_twice_is_a_clear_error_and_the_engine_keeps_serving(tiny_engine: Engine) -> None:
-    stream = tiny_engine.submit(greedy(QUESTION, 300))
-    stream.cancel()
-    with pytest.raises(InvalidRequestError, match="already cancelled"):
+    with tiny_engine.together():  # held back, so that it is still running at the second cancel
+        stream = tiny_engine.submit(greedy(QUESTION, 300))
         stream.cancel()
+        with pytest.raises(InvalidRequestError, match="already cancelled"):
+            stream.cancel()
     list(stream)
-    with pytest.raises(InvalidRequestError, match="already finished"):
-        stream.cancel()
+    assert stream.cancel() is False  # finished: nothing left to cancel
     assert tiny_engine.generate(greedy(QUESTION, 5)).stats.completion_tokens == 5
+
+
+def test_cancelling_a_finished_stream_does_nothing_and_says_so(tiny_engine: Engine) -> None:
+    stream = tiny_engine.submit(greedy(QUESTION, 5))
+    result = stream.result()
+    assert stream.cancel() is False
+    assert not stream.cancelled
+    assert stream.stats == result.stats
+    assert stream.stats.finish_reason == "length"
+    assert stream.drain() == ("", True)
+    with tiny_engine.together():  # not started yet, so surely still running when cancelled
+        running = tiny_engine.submit(greedy(QUESTION, 300))
+        assert running.cancel() is True
+    assert running.result().stats.finish_reason == "cancelled"
+    assert running.cancel() is False
 
 
 def test_many_concurrent_requests_from_threads_all_complete(tiny_engine: Engine) -> None:
@@ -338,9 +403,11 @@ def test_model_processes_sleep_between_parallel_regions_unless_the_operator_chos
 def test_drain_returns_what_is_ready_without_waiting_and_then_the_end(tiny_engine: Engine) -> None:
     request = GenerationRequest.of([{"role": "user", "content": "hi"}], max_new_tokens=30, temperature=0)
     reference = tiny_engine.generate(request)
-    stream = tiny_engine.submit(request)
-    text, ended = "", False
-    polls = 0
+    with tiny_engine.together():  # nothing can be ready at the first poll
+        stream = tiny_engine.submit(request)
+        text, ended = stream.drain()
+        assert (text, ended) == ("", False)
+    polls = 1
     while not ended:
         piece, ended = stream.drain()
         text += piece
@@ -355,27 +422,31 @@ def test_drain_returns_what_is_ready_without_waiting_and_then_the_end(tiny_engin
 
 def test_a_wake_event_is_set_at_the_first_text_and_at_the_end_only(chat_tokenizer: Any) -> None:
     model = build_tiny_model(len(chat_tokenizer))
-    model.register_forward_hook(lambda *args: time.sleep(0.005))
+    pacer = Pacer()
+    model.register_forward_hook(pacer)
     engine = Engine(model, chat_tokenizer, model_name="tiny")
     wake = threading.Event()
     try:
         stream = engine.submit(greedy([{"role": "user", "content": "hi"}], 80), wake=wake)
-        assert wake.wait(10)
+        while not wake.is_set():
+            pacer.run(1)
         first, ended = stream.drain()
         assert first
         assert not ended
         wake.clear()
-        time.sleep(0.1)
+        pacer.run(20)
         more, ended = stream.drain()
         assert more  # tokens came meanwhile, without waking anyone
         assert not ended
         assert not wake.is_set()
+        pacer.release()
         assert wake.wait(10)
         _, ended = stream.drain()
         assert ended
         assert stream.stats is not None
         assert stream.stats.completion_tokens == 80
     finally:
+        pacer.release()
         engine.close()
 
 
@@ -515,21 +586,45 @@ def test_a_long_prompt_cancelled_while_it_is_prefilled_ends_there(chat_tokenizer
             chunks_after_cancel.append(1)
         return original(*args, **kwargs)
 
+    pacer = Pacer()
+    engine.model.register_forward_hook(pacer)
     try:
         streaming = engine.submit(greedy([{"role": "user", "content": "hi"}], 150))
         long = engine.submit(greedy([{"role": "user", "content": "word " * 400}], 5))  # 50 chunks
-        while long.queue_position:  # until its chunks have begun
-            time.sleep(0.001)
+        while long.queue_position:  # a step at a time until its chunks have begun
+            pacer.run(1)
         engine.model.forward = counting
         long.cancel()
+        pacer.release()
         result = long.result()
         assert len(chunks_after_cancel) <= 1  # stopped within a step, not after all its chunks
         assert result.stats.finish_reason == "cancelled"
         assert result.stats.completion_tokens == 0
         assert result.text == ""
         assert streaming.result().stats.completion_tokens == 150
-        with pytest.raises(InvalidRequestError, match="already finished"):
-            long.cancel()
+        assert long.cancel() is False  # it has finished
         assert engine.generate(greedy([{"role": "user", "content": "word " * 100}], 3)).stats.completion_tokens == 3
+    finally:
+        pacer.release()
+        engine.close()
+
+
+@pytest.mark.parametrize(
+    ("dtype", "quantize", "how"),
+    [("float32", "none", "float32"), ("bfloat16", "none", "bfloat16"), ("float32", "int8", "int8")],
+)
+def test_the_recorded_model_name_says_how_the_model_runs(
+    chat_tokenizer: Any, tmp_path: Path, dtype: str, quantize: str, how: str
+) -> None:
+    folder = tmp_path / "tiny-chat"
+    build_tiny_model(len(chat_tokenizer)).save_pretrained(folder)
+    chat_tokenizer.save_pretrained(folder)
+    config = dataclasses.replace(
+        InferenceConfig.from_env(), chat_model=str(folder), device="cpu", dtype=dtype, chat_quantize=quantize
+    )
+    engine = Engine.from_config(config)
+    try:
+        assert engine.model_name == f"tiny-chat ({how})"
+        assert engine.generate(greedy(QUESTION, 3)).stats.completion_tokens == 3
     finally:
         engine.close()

@@ -34,7 +34,7 @@ def test_int8_keeps_the_default_models_perplexity_within_five_percent_and_its_an
 
     engine = Engine.from_config(dataclasses.replace(config, chat_quantize="int8"))
     try:
-        assert engine.model_name.endswith(" int8")
+        assert engine.model_name.endswith(" (int8)")
         assert not any(isinstance(m, torch.nn.Linear) for m in engine.model.modules())
         int8_perplexity = perplexity(engine.model, engine.tokenizer, text)
         assert int8_perplexity / float_perplexity < 1.05, (float_perplexity, int8_perplexity)

@@ -27,7 +27,6 @@ failing, reaping) is a call into ``webapp/chat/answers.py``, and every frame is 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
 import threading
@@ -38,8 +37,10 @@ from typing import Any
 import psycopg
 from django.db import connection
 
-from inference.engine import Engine, GenerationRequest, Stream
+from inference.engine import Engine
 from inference.errors import InferenceError
+from inference.streams import Stream
+from inference.types import GenerationRequest
 from webapp.chat import answers, events, selectors
 from webapp.chat.models import Message
 from webapp.chat.notify import worker_notifications
@@ -248,11 +249,10 @@ class GenerationWorker:
                 logger.exception("lost the notification connection; polling only")
 
     def _cancel(self, message_id: int) -> None:
-        with self._lock:
+        with self._lock:  # one cancel per answer, whichever thread asks
             live = self._answers.get(message_id)
-        if live is not None and not live.stream.cancelled and not live.stream.finished:
-            with contextlib.suppress(InferenceError):  # it finished in the meantime
-                live.stream.cancel()
+            if live is not None and not live.stream.cancelled:
+                live.stream.cancel()  # a no-op if it finished in the meantime
 
     def _poll_stop_requests(self) -> None:
         """The fallback for a stop whose notification was missed."""

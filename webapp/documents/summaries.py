@@ -29,7 +29,7 @@ def summarizer() -> Summarizer:
     """One engine per worker process, loaded on the first summary it is given."""
     from inference.summarize import Summarizer
 
-    return Summarizer.from_config(max_batch_size=settings.PARLEY_SUMMARY_BATCH_SIZE)
+    return Summarizer.from_config(settings.PARLEY_INFERENCE, max_batch_size=settings.PARLEY_SUMMARY_BATCH_SIZE)
 
 
 def summary_write(*, job: Job) -> None:

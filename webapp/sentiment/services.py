@@ -44,7 +44,7 @@ def classifier() -> SentimentClassifier:
     """One classifier per worker process (documents' overall sentiment uses it too)."""
     from inference.sentiment import SentimentClassifier
 
-    return SentimentClassifier.from_config()
+    return SentimentClassifier.from_config(settings.PARLEY_INFERENCE)
 
 
 def _check_rows(data: bytes) -> None:

@@ -1,7 +1,7 @@
 """A batch's labels are its classifier's: a tiny two-label model, end to end.
 
 The classifier is a random sequence-classification model built from a config whose
-labels are "bad" and "good", saved to a folder and configured as PARLEY_SENTIMENT_MODEL;
+labels are "bad" and "good", saved to a folder and configured as PARLEY_SENTIMENT_MODEL is;
 the batch goes through the real Celery task function on the real database, and its
 counts, chart, filter, exports and review form show those labels and no others.
 """
@@ -9,6 +9,7 @@ counts, chart, filter, exports and review form show those labels and no others.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -32,7 +33,7 @@ OLD_LABELS = {"negative", "neutral", "positive"}
 
 
 @pytest.fixture
-def good_or_bad(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def good_or_bad(tmp_path: Path, settings: Any) -> Iterator[Path]:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
@@ -47,7 +48,8 @@ def good_or_bad(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     )  # fmt: skip
     BertForSequenceClassification(config).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    monkeypatch.setenv("PARLEY_SENTIMENT_MODEL", str(tmp_path))
+    # as PARLEY_SENTIMENT_MODEL would configure it
+    settings.PARLEY_INFERENCE = dataclasses.replace(settings.PARLEY_INFERENCE, sentiment_model=str(tmp_path))
     services.classifier.cache_clear()  # loaded once per process: load this one
     yield tmp_path
     services.classifier.cache_clear()

@@ -19,6 +19,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             engine = Engine.from_config(
+                settings.PARLEY_INFERENCE,
                 max_batch_size=settings.PARLEY_GENERATION_BATCH_SIZE,
                 prefill_tokens=settings.PARLEY_GENERATION_PREFILL_TOKENS,
                 max_new_tokens_limit=settings.PARLEY_CHAT_MAX_ANSWER_TOKENS,

@@ -1,0 +1,111 @@
+"""From a request to the token ids the model is given.
+
+``validate`` refuses a malformed request with an InvalidRequestError that says what is
+wrong; ``encode`` renders messages with the tokenizer's chat template; ``prompt_ids``
+returns the prompt's ids, leaving out the oldest turns when the conversation does not
+fit the model's window with room for the answer: the system prompt and the last message
+are always kept, and a trimmed conversation starts at a user message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from inference.errors import InvalidRequestError
+from inference.types import ROLES, ChatMessage, GenerationRequest
+
+
+def validate(request: GenerationRequest, *, max_new_tokens_limit: int) -> None:
+    params = request.params
+    if not request.messages:
+        raise InvalidRequestError("the request has no messages.")
+    for index, message in enumerate(request.messages):
+        if message.role not in ROLES:
+            raise InvalidRequestError(
+                f"message {index} has role {message.role!r}; the roles are system, user and assistant."
+            )
+        if not isinstance(message.content, str) or not message.content.strip():
+            raise InvalidRequestError(f"message {index} ({message.role}) is empty.")
+    if request.messages[-1].role != "user":
+        raise InvalidRequestError("the last message must be the user's.")
+    if not 0 < params.max_new_tokens <= max_new_tokens_limit:
+        raise InvalidRequestError(
+            f"max_new_tokens must be between 1 and {max_new_tokens_limit}; got {params.max_new_tokens}."
+        )
+    if params.temperature < 0:
+        raise InvalidRequestError(f"temperature must be 0 or more; got {params.temperature}.")
+    if not 0 < params.top_p <= 1:
+        raise InvalidRequestError(f"top_p must be in (0, 1]; got {params.top_p}.")
+
+
+def encode(tokenizer: Any, messages: Sequence[ChatMessage]) -> list[int]:
+    encoded = tokenizer.apply_chat_template(
+        [{"role": m.role, "content": m.content} for m in messages], add_generation_prompt=True, tokenize=True
+    )
+    if hasattr(encoded, "keys"):  # a BatchEncoding
+        encoded = encoded["input_ids"]
+    return list(encoded)
+
+
+def prompt_ids(tokenizer: Any, request: GenerationRequest, *, max_context: int) -> tuple[list[int], int]:
+    """Token ids of the prompt, leaving out the oldest turns if it does not fit; returns
+    them and how many messages were left out."""
+    budget = max_context - request.params.max_new_tokens
+    messages = list(request.messages)
+    system = [m for m in messages[:1] if m.role == "system"]
+    turns = messages[len(system) :]
+    # A 200,000-character message cannot fit: refuse it before tokenizing the whole chat.
+    last = turns[-1]
+    if len(last.content) > budget * 8:
+        raise InvalidRequestError(
+            f"the message is {len(last.content):,} characters, far more than the model's window of "
+            f"{max_context:,} tokens; shorten it."
+        )
+    ids = encode(tokenizer, system + turns)
+    if len(ids) <= budget:
+        return ids, 0
+    return _trimmed(tokenizer, system, turns, budget, request.params.max_new_tokens)
+
+
+def _trimmed(
+    tokenizer: Any, system: list[ChatMessage], turns: list[ChatMessage], budget: int, max_new_tokens: int
+) -> tuple[list[int], int]:
+    """The prompt without the fewest oldest turns that makes it fit, starting at a user
+    message; returns its ids and how many turns were left out.
+
+    Every try renders the chat template over what is kept (a sixth of a second for a
+    150-exchange chat), so instead of dropping one turn at a time the search starts from
+    the newest turns, doubling how many it keeps until they no longer fit, then halves
+    the gap: a few short encodings however long the conversation.
+    """
+    starts = [index for index, message in enumerate(turns) if index > 0 and message.role == "user"]
+
+    def kept(position: int) -> list[int] | None:
+        ids = encode(tokenizer, system + turns[starts[position] :])
+        return ids if len(ids) <= budget else None
+
+    # invariant: starts[fits] fits; everything from starts[too_long] back (-1: all turns) does not
+    too_long, fits = -1, len(starts) - 1
+    best = kept(fits) if starts else None
+    if best is None:
+        alone = len(encode(tokenizer, system + turns[-1:]))
+        raise InvalidRequestError(
+            f"the prompt is {alone:,} tokens with the system prompt and the last message alone; "
+            f"the model's window leaves {budget:,} for it with max_new_tokens={max_new_tokens}."
+        )
+    step = 1
+    while fits - step > too_long:
+        ids = kept(fits - step)
+        if ids is None:
+            too_long = fits - step
+            break
+        fits, best, step = fits - step, ids, step * 2
+    while fits - too_long > 1:
+        middle = (fits + too_long) // 2
+        ids = kept(middle)
+        if ids is None:
+            too_long = middle
+        else:
+            fits, best = middle, ids
+    return best, starts[fits]

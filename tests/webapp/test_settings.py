@@ -1,0 +1,39 @@
+"""The models' settings are read once, by inference/config.py, into PARLEY_INFERENCE."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from inference.config import InferenceConfig
+
+
+def test_the_web_project_loads_models_with_the_inference_packages_own_settings() -> None:
+    assert isinstance(settings.PARLEY_INFERENCE, InferenceConfig)
+    assert InferenceConfig.from_env() == settings.PARLEY_INFERENCE
+    # no second reading of the same variables that could disagree with the first
+    for name in ("PARLEY_MODELS_DIR", "PARLEY_CHAT_MODEL", "PARLEY_DEVICE", "PARLEY_DTYPE"):
+        assert not hasattr(settings, name)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("PARLEY_DTYPE", "fp8", "PARLEY_DTYPE='fp8' must be one of auto, float32, bfloat16, float16"),
+        ("PARLEY_CHAT_QUANTIZE", "int4", "PARLEY_CHAT_QUANTIZE='int4' must be one of none, int8"),
+        ("PARLEY_PREFIX_CACHE_MB", "lots", "PARLEY_PREFIX_CACHE_MB='lots' must be a whole number"),
+    ],
+)
+def test_a_bad_model_setting_stops_the_web_project_with_the_variables_name(
+    tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    env = {**os.environ, "PARLEY_VAR_DIR": str(tmp_path), name: value}
+    result = subprocess.run([sys.executable, "manage.py", "check"], env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "configuration error" in result.stderr
+    assert message in result.stdout + result.stderr
