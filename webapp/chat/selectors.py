@@ -236,3 +236,11 @@ def saved_answer(*, conversation: Conversation, message_id: int) -> Message | No
     if answer is not None:
         answer.position = queue_position(answer=answer)  # type: ignore[attr-defined]
     return answer
+
+
+# ---- exports -----------------------------------------------------------------------------
+
+
+def conversation_messages(*, conversation: Conversation) -> list[Message]:
+    """Every message of the conversation, every branch, oldest first."""
+    return list(conversation.messages.order_by("created_at", "pk"))

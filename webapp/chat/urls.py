@@ -9,6 +9,7 @@ urlpatterns = [
     path("list", views.conversation_list, name="list"),
     path("start", views.start, name="start"),
     path("<int:conversation_id>/", views.conversation, name="conversation"),
+    path("<int:conversation_id>/export.<str:extension>", views.export, name="export"),
     path("<int:conversation_id>/thread", views.thread, name="thread"),
     path("<int:conversation_id>/send", views.send, name="send"),
     path("<int:conversation_id>/settings", views.update_settings, name="settings"),

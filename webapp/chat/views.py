@@ -8,15 +8,16 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.forms import Form
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 from django_ratelimit.core import is_ratelimited
 
 from webapp.accounts.http import AuthedRequest
-from webapp.chat import selectors, services
+from webapp.chat import exports, selectors, services
 from webapp.chat.forms import FeedbackForm, MessageForm, RenameForm, SettingsForm
 from webapp.chat.models import Conversation, Message
 from webapp.chat.selectors import ThreadEntry
@@ -116,6 +117,24 @@ def start(request: AuthedRequest) -> HttpResponse:
 @require_GET
 def conversation(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     return _page(request, selectors.conversation_get(user=request.user, conversation_id=conversation_id))
+
+
+@require_GET
+def export(request: AuthedRequest, conversation_id: int, extension: str) -> HttpResponse:
+    """The conversation as a download: ``md`` the branch shown, ``json`` every branch."""
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    if extension not in exports.CONTENT_TYPES:
+        raise Http404("No such export format.")
+    if extension == "md":
+        body = exports.conversation_markdown(conversation=conversation)
+    else:
+        body = exports.conversation_json(conversation=conversation)
+    filename = exports.export_filename(conversation=conversation, extension=extension)
+    return HttpResponse(
+        body,
+        content_type=exports.CONTENT_TYPES[extension],
+        headers={"Content-Disposition": content_disposition_header(True, filename)},
+    )
 
 
 @require_GET
