@@ -1,4 +1,5 @@
-"""Chat pages and htmx partials. Each view looks its objects up scoped to the user."""
+"""Chat pages and htmx partials. Each view looks its objects up scoped to the user, except
+a share link's page, which its token opens."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import redirect_to_login
 from django.forms import Form
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
@@ -324,3 +328,47 @@ def delete(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     services.conversation_delete(conversation=conversation)
     messages.success(request, f"“{title}” deleted.")
     return redirect("chat:index")
+
+
+# ---- share links ---------------------------------------------------------------------------
+
+
+@require_POST
+def share(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    shared = services.conversation_share(conversation=conversation)
+    messages.success(request, f"Share link for “{shared}” created. It shows the conversation as it is now.")
+    return redirect(f"{reverse('chat:shared_list')}#share-{shared.pk}")
+
+
+@require_GET
+def shared_list(request: AuthedRequest) -> HttpResponse:
+    shares = [
+        (share, request.build_absolute_uri(reverse("chat:shared", args=[share.token])))
+        for share in selectors.shares_for(user=request.user)
+    ]
+    context = {"shares": shares, "public": settings.PARLEY_PUBLIC_SHARE_LINKS}
+    return render(request, "chat/shared_list.html", context)
+
+
+@login_not_required
+@require_GET
+def shared(request: HttpRequest, token: str) -> HttpResponse:
+    # Signed-in users only, unless the operator opened links to anyone; the login page
+    # comes before the token is looked at, so it tells nothing about the token either.
+    if not request.user.is_authenticated and not settings.PARLEY_PUBLIC_SHARE_LINKS:
+        return redirect_to_login(request.get_full_path())
+    share = selectors.share_get(token=token)
+    response = render(request, "chat/shared.html", {"share": share})
+    # a revoked link must stop working at once, not live on in a cache
+    add_never_cache_headers(response)
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+@require_POST
+def shared_revoke(request: AuthedRequest, token: str) -> HttpResponse:
+    share = selectors.share_get_owned(user=request.user, token=token)
+    if services.share_revoke(share=share):
+        messages.success(request, f"The link to “{share}” no longer works.")
+    return redirect("chat:shared_list")
