@@ -280,6 +280,8 @@ PARLEY_CHAT_UPDATES_PER_SECOND = env_int("PARLEY_CHAT_UPDATES_PER_SECOND", 40, m
 # groups give a crowd its first tokens sooner for a few percent of throughput (figures in
 # docs/decisions.md); summaries keep no limit.
 PARLEY_GENERATION_PREFILL_TOKENS = env_int("PARLEY_GENERATION_PREFILL_TOKENS", 256, minimum=0)
+# Share links open for signed-in users only, unless the operator lets anyone with a link in.
+PARLEY_PUBLIC_SHARE_LINKS = env_bool("PARLEY_PUBLIC_SHARE_LINKS", False)
 RATELIMIT_USE_CACHE = "default"
 
 # Documents: uploads are checked from their bytes; a file over the limit is dropped while

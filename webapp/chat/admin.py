@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from webapp.chat.models import Conversation, Feedback, Message
+from webapp.chat.models import Conversation, Feedback, Message, SharedConversation
 
 
 @admin.register(Conversation)
@@ -43,3 +43,14 @@ class FeedbackAdmin(admin.ModelAdmin):
     search_fields = ["comment", "user__email"]
     list_select_related = ["message", "user"]
     raw_id_fields = ["message", "user"]
+
+
+@admin.register(SharedConversation)
+class SharedConversationAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "owner", "created_at", "revoked_at"]
+    list_filter = ["revoked_at", "created_at"]
+    search_fields = ["title", "owner__email"]
+    list_select_related = ["owner"]
+    raw_id_fields = ["owner", "conversation"]
+    # a snapshot is what its owner shared: it is revoked, never rewritten
+    readonly_fields = ["token", "title", "messages", "created_at"]

@@ -114,3 +114,27 @@ class Feedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_rating_display()} on message {self.message_id}"
+
+
+class SharedConversation(models.Model):
+    """A read-only copy of a conversation's shown branch, as it was when shared, behind an
+    unguessable token. Later messages, edits or a deletion of the conversation never
+    change it; only its owner's revocation ends it."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="shared_conversations")
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.SET_NULL, related_name="shares"
+    )
+    token = models.CharField(max_length=64, unique=True)
+    title = models.CharField(max_length=200, blank=True)
+    # [{"role", "content", "status", "model_name", "created"}, …], the branch in order
+    messages = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["owner", "revoked_at", "-created_at"], name="chat_share_owner_recent")]
+
+    def __str__(self) -> str:
+        return self.title or f"Shared conversation {self.pk}"

@@ -1,7 +1,8 @@
 """Reads of chat, for views, the websocket consumer, the generation worker and review.
 
 Nothing here writes. Every lookup that starts from a request is scoped to its owner:
-another user's conversation or message is simply not found.
+another user's conversation or message is simply not found. The one exception is an
+open share link (``share_get``), which its token alone opens, as its owner intended.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from webapp.accounts.models import User
-from webapp.chat.models import Conversation, Message
+from webapp.chat.models import Conversation, Message, SharedConversation
 
 # The most queued answers whose place the worker publishes while it is full.
 QUEUE_POSITIONS_PUBLISHED = 500
@@ -236,3 +237,39 @@ def saved_answer(*, conversation: Conversation, message_id: int) -> Message | No
     if answer is not None:
         answer.position = queue_position(answer=answer)  # type: ignore[attr-defined]
     return answer
+
+
+# ---- exports -----------------------------------------------------------------------------
+
+
+def conversation_messages(*, conversation: Conversation) -> list[Message]:
+    """Every message of the conversation, every branch, oldest first."""
+    return list(conversation.messages.order_by("created_at", "pk"))
+
+
+# ---- share links ---------------------------------------------------------------------------
+
+
+def shares_for(*, user: User) -> QuerySet[SharedConversation]:
+    """The user's share links still open, newest first."""
+    return SharedConversation.objects.filter(owner=user, revoked_at__isnull=True).order_by("-created_at", "-pk")
+
+
+def share_get(*, token: str) -> SharedConversation:
+    """The open share behind ``token``, for whoever holds the link.
+
+    A revoked token and one that never existed are the same 404, so a link tells
+    nothing about whether it once worked.
+    """
+    try:
+        return SharedConversation.objects.get(token=token, revoked_at__isnull=True)
+    except SharedConversation.DoesNotExist:
+        raise Http404("No such shared conversation.") from None
+
+
+def share_get_owned(*, user: User, token: str) -> SharedConversation:
+    """One of the user's own shares, revoked or not; anyone else's is not found."""
+    try:
+        return SharedConversation.objects.get(token=token, owner=user)
+    except SharedConversation.DoesNotExist:
+        raise Http404("No such shared conversation.") from None

@@ -1,5 +1,5 @@
 """What a user does in chat: send, regenerate, edit, stop, switch branch, rename, archive,
-delete, change settings, give feedback.
+delete, change settings, give feedback, share a snapshot and revoke it.
 
 Views and the websocket consumer validate the input and look the objects up scoped to
 the user (``selectors``); these functions check what only the database can tell (the
@@ -10,19 +10,23 @@ in-flight limit), write in one transaction, and leave an answer's state changes 
 from __future__ import annotations
 
 import re
+import secrets
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from webapp.accounts.models import User
 from webapp.chat import selectors
 from webapp.chat.answers import answer_enqueue, answer_interrupt
-from webapp.chat.models import Conversation, Feedback, Message
+from webapp.chat.models import Conversation, Feedback, Message, SharedConversation
 from webapp.chat.notify import notify_worker
 from webapp.review import services as review
 
 TITLE_LENGTH = 60
 TITLE_MAX_LENGTH = 200
+# 32 random bytes: a share's URL is its only secret, so it cannot be guessed or enumerated.
+SHARE_TOKEN_BYTES = 32
 
 
 class ChatError(Exception):
@@ -180,3 +184,41 @@ def feedback_set(*, answer: Message, user: User, rating: int, comment: str) -> F
         )
         review.feedback_sync(message_id=answer.pk)  # the review queue sorts by it
     return feedback
+
+
+# ---- share links ------------------------------------------------------------------------
+
+
+def conversation_share(*, conversation: Conversation) -> SharedConversation:
+    """A read-only copy of the branch shown now, for its owner to hand out.
+
+    The messages are copied, not referenced: what is written, edited or deleted in the
+    conversation afterwards never shows through the link.
+    """
+    with transaction.atomic():
+        entries = selectors.thread(conversation=conversation)
+        return SharedConversation.objects.create(
+            owner_id=conversation.owner_id,
+            conversation=conversation,
+            token=secrets.token_urlsafe(SHARE_TOKEN_BYTES),
+            title=conversation.title,
+            messages=[
+                {
+                    "role": entry.message.role,
+                    "content": entry.message.content,
+                    "status": entry.message.status,
+                    "model_name": entry.message.model_name,
+                    "created": entry.message.created_at.isoformat(),
+                }
+                for entry in entries
+            ],
+        )
+
+
+def share_revoke(*, share: SharedConversation) -> bool:
+    """End a share link for good; False when it had already been revoked."""
+    with transaction.atomic():
+        revoked = SharedConversation.objects.filter(pk=share.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+    return revoked == 1

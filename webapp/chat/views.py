@@ -1,4 +1,5 @@
-"""Chat pages and htmx partials. Each view looks its objects up scoped to the user."""
+"""Chat pages and htmx partials. Each view looks its objects up scoped to the user, except
+a share link's page, which its token opens."""
 
 from __future__ import annotations
 
@@ -7,16 +8,20 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import redirect_to_login
 from django.forms import Form
-from django.http import HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 from django_ratelimit.core import is_ratelimited
 
 from webapp.accounts.http import AuthedRequest
-from webapp.chat import selectors, services
+from webapp.chat import exports, selectors, services
 from webapp.chat.forms import FeedbackForm, MessageForm, RenameForm, SettingsForm
 from webapp.chat.models import Conversation, Message
 from webapp.chat.selectors import ThreadEntry
@@ -116,6 +121,24 @@ def start(request: AuthedRequest) -> HttpResponse:
 @require_GET
 def conversation(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     return _page(request, selectors.conversation_get(user=request.user, conversation_id=conversation_id))
+
+
+@require_GET
+def export(request: AuthedRequest, conversation_id: int, extension: str) -> HttpResponse:
+    """The conversation as a download: ``md`` the branch shown, ``json`` every branch."""
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    if extension not in exports.CONTENT_TYPES:
+        raise Http404("No such export format.")
+    if extension == "md":
+        body = exports.conversation_markdown(conversation=conversation)
+    else:
+        body = exports.conversation_json(conversation=conversation)
+    filename = exports.export_filename(conversation=conversation, extension=extension)
+    return HttpResponse(
+        body,
+        content_type=exports.CONTENT_TYPES[extension],
+        headers={"Content-Disposition": content_disposition_header(True, filename)},
+    )
 
 
 @require_GET
@@ -305,3 +328,47 @@ def delete(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     services.conversation_delete(conversation=conversation)
     messages.success(request, f"“{title}” deleted.")
     return redirect("chat:index")
+
+
+# ---- share links ---------------------------------------------------------------------------
+
+
+@require_POST
+def share(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    shared = services.conversation_share(conversation=conversation)
+    messages.success(request, f"Share link for “{shared}” created. It shows the conversation as it is now.")
+    return redirect(f"{reverse('chat:shared_list')}#share-{shared.pk}")
+
+
+@require_GET
+def shared_list(request: AuthedRequest) -> HttpResponse:
+    shares = [
+        (share, request.build_absolute_uri(reverse("chat:shared", args=[share.token])))
+        for share in selectors.shares_for(user=request.user)
+    ]
+    context = {"shares": shares, "public": settings.PARLEY_PUBLIC_SHARE_LINKS}
+    return render(request, "chat/shared_list.html", context)
+
+
+@login_not_required
+@require_GET
+def shared(request: HttpRequest, token: str) -> HttpResponse:
+    # Signed-in users only, unless the operator opened links to anyone; the login page
+    # comes before the token is looked at, so it tells nothing about the token either.
+    if not request.user.is_authenticated and not settings.PARLEY_PUBLIC_SHARE_LINKS:
+        return redirect_to_login(request.get_full_path())
+    share = selectors.share_get(token=token)
+    response = render(request, "chat/shared.html", {"share": share})
+    # a revoked link must stop working at once, not live on in a cache
+    add_never_cache_headers(response)
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+@require_POST
+def shared_revoke(request: AuthedRequest, token: str) -> HttpResponse:
+    share = selectors.share_get_owned(user=request.user, token=token)
+    if services.share_revoke(share=share):
+        messages.success(request, f"The link to “{share}” no longer works.")
+    return redirect("chat:shared_list")
