@@ -217,6 +217,8 @@ def test_the_shared_links_page_lists_the_users_open_links_with_revoke_buttons(
     page = logged_in_client.get(reverse("chat:conversation", args=[conversation.pk])).content.decode()
     assert f'action="{reverse("chat:share", args=[conversation.pk])}"' in page
     assert f'href="{reverse("chat:shared_list")}"' in page
+    account_menu = page.split('class="account-menu"', 1)[1].split("</details>", 1)[0]
+    assert f'<a href="{reverse("chat:shared_list")}">Shared links</a>' in account_menu
 
 
 def test_a_signed_out_visitor_is_asked_to_log_in_whatever_the_token(
