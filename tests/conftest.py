@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.test import Client
+
+if TYPE_CHECKING:
+    from webapp.accounts.models import User
 
 PASSWORD = "correct-horse-battery-9"
 
@@ -19,7 +22,7 @@ def chat_tokenizer() -> Any:
 
 
 @pytest.fixture
-def make_user(db: Any) -> Callable[..., Any]:
+def make_user(db: None) -> Callable[..., User]:
     from webapp.accounts.models import User
 
     counter = iter(range(1, 10_000))
@@ -31,17 +34,17 @@ def make_user(db: Any) -> Callable[..., Any]:
 
 
 @pytest.fixture
-def user(make_user: Callable[..., Any]) -> Any:
+def user(make_user: Callable[..., User]) -> User:
     return make_user("alice@example.com")
 
 
 @pytest.fixture
-def staff_user(make_user: Callable[..., Any]) -> Any:
+def staff_user(make_user: Callable[..., User]) -> User:
     return make_user("staff@example.com", is_staff=True)
 
 
 @pytest.fixture
-def logged_in_client(user: Any) -> Client:
+def logged_in_client(user: User) -> Client:
     client = Client()
     client.force_login(user)
     return client

@@ -8,12 +8,15 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 from django.db import connection
 
 from tests.processes import BASE_DIR, free_port, process_env
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 CHROMIUM = "/usr/bin/chromium"
 # As root Chromium needs --no-sandbox; the rest keep it off this machine's closed network.
@@ -119,7 +122,7 @@ def _wait_for_sessions_to_end(timeout: float = 10) -> None:
 
 
 @pytest.fixture
-def page() -> Iterator[Any]:
+def page() -> Iterator[Page]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 from django.db import connection
@@ -15,8 +15,12 @@ from django.utils.html import strip_tags
 
 from tests.browser.conftest import Parley
 from tests.conftest import PASSWORD
+from webapp.accounts.models import User
 from webapp.chat.models import Conversation, Message
 from webapp.core.rendering import render_markdown
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 T = TypeVar("T")
 
@@ -41,7 +45,7 @@ def orm(query: Callable[[], T]) -> T:
     return results[0]
 
 
-def log_in(page: Any, url: str, email: str) -> None:
+def log_in(page: Page, url: str, email: str) -> None:
     page.goto(f"{url}/accounts/login/")
     page.fill("input[name=username]", email)
     page.fill("input[name=password]", PASSWORD)
@@ -49,12 +53,12 @@ def log_in(page: Any, url: str, email: str) -> None:
     page.wait_for_url(f"{url}/")
 
 
-def send(page: Any, text: str) -> None:
+def send(page: Page, text: str) -> None:
     page.fill("#composer textarea", text)
     page.press("#composer textarea", "Enter")
 
 
-def answer_text(page: Any) -> str:
+def answer_text(page: Page) -> str:
     return str(page.locator(".message-assistant .message-body").last.inner_text())
 
 
@@ -68,13 +72,13 @@ def rendered_words(content: str) -> str:
     return words(html.unescape(strip_tags(render_markdown(content))))
 
 
-def wait_for_status(page: Any, status: str, timeout: float = 120_000) -> None:
+def wait_for_status(page: Page, status: str, timeout: float = 120_000) -> None:
     from playwright.sync_api import expect
 
     expect(page.locator(".message-assistant").last).to_have_attribute("data-status", status, timeout=timeout)
 
 
-def wait_for_text(page: Any, characters: int, timeout: float = 60) -> None:
+def wait_for_text(page: Page, characters: int, timeout: float = 60) -> None:
     # polled from here: the page's CSP (rightly) refuses the eval behind wait_for_function
     deadline = time.monotonic() + timeout
     while len(answer_text(page)) <= characters:
@@ -90,7 +94,7 @@ class Frames:
     ``_received`` on this thread whenever the test waits through it (``wait_for_timeout``),
     so what a test reads here does not depend on how often it looks."""
 
-    def __init__(self, page: Any) -> None:
+    def __init__(self, page: Page) -> None:
         self.received: list[dict[str, Any]] = []
         page.on("websocket", lambda socket: socket.on("framereceived", self._received))
 
@@ -113,7 +117,7 @@ class Frames:
 
 
 def wait_for_frames(
-    page: Any, frames: Frames, message: int, enough: Callable[[list[str]], bool], timeout: float = 60
+    page: Page, frames: Frames, message: int, enough: Callable[[list[str]], bool], timeout: float = 60
 ) -> list[str]:
     """The texts the page drew for ``message``, once they are ``enough`` or the answer ended."""
     deadline = time.monotonic() + timeout
@@ -123,7 +127,9 @@ def wait_for_frames(
     return frames.texts(message)
 
 
-def test_chatting_streaming_stop_regenerate_and_reload(parley: Parley, page: Any, make_user: Any) -> None:
+def test_chatting_streaming_stop_regenerate_and_reload(
+    parley: Parley, page: Page, make_user: Callable[..., User]
+) -> None:
     url = parley.url
     user = orm(lambda: make_user("browser@example.com"))
     frames = Frames(page)
@@ -177,7 +183,9 @@ def test_chatting_streaming_stop_regenerate_and_reload(parley: Parley, page: Any
     assert rendered_words(last.content) == words(answer_text(page))
 
 
-def test_the_page_reconnects_by_itself_when_the_connection_drops(parley: Parley, page: Any, make_user: Any) -> None:
+def test_the_page_reconnects_by_itself_when_the_connection_drops(
+    parley: Parley, page: Page, make_user: Callable[..., User]
+) -> None:
     user = orm(lambda: make_user("reconnect@example.com"))
     # a bounded answer: long enough to outlast the restart, short enough for a loaded machine
     conversation = orm(lambda: Conversation.objects.create(owner=user, max_tokens=160))
@@ -194,7 +202,7 @@ def test_the_page_reconnects_by_itself_when_the_connection_drops(parley: Parley,
 
 
 def test_the_page_fetches_the_thread_only_when_it_cannot_draw_an_answer_otherwise(
-    parley: Parley, page: Any, make_user: Any
+    parley: Parley, page: Page, make_user: Callable[..., User]
 ) -> None:
     user = orm(lambda: make_user("tabs@example.com"))
     conversation = orm(lambda: Conversation.objects.create(owner=user, max_tokens=60))
@@ -247,7 +255,7 @@ def test_the_page_fetches_the_thread_only_when_it_cannot_draw_an_answer_otherwis
 CODE_ANSWER = "Reverse it with a slice:\n\n```python\ndef reverse(text):\n    return text[::-1]\n```\n\nThat is all."
 
 
-def answered(user: Any, answer: str) -> Conversation:
+def answered(user: User, answer: str) -> Conversation:
     """A conversation of one question and its complete ``answer``."""
 
     def create() -> Conversation:
@@ -261,7 +269,9 @@ def answered(user: Any, answer: str) -> Conversation:
     return orm(create)
 
 
-def test_an_answer_and_each_of_its_code_blocks_can_be_copied(parley_web: Parley, page: Any, make_user: Any) -> None:
+def test_an_answer_and_each_of_its_code_blocks_can_be_copied(
+    parley_web: Parley, page: Page, make_user: Callable[..., User]
+) -> None:
     from playwright.sync_api import expect
 
     user = orm(lambda: make_user("copy@example.com"))
@@ -283,7 +293,7 @@ def test_an_answer_and_each_of_its_code_blocks_can_be_copied(parley_web: Parley,
 
 
 def test_the_copy_code_button_does_not_cover_a_long_first_line_on_a_phone(
-    parley_web: Parley, page: Any, make_user: Any
+    parley_web: Parley, page: Page, make_user: Callable[..., User]
 ) -> None:
     user = orm(lambda: make_user("phone@example.com"))
     long_line = "def reverse_every_word_of_a_sentence(sentence): return ' '.join(w[::-1] for w in sentence.split())"
@@ -301,4 +311,5 @@ def test_the_copy_code_button_does_not_cover_a_long_first_line_on_a_phone(
         }"""
     )
     assert code["overflows"], "the line should be wider than the block, running under the button's corner"
+    assert button is not None  # the button is shown
     assert button["y"] + button["height"] <= code["top"], (button, code)

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.browser.conftest import Parley
 from tests.browser.test_chat import log_in, orm
 from tests.webapp.review.conftest import make_chat_answer
+from webapp.accounts.models import User
 from webapp.review.models import ReviewItem, Verdict
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_two_items_reviewed_with_the_keyboard_are_recorded(parley_web: Parley, page: Any, make_user: Any) -> None:
+def test_two_items_reviewed_with_the_keyboard_are_recorded(
+    parley_web: Parley, page: Page, make_user: Callable[..., User]
+) -> None:
     from playwright.sync_api import expect
 
     def setup() -> tuple[int, int]:

@@ -579,7 +579,7 @@ def test_a_failure_in_the_middle_of_a_chunked_prefill_fails_every_live_request(c
 def test_a_long_prompt_cancelled_while_it_is_prefilled_ends_there(chat_tokenizer: Any) -> None:
     engine = Engine(build_tiny_model(len(chat_tokenizer)), chat_tokenizer, prefill_tokens=8)
     original = engine.model.forward
-    chunks_after_cancel = []
+    chunks_after_cancel: list[int] = []
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         if long.cancelled and kwargs["input_ids"].shape[-1] == 8:

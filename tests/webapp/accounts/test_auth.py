@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
+from pytest_django import Settings
 
 from tests.conftest import PASSWORD
 from webapp.accounts.models import User
@@ -32,7 +33,7 @@ def test_sign_up_rejects_a_weak_password_next_to_the_field() -> None:
     assert not User.objects.exists()
 
 
-def test_sign_up_rejects_a_taken_email_in_any_case(user: Any) -> None:
+def test_sign_up_rejects_a_taken_email_in_any_case(user: User) -> None:
     response = Client().post(
         reverse("signup"), {"email": "ALICE@example.com", "password1": PASSWORD, "password2": PASSWORD}
     )
@@ -49,7 +50,7 @@ def test_sign_up_rejects_different_passwords() -> None:
     assert not User.objects.exists()
 
 
-def test_login_and_logout(user: Any) -> None:
+def test_login_and_logout(user: User) -> None:
     client = Client()
     response = client.post(reverse("login"), {"username": "alice@example.com", "password": PASSWORD})
     assert response.status_code == 302
@@ -58,13 +59,13 @@ def test_login_and_logout(user: Any) -> None:
     assert client.get(reverse("home")).status_code == 302
 
 
-def test_login_with_a_wrong_password_says_so(user: Any) -> None:
+def test_login_with_a_wrong_password_says_so(user: User) -> None:
     response = Client().post(reverse("login"), {"username": "alice@example.com", "password": "wrong"})
     assert response.status_code == 200
     assert "Please enter a correct" in response.content.decode()
 
 
-def test_login_is_throttled_after_repeated_failures(user: Any, settings: Any) -> None:
+def test_login_is_throttled_after_repeated_failures(user: User, settings: Settings) -> None:
     client = Client(REMOTE_ADDR="10.1.1.1")
     for _ in range(settings.AXES_FAILURE_LIMIT):
         client.post(reverse("login"), {"username": "alice@example.com", "password": "wrong"})
@@ -75,7 +76,7 @@ def test_login_is_throttled_after_repeated_failures(user: Any, settings: Any) ->
     assert not response.wsgi_request.user.is_authenticated
 
 
-def test_password_change(logged_in_client: Client, user: Any) -> None:
+def test_password_change(logged_in_client: Client, user: User) -> None:
     new_password = "another-Long-passw0rd"
     response = logged_in_client.post(
         reverse("password_change"),
@@ -86,7 +87,7 @@ def test_password_change(logged_in_client: Client, user: Any) -> None:
     assert user.check_password(new_password)
 
 
-def test_password_change_rejects_a_wrong_old_password(logged_in_client: Client, user: Any) -> None:
+def test_password_change_rejects_a_wrong_old_password(logged_in_client: Client, user: User) -> None:
     response = logged_in_client.post(
         reverse("password_change"),
         {"old_password": "nope", "new_password1": "another-Long-passw0rd", "new_password2": "another-Long-passw0rd"},
@@ -97,7 +98,7 @@ def test_password_change_rejects_a_wrong_old_password(logged_in_client: Client, 
     assert user.check_password(PASSWORD)
 
 
-def test_password_reset_sends_an_email_with_a_working_link(user: Any) -> None:
+def test_password_reset_sends_an_email_with_a_working_link(user: User) -> None:
     client = Client()
     client.post(reverse("password_reset"), {"email": "alice@example.com"})
     assert len(mail.outbox) == 1
@@ -114,7 +115,7 @@ def test_password_reset_sends_an_email_with_a_working_link(user: Any) -> None:
     assert user.check_password("brand-new-passw0rd")
 
 
-def test_staff_see_the_review_link_and_others_do_not(make_user: Any) -> None:
+def test_staff_see_the_review_link_and_others_do_not(make_user: Callable[..., User]) -> None:
     staff, plain = Client(), Client()
     staff.force_login(make_user("s@example.com", is_staff=True))
     plain.force_login(make_user("p@example.com"))
@@ -128,7 +129,9 @@ def test_staff_see_the_review_link_and_others_do_not(make_user: Any) -> None:
     assert ">Admin<" not in plain_page
 
 
-def test_ensure_admin_creates_one_admin_once(capsys: Any, monkeypatch: Any) -> None:
+def test_ensure_admin_creates_one_admin_once(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from django.core.management import call_command
 
     monkeypatch.setenv("PARLEY_ADMIN_EMAIL", "boss@example.com")

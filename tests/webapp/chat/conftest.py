@@ -17,11 +17,15 @@ from django.db import connection
 
 from inference.engine import Engine
 from tests.models import build_tiny_model
+from webapp.accounts.models import User
 from webapp.chat import services
 from webapp.chat.models import Conversation, Message
 from webapp.chat.worker import GenerationWorker
 
 STEP_SECONDS = 0.01
+
+# What the ``converse`` fixture gives: start a conversation (content, owner, max_tokens) with its queued answer.
+Converse = Callable[..., tuple[Conversation, Message]]
 
 
 def slow_tiny_engine(tokenizer: Any, *, step_seconds: float = STEP_SECONDS, **options: Any) -> Engine:
@@ -60,10 +64,12 @@ def start_worker(chat_tokenizer: Any) -> Iterator[Callable[..., GenerationWorker
 
 
 @pytest.fixture
-def converse(user: Any) -> Callable[..., tuple[Conversation, Message]]:
+def converse(user: User) -> Converse:
     """Start a conversation of ``user`` whose first answer is queued."""
 
-    def make(content: str = "Hello there", owner: Any = None, max_tokens: int = 60) -> tuple[Conversation, Message]:
+    def make(
+        content: str = "Hello there", owner: User | None = None, max_tokens: int = 60
+    ) -> tuple[Conversation, Message]:
         conversation = Conversation.objects.create(owner=owner or user, max_tokens=max_tokens, temperature=0)
         answer = services.message_send(conversation=conversation, content=content)
         conversation.refresh_from_db()

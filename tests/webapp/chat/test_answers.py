@@ -3,10 +3,11 @@ holds that nothing else writes a status)."""
 
 from __future__ import annotations
 
-from typing import Any, get_args, get_type_hints
+from typing import get_args, get_type_hints
 
 import pytest
 
+from tests.webapp.chat.conftest import Converse
 from webapp.chat import events
 from webapp.chat.answers import (
     AnswerStatistics,
@@ -31,7 +32,7 @@ def test_every_frame_has_a_handler_on_the_socket() -> None:
 
 
 @pytest.mark.django_db
-def test_stop_ends_a_queued_answer_once(converse: Any) -> None:
+def test_stop_ends_a_queued_answer_once(converse: Converse) -> None:
     _, answer = converse()
     assert answer_interrupt(answer=answer)
     assert not answer_interrupt(answer=answer)
@@ -40,7 +41,7 @@ def test_stop_ends_a_queued_answer_once(converse: Any) -> None:
 
 
 @pytest.mark.django_db
-def test_a_queued_answer_is_claimed_once(converse: Any) -> None:
+def test_a_queued_answer_is_claimed_once(converse: Converse) -> None:
     _, answer = converse()
     assert answer_claim(worker_key=7, model_name="tiny", limit=5) == [answer.pk]
     assert answer_claim(worker_key=8, model_name="tiny", limit=5) == []
@@ -49,7 +50,7 @@ def test_a_queued_answer_is_claimed_once(converse: Any) -> None:
 
 
 @pytest.mark.django_db
-def test_an_ended_answer_is_neither_finished_nor_failed_again(converse: Any) -> None:
+def test_an_ended_answer_is_neither_finished_nor_failed_again(converse: Converse) -> None:
     _, answer = converse()
     answer_claim(worker_key=7, model_name="tiny", limit=1)
     assert answer_fail(answer_id=answer.pk, reason="boom")
@@ -63,7 +64,7 @@ def test_an_ended_answer_is_neither_finished_nor_failed_again(converse: Any) -> 
 
 
 @pytest.mark.django_db
-def test_a_finished_answer_keeps_its_text_and_numbers(converse: Any) -> None:
+def test_a_finished_answer_keeps_its_text_and_numbers(converse: Converse) -> None:
     _, answer = converse()
     answer_claim(worker_key=7, model_name="tiny", limit=1)
     assert answer_finish(answer=answer, status="complete", content="Done.", seq=2, error="", statistics=STATISTICS)
@@ -73,7 +74,7 @@ def test_a_finished_answer_keeps_its_text_and_numbers(converse: Any) -> None:
 
 
 @pytest.mark.django_db
-def test_an_answer_does_not_end_as_generating(converse: Any) -> None:
+def test_an_answer_does_not_end_as_generating(converse: Converse) -> None:
     _, answer = converse()
     with pytest.raises(ValueError, match="not how an answer ends"):
         answer_finish(answer=answer, status="generating", content="", seq=0, error="", statistics=STATISTICS)

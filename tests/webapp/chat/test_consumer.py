@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -13,9 +13,12 @@ from channels.testing import WebsocketCommunicator
 from django.db import connection
 from django.test import Client
 
+from tests.webapp.chat.conftest import Converse
+from webapp.accounts.models import User
 from webapp.asgi import application
 from webapp.chat.events import conversation_group
-from webapp.chat.models import Message
+from webapp.chat.models import Conversation, Message
+from webapp.chat.worker import GenerationWorker
 from webapp.core.events import publish
 from webapp.core.rendering import render_markdown
 
@@ -24,7 +27,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 FINAL = {"complete", "interrupted", "failed"}
 
 
-async def session_cookie(user: Any) -> str:
+async def session_cookie(user: User) -> str:
     client = Client()
     await database_sync_to_async(client.force_login)(user)
     return client.cookies["sessionid"].value
@@ -77,7 +80,7 @@ class Reader:
         return await self.until(lambda f: f["type"] == "status" and f["message"] == message_id and f["status"] in FINAL)
 
 
-async def open_queued(user: Any, converse: Any) -> tuple[Any, Message, WebsocketCommunicator, Reader]:
+async def open_queued(user: User, converse: Converse) -> tuple[Conversation, Message, WebsocketCommunicator, Reader]:
     """A conversation with a queued answer, and a socket on it past the answer's first frame."""
     conversation, answer = await database_sync_to_async(converse)()
     socket = communicator(conversation.pk, await session_cookie(user))
@@ -88,7 +91,7 @@ async def open_queued(user: Any, converse: Any) -> tuple[Any, Message, Websocket
 
 
 @pytest.fixture
-async def close_db() -> Any:
+async def close_db() -> AsyncIterator[None]:
     yield
     # the connection that sync_to_async's thread opened (looked up in that thread)
     await database_sync_to_async(lambda: connection.close())()
@@ -107,7 +110,9 @@ async def saved_once(answer: Message, predicate: Callable[[Message], bool], time
     return stored
 
 
-async def test_a_full_answer_streams_and_is_saved(user: Any, converse: Any, start_worker: Any, close_db: None) -> None:
+async def test_a_full_answer_streams_and_is_saved(
+    user: User, converse: Converse, start_worker: Callable[..., GenerationWorker], close_db: None
+) -> None:
     conversation, answer = await database_sync_to_async(converse)(max_tokens=80)
     socket = communicator(conversation.pk, await session_cookie(user))
     connected, _ = await socket.connect()
@@ -128,7 +133,7 @@ async def test_a_full_answer_streams_and_is_saved(user: Any, converse: Any, star
 
 
 async def test_reconnecting_mid_answer_replays_the_saved_text_then_continues(
-    user: Any, converse: Any, start_worker: Any, close_db: None
+    user: User, converse: Converse, start_worker: Callable[..., GenerationWorker], close_db: None
 ) -> None:
     conversation, answer = await database_sync_to_async(converse)(max_tokens=400)
     session = await session_cookie(user)
@@ -157,7 +162,7 @@ async def test_reconnecting_mid_answer_replays_the_saved_text_then_continues(
 
 
 async def test_two_sockets_on_one_conversation_see_the_same_answer(
-    user: Any, converse: Any, start_worker: Any, close_db: None
+    user: User, converse: Converse, start_worker: Callable[..., GenerationWorker], close_db: None
 ) -> None:
     conversation, answer = await database_sync_to_async(converse)(max_tokens=120)
     session = await session_cookie(user)
@@ -175,7 +180,7 @@ async def test_two_sockets_on_one_conversation_see_the_same_answer(
 
 
 async def test_stop_frame_stops_the_answer_and_keeps_the_text_shown(
-    user: Any, converse: Any, start_worker: Any, close_db: None
+    user: User, converse: Converse, start_worker: Callable[..., GenerationWorker], close_db: None
 ) -> None:
     conversation, answer = await database_sync_to_async(converse)(max_tokens=450)
     socket = communicator(conversation.pk, await session_cookie(user))
@@ -195,7 +200,7 @@ async def test_stop_frame_stops_the_answer_and_keeps_the_text_shown(
 
 
 async def test_a_closed_socket_does_not_stop_the_answer(
-    user: Any, converse: Any, start_worker: Any, close_db: None
+    user: User, converse: Converse, start_worker: Callable[..., GenerationWorker], close_db: None
 ) -> None:
     conversation, answer = await database_sync_to_async(converse)(max_tokens=200)
     socket = communicator(conversation.pk, await session_cookie(user))
@@ -214,17 +219,19 @@ async def refused(socket: WebsocketCommunicator) -> bool:
     return not connected
 
 
-async def test_anonymous_handshake_is_refused(converse: Any, close_db: None) -> None:
+async def test_anonymous_handshake_is_refused(converse: Converse, close_db: None) -> None:
     conversation, _ = await database_sync_to_async(converse)()
     assert await refused(communicator(conversation.pk))
 
 
-async def test_foreign_origin_handshake_is_refused(user: Any, converse: Any, close_db: None) -> None:
+async def test_foreign_origin_handshake_is_refused(user: User, converse: Converse, close_db: None) -> None:
     conversation, _ = await database_sync_to_async(converse)()
     assert await refused(communicator(conversation.pk, await session_cookie(user), origin="https://evil.example"))
 
 
-async def test_another_users_conversation_is_refused(make_user: Any, converse: Any, close_db: None) -> None:
+async def test_another_users_conversation_is_refused(
+    make_user: Callable[..., User], converse: Converse, close_db: None
+) -> None:
     conversation, _ = await database_sync_to_async(converse)()
     intruder = await database_sync_to_async(make_user)()
     assert await refused(communicator(conversation.pk, await session_cookie(intruder)))
@@ -243,7 +250,7 @@ async def test_another_users_conversation_is_refused(make_user: Any, converse: A
     ],
 )
 async def test_bad_frames_get_an_error_frame_and_change_nothing(
-    user: Any, converse: Any, close_db: None, frame: str, error: str
+    user: User, converse: Converse, close_db: None, frame: str, error: str
 ) -> None:
     _, answer, socket, reader = await open_queued(user, converse)
     await socket.send_to(text_data=frame)
@@ -255,7 +262,7 @@ async def test_bad_frames_get_an_error_frame_and_change_nothing(
 
 
 async def test_stopping_another_users_answer_is_refused(
-    user: Any, make_user: Any, converse: Any, close_db: None
+    user: User, make_user: Callable[..., User], converse: Converse, close_db: None
 ) -> None:
     conversation, _ = await database_sync_to_async(converse)()
     other_user = await database_sync_to_async(make_user)()
@@ -271,7 +278,7 @@ async def test_stopping_another_users_answer_is_refused(
     await socket.disconnect()
 
 
-async def test_logging_out_closes_that_sessions_sockets(user: Any, converse: Any, close_db: None) -> None:
+async def test_logging_out_closes_that_sessions_sockets(user: User, converse: Converse, close_db: None) -> None:
     conversation, _ = await database_sync_to_async(converse)()
     client = Client()
     await database_sync_to_async(client.force_login)(user)
@@ -284,7 +291,7 @@ async def test_logging_out_closes_that_sessions_sockets(user: Any, converse: Any
     await socket.disconnect()
 
 
-async def test_an_idle_socket_stays_open_and_still_receives(user: Any, converse: Any, close_db: None) -> None:
+async def test_an_idle_socket_stays_open_and_still_receives(user: User, converse: Converse, close_db: None) -> None:
     """Longer than the channel layer's 5 s blocking read, with nothing to read."""
     conversation, answer = await database_sync_to_async(converse)()
     socket = communicator(conversation.pk, await session_cookie(user))
@@ -300,7 +307,7 @@ async def test_an_idle_socket_stays_open_and_still_receives(user: Any, converse:
 
 
 async def test_a_burst_of_pieces_is_joined_into_fewer_frames_without_losing_any(
-    user: Any, converse: Any, close_db: None
+    user: User, converse: Converse, close_db: None
 ) -> None:
     """Re-rendering a long answer for every piece would keep the event loop busy."""
     conversation, answer, socket, reader = await open_queued(user, converse)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TypedDict
 
 import pytest
 from django.core.cache import cache
@@ -10,13 +11,23 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from pytest_django import DjangoAssertNumQueries, Settings
 
+from tests.webapp.chat.conftest import Converse
+from webapp.accounts.models import User
 from webapp.chat import selectors, services
 from webapp.chat.models import Conversation, Feedback, Message
 
 pytestmark = pytest.mark.django_db
 
-HX = {"HTTP_HX_REQUEST": "true"}
+
+class HtmxHeaders(TypedDict):
+    """The test client's extra WSGI keys for a request htmx sends; a TypedDict so that ``**HX`` type-checks."""
+
+    HTTP_HX_REQUEST: str
+
+
+HX: HtmxHeaders = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +41,7 @@ def finish(answer: Message, content: str = "An answer.") -> Message:
     return answer
 
 
-def test_starting_a_chat_saves_the_question_and_a_queued_answer(logged_in_client: Client, user: Any) -> None:
+def test_starting_a_chat_saves_the_question_and_a_queued_answer(logged_in_client: Client, user: User) -> None:
     response = logged_in_client.post(reverse("chat:start"), {"content": "What is   the\n capital of France?"})
     conversation = Conversation.objects.get(owner=user)
     assert response.status_code == 302
@@ -45,7 +56,7 @@ def test_starting_a_chat_saves_the_question_and_a_queued_answer(logged_in_client
     assert 'data-role="assistant" data-status="queued"' in page
 
 
-def test_sending_in_a_conversation_returns_the_thread(logged_in_client: Client, converse: Any) -> None:
+def test_sending_in_a_conversation_returns_the_thread(logged_in_client: Client, converse: Converse) -> None:
     conversation, answer = converse()
     finish(answer)
     response = logged_in_client.post(reverse("chat:send", args=[conversation.pk]), {"content": "And then?"}, **HX)
@@ -54,11 +65,13 @@ def test_sending_in_a_conversation_returns_the_thread(logged_in_client: Client, 
     assert html.count('data-role="user"') == 2
     assert 'data-status="queued"' in html
     conversation.refresh_from_db()
+    assert conversation.current_leaf is not None
+    assert conversation.current_leaf.parent is not None
     assert conversation.current_leaf.parent.content == "And then?"
 
 
 def test_a_send_from_a_page_showing_the_branch_returns_only_the_new_messages(
-    logged_in_client: Client, converse: Any
+    logged_in_client: Client, converse: Converse
 ) -> None:
     conversation, answer = converse()
     finish(answer, "The old answer.")
@@ -76,7 +89,7 @@ def test_a_send_from_a_page_showing_the_branch_returns_only_the_new_messages(
 
 @pytest.mark.parametrize("shown", ["999999", "not a number", None])
 def test_a_send_from_a_page_showing_something_else_returns_the_whole_thread(
-    logged_in_client: Client, converse: Any, shown: str | None
+    logged_in_client: Client, converse: Converse, shown: str | None
 ) -> None:
     conversation, answer = converse()
     finish(answer, "The old answer.")
@@ -91,7 +104,7 @@ def test_a_send_from_a_page_showing_something_else_returns_the_whole_thread(
 
 
 def test_a_regenerate_from_a_page_showing_the_answer_returns_only_its_new_version(
-    logged_in_client: Client, converse: Any
+    logged_in_client: Client, converse: Converse
 ) -> None:
     conversation, first = converse()
     finish(first, "First answer.")
@@ -108,7 +121,7 @@ def test_a_regenerate_from_a_page_showing_the_answer_returns_only_its_new_versio
     assert "First answer." not in html
 
 
-def test_a_new_version_shows_its_place_among_the_earlier_ones(logged_in_client: Client, converse: Any) -> None:
+def test_a_new_version_shows_its_place_among_the_earlier_ones(logged_in_client: Client, converse: Converse) -> None:
     conversation, first = converse()
     finish(first, "First answer.")
     second = finish(services.message_regenerate(answer=first), "Second answer.")
@@ -121,9 +134,10 @@ def test_a_new_version_shows_its_place_among_the_earlier_ones(logged_in_client: 
     assert 'aria-label="Next version"' not in html
 
 
-def test_a_send_after_an_edited_question_shows_the_edit_as_it_is(logged_in_client: Client, converse: Any) -> None:
+def test_a_send_after_an_edited_question_shows_the_edit_as_it_is(logged_in_client: Client, converse: Converse) -> None:
     conversation, answer = converse("First question")
     finish(answer)
+    assert answer.parent is not None
     edited_answer = finish(services.message_edit(question=answer.parent, content="First question, edited"))
     html = logged_in_client.post(
         reverse("chat:send", args=[conversation.pk]), {"content": "And then?", "shown": str(edited_answer.pk)}, **HX
@@ -135,7 +149,7 @@ def test_a_send_after_an_edited_question_shows_the_edit_as_it_is(logged_in_clien
 
 
 def test_a_send_or_regenerate_costs_the_same_queries_in_a_long_conversation(
-    logged_in_client: Client, converse: Any
+    logged_in_client: Client, converse: Converse
 ) -> None:
     def conversation_of(exchanges: int) -> tuple[Conversation, Message]:
         conversation, answer = converse("Question 0")
@@ -164,7 +178,7 @@ def test_a_send_or_regenerate_costs_the_same_queries_in_a_long_conversation(
     [("", "Write a message first."), ("   \n ", "Write a message first."), ("x" * 16_001, "the limit is 16000")],
 )
 def test_bad_messages_are_refused_next_to_the_composer(
-    logged_in_client: Client, converse: Any, content: str, error: str
+    logged_in_client: Client, converse: Converse, content: str, error: str
 ) -> None:
     conversation, answer = converse()
     finish(answer)
@@ -176,7 +190,7 @@ def test_bad_messages_are_refused_next_to_the_composer(
     assert Message.objects.count() == before
 
 
-def test_one_answer_at_a_time_per_conversation(logged_in_client: Client, converse: Any) -> None:
+def test_one_answer_at_a_time_per_conversation(logged_in_client: Client, converse: Converse) -> None:
     conversation, _ = converse()
     response = logged_in_client.post(reverse("chat:send", args=[conversation.pk]), {"content": "again"}, **HX)
     assert response.status_code == 422
@@ -184,7 +198,7 @@ def test_one_answer_at_a_time_per_conversation(logged_in_client: Client, convers
     assert conversation.messages.count() == 2
 
 
-def test_a_few_answers_at_a_time_per_user(logged_in_client: Client, user: Any, settings: Any) -> None:
+def test_a_few_answers_at_a_time_per_user(logged_in_client: Client, user: User, settings: Settings) -> None:
     settings.PARLEY_CHAT_MAX_IN_FLIGHT_PER_USER = 2
     for text in ("one", "two"):
         assert logged_in_client.post(reverse("chat:start"), {"content": text}).status_code == 302
@@ -194,7 +208,7 @@ def test_a_few_answers_at_a_time_per_user(logged_in_client: Client, user: Any, s
     assert Conversation.objects.filter(owner=user).count() == 2
 
 
-def test_messages_per_minute_are_limited(logged_in_client: Client, user: Any, settings: Any) -> None:
+def test_messages_per_minute_are_limited(logged_in_client: Client, user: User, settings: Settings) -> None:
     settings.PARLEY_CHAT_RATE = "3/m"
     settings.PARLEY_CHAT_MAX_IN_FLIGHT_PER_USER = 100
     for i in range(3):
@@ -205,7 +219,7 @@ def test_messages_per_minute_are_limited(logged_in_client: Client, user: Any, se
     assert Conversation.objects.filter(owner=user).count() == 3
 
 
-def test_regenerate_adds_a_version_and_switching_shows_either(logged_in_client: Client, converse: Any) -> None:
+def test_regenerate_adds_a_version_and_switching_shows_either(logged_in_client: Client, converse: Converse) -> None:
     conversation, first = converse()
     finish(first, "First answer.")
     response = logged_in_client.post(reverse("chat:regenerate", args=[conversation.pk, first.pk]), **HX)
@@ -220,10 +234,11 @@ def test_regenerate_adds_a_version_and_switching_shows_either(logged_in_client: 
     assert "1/2" in html
 
 
-def test_editing_a_message_makes_a_branch_and_keeps_the_old_one(logged_in_client: Client, converse: Any) -> None:
+def test_editing_a_message_makes_a_branch_and_keeps_the_old_one(logged_in_client: Client, converse: Converse) -> None:
     conversation, answer = converse("Tell me about cats")
     finish(answer, "Cats are small.")
     question = answer.parent
+    assert question is not None
     html = logged_in_client.post(
         reverse("chat:edit", args=[conversation.pk, question.pk]), {"content": "Tell me about dogs"}, **HX
     ).content.decode()
@@ -240,7 +255,7 @@ def test_editing_a_message_makes_a_branch_and_keeps_the_old_one(logged_in_client
     assert "Dogs are loyal." not in html
 
 
-def test_the_model_sees_the_system_prompt_and_the_shown_branch_only(converse: Any) -> None:
+def test_the_model_sees_the_system_prompt_and_the_shown_branch_only(converse: Converse) -> None:
     conversation, answer = converse("first question")
     Conversation.objects.filter(pk=conversation.pk).update(system_prompt="Be brief.")
     finish(answer, "first answer")
@@ -259,7 +274,9 @@ def test_the_model_sees_the_system_prompt_and_the_shown_branch_only(converse: An
     ]
 
 
-def test_the_contexts_of_several_answers_come_from_one_query(converse: Any, django_assert_num_queries: Any) -> None:
+def test_the_contexts_of_several_answers_come_from_one_query(
+    converse: Converse, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
     _, first = converse("Question one")
     second_conversation, second = converse("Question two")
     Conversation.objects.filter(pk=second_conversation.pk).update(system_prompt="Be brief.")
@@ -272,7 +289,7 @@ def test_the_contexts_of_several_answers_come_from_one_query(converse: Any, djan
     }
 
 
-def test_stop_over_http(logged_in_client: Client, converse: Any) -> None:
+def test_stop_over_http(logged_in_client: Client, converse: Converse) -> None:
     conversation, answer = converse()
     response = logged_in_client.post(reverse("chat:stop", args=[conversation.pk, answer.pk]), **HX)
     assert response.status_code == 204
@@ -280,7 +297,7 @@ def test_stop_over_http(logged_in_client: Client, converse: Any) -> None:
     assert answer.status == "interrupted"
 
 
-def test_feedback_up_down_and_comment(logged_in_client: Client, converse: Any, user: Any) -> None:
+def test_feedback_up_down_and_comment(logged_in_client: Client, converse: Converse, user: User) -> None:
     conversation, answer = converse()
     finish(answer)
     url = reverse("chat:feedback", args=[conversation.pk, answer.pk])
@@ -295,7 +312,7 @@ def test_feedback_up_down_and_comment(logged_in_client: Client, converse: Any, u
 
 
 def test_the_thread_costs_the_same_queries_however_long_it_is(
-    logged_in_client: Client, converse: Any, user: Any, django_assert_num_queries: Any
+    logged_in_client: Client, converse: Converse, user: User, django_assert_num_queries: DjangoAssertNumQueries
 ) -> None:
     """Each answer shows its thumbs; reading them one answer at a time would grow with the thread."""
 
@@ -316,7 +333,7 @@ def test_the_thread_costs_the_same_queries_however_long_it_is(
     assert html.count('aria-pressed="true"') == 6  # every answer's thumb, up or down
 
 
-def test_settings_are_validated_and_saved(logged_in_client: Client, converse: Any) -> None:
+def test_settings_are_validated_and_saved(logged_in_client: Client, converse: Converse) -> None:
     conversation, _ = converse()
     url = reverse("chat:settings", args=[conversation.pk])
     bad = logged_in_client.post(url, {"system_prompt": "", "temperature": "9", "top_p": "0.9", "max_tokens": "100"})
@@ -337,7 +354,7 @@ def test_settings_are_validated_and_saved(logged_in_client: Client, converse: An
     )
 
 
-def test_rename_archive_and_delete(logged_in_client: Client, converse: Any, user: Any) -> None:
+def test_rename_archive_and_delete(logged_in_client: Client, converse: Converse, user: User) -> None:
     conversation, answer = converse()
     finish(answer)
     logged_in_client.post(reverse("chat:rename", args=[conversation.pk]), {"title": "  Trip   plans "})
@@ -355,7 +372,7 @@ def test_rename_archive_and_delete(logged_in_client: Client, converse: Any, user
 
 
 def test_search_finds_titles_and_message_text_of_ones_own_conversations(
-    logged_in_client: Client, converse: Any, make_user: Any
+    logged_in_client: Client, converse: Converse, make_user: Callable[..., User]
 ) -> None:
     _, a = converse("Planning a trip to Lisbon")
     finish(a, "Try the pastéis de nata in Belém.")
@@ -375,7 +392,7 @@ def test_search_finds_titles_and_message_text_of_ones_own_conversations(
     assert "Nothing matches" in found("zeppelin")
 
 
-def test_conversations_are_listed_newest_first(logged_in_client: Client, converse: Any) -> None:
+def test_conversations_are_listed_newest_first(logged_in_client: Client, converse: Converse) -> None:
     _first, a = converse("older one")
     finish(a)
     _second, b = converse("newer one")
@@ -384,10 +401,11 @@ def test_conversations_are_listed_newest_first(logged_in_client: Client, convers
     assert html.index("newer one") < html.index("older one")
 
 
-def test_another_users_things_are_not_found(client: Client, converse: Any, make_user: Any) -> None:
+def test_another_users_things_are_not_found(client: Client, converse: Converse, make_user: Callable[..., User]) -> None:
     conversation, answer = converse()
     finish(answer)
     question = answer.parent
+    assert question is not None
     client.force_login(make_user())
     gets = [
         reverse("chat:conversation", args=[conversation.pk]),
@@ -415,7 +433,7 @@ def test_another_users_things_are_not_found(client: Client, converse: Any, make_
     assert not Feedback.objects.exists()
 
 
-def test_a_message_id_from_another_conversation_is_not_found(logged_in_client: Client, converse: Any) -> None:
+def test_a_message_id_from_another_conversation_is_not_found(logged_in_client: Client, converse: Converse) -> None:
     _first, answer = converse()
     finish(answer)
     second, other = converse("another")
@@ -424,7 +442,7 @@ def test_a_message_id_from_another_conversation_is_not_found(logged_in_client: C
     assert logged_in_client.post(url, {"rating": "1"}).status_code == 404
 
 
-def test_chat_pages_need_a_login(converse: Any) -> None:
+def test_chat_pages_need_a_login(converse: Converse) -> None:
     conversation, _ = converse()
     for url in (reverse("chat:index"), reverse("chat:conversation", args=[conversation.pk])):
         response = Client().get(url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import signal
 import subprocess
@@ -15,7 +16,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tests.processes import BASE_DIR, process_env
-from tests.webapp.chat.conftest import settled, wait_for
+from tests.webapp.chat.conftest import Converse, settled, wait_for
+from webapp.accounts.models import User
 from webapp.chat import selectors, services
 from webapp.chat.answers import answer_reap
 from webapp.chat.models import Message
@@ -25,7 +27,9 @@ from webapp.core.events import ThreadPublisher
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_a_queued_answer_is_generated_saved_and_counted(start_worker: Callable[..., Any], converse: Any) -> None:
+def test_a_queued_answer_is_generated_saved_and_counted(
+    start_worker: Callable[..., GenerationWorker], converse: Converse
+) -> None:
     _conversation, answer = converse("Tell me a story", max_tokens=40)
     start_worker()
     done = wait_for(lambda: settled(answer))
@@ -41,7 +45,7 @@ def test_a_queued_answer_is_generated_saved_and_counted(start_worker: Callable[.
     assert done.seq > 0
 
 
-def test_text_is_saved_while_it_grows(start_worker: Callable[..., Any], converse: Any) -> None:
+def test_text_is_saved_while_it_grows(start_worker: Callable[..., GenerationWorker], converse: Converse) -> None:
     _conversation, answer = converse(max_tokens=300)
     start_worker()
     seen: list[str] = []
@@ -59,7 +63,7 @@ def test_text_is_saved_while_it_grows(start_worker: Callable[..., Any], converse
 
 
 def test_growing_answers_are_saved_in_one_statement_and_a_stopped_one_keeps_its_end(
-    converse: Any, make_user: Any
+    converse: Converse, make_user: Callable[..., User]
 ) -> None:
     _, growing = converse()
     _, stopped = converse(owner=make_user())
@@ -79,7 +83,9 @@ def test_growing_answers_are_saved_in_one_statement_and_a_stopped_one_keeps_its_
     assert (stopped.status, stopped.content, stopped.seq) == ("interrupted", "Its last words", 5)
 
 
-def test_answers_are_published_less_often_the_more_stream_at_once(start_worker: Callable[..., Any]) -> None:
+def test_answers_are_published_less_often_the_more_stream_at_once(
+    start_worker: Callable[..., GenerationWorker],
+) -> None:
     worker = start_worker(updates_per_second=40)
     assert worker.update_interval(1) == pytest.approx(0.025)
     assert worker.update_interval(8) == pytest.approx(0.2)
@@ -89,7 +95,10 @@ def test_answers_are_published_less_often_the_more_stream_at_once(start_worker: 
 
 
 def test_between_a_first_text_and_the_end_each_answer_waits_its_turn(
-    start_worker: Callable[..., Any], converse: Any, make_user: Any, monkeypatch: pytest.MonkeyPatch
+    start_worker: Callable[..., GenerationWorker],
+    converse: Converse,
+    make_user: Callable[..., User],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     answers = [converse(f"question {i}", owner=make_user(), max_tokens=250)[1] for i in range(2)]
     published: list[tuple[float, dict[str, Any]]] = []
@@ -102,7 +111,7 @@ def test_between_a_first_text_and_the_end_each_answer_waits_its_turn(
     monkeypatch.setattr(ThreadPublisher, "publish_many", recording)
     start_worker(updates_per_second=2, max_update_interval=1.0)  # two answers: a delta a second each
     for answer in answers:
-        final = wait_for(lambda answer=answer: settled(answer))
+        final = wait_for(functools.partial(settled, answer))
         assert final.status == Message.Status.COMPLETE
         deltas = [(at, event) for at, event in published if event.get("message") == answer.pk and "delta" in event]
         assert "".join(event["delta"] for _, event in deltas) == final.content
@@ -115,7 +124,10 @@ def test_between_a_first_text_and_the_end_each_answer_waits_its_turn(
 
 
 def test_two_workers_claim_each_answer_once(
-    start_worker: Callable[..., Any], make_user: Any, converse: Any, monkeypatch: pytest.MonkeyPatch
+    start_worker: Callable[..., GenerationWorker],
+    make_user: Callable[..., User],
+    converse: Converse,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     answers = [converse(f"question {i}", owner=make_user(), max_tokens=20)[1] for i in range(8)]
     served: dict[int, list[int]] = {}
@@ -129,13 +141,15 @@ def test_two_workers_claim_each_answer_once(
     monkeypatch.setattr(GenerationWorker, "begin", recording)
     first, second = start_worker(capacity=3), start_worker(capacity=3)
     for answer in answers:
-        assert wait_for(lambda answer=answer: settled(answer)).status == Message.Status.COMPLETE
+        assert wait_for(functools.partial(settled, answer)).status == Message.Status.COMPLETE
     assert sorted(served) == sorted(a.pk for a in answers)
     assert all(len(keys) == 1 for keys in served.values())
     assert {keys[0] for keys in served.values()} == {first.key, second.key}, "both workers should have taken some"
 
 
-def test_stop_interrupts_within_a_step_and_keeps_the_text(start_worker: Callable[..., Any], converse: Any) -> None:
+def test_stop_interrupts_within_a_step_and_keeps_the_text(
+    start_worker: Callable[..., GenerationWorker], converse: Converse
+) -> None:
     _conversation, answer = converse(max_tokens=450)
     start_worker(step_seconds=0.02)
     wait_for(lambda: Message.objects.filter(pk=answer.pk, seq__gte=3).exists())
@@ -146,7 +160,7 @@ def test_stop_interrupts_within_a_step_and_keeps_the_text(start_worker: Callable
     assert 0 < stopped.completion_tokens < 450
 
 
-def test_stop_before_a_worker_claims_it(converse: Any) -> None:
+def test_stop_before_a_worker_claims_it(converse: Converse) -> None:
     _conversation, answer = converse()
     assert services.message_stop(answer=answer)
     answer.refresh_from_db()
@@ -155,7 +169,7 @@ def test_stop_before_a_worker_claims_it(converse: Any) -> None:
 
 
 def test_other_answers_go_on_when_one_is_stopped(
-    start_worker: Callable[..., Any], converse: Any, make_user: Any
+    start_worker: Callable[..., GenerationWorker], converse: Converse, make_user: Callable[..., User]
 ) -> None:
     _, stopped = converse(max_tokens=450)
     _, other = converse(owner=make_user(), max_tokens=150)
@@ -168,7 +182,7 @@ def test_other_answers_go_on_when_one_is_stopped(
 
 
 def test_an_engine_failure_marks_the_answer_failed_with_a_reason(
-    start_worker: Callable[..., Any], converse: Any
+    start_worker: Callable[..., GenerationWorker], converse: Converse
 ) -> None:
     worker = start_worker()
 
@@ -182,7 +196,9 @@ def test_an_engine_failure_marks_the_answer_failed_with_a_reason(
     assert "CUDA out of memory (simulated)" in failed.error
 
 
-def test_a_request_the_engine_refuses_fails_with_its_reason(start_worker: Callable[..., Any], converse: Any) -> None:
+def test_a_request_the_engine_refuses_fails_with_its_reason(
+    start_worker: Callable[..., GenerationWorker], converse: Converse
+) -> None:
     start_worker()
     _, answer = converse(max_tokens=100_000)
     failed = wait_for(lambda: settled(answer))
@@ -190,7 +206,7 @@ def test_a_request_the_engine_refuses_fails_with_its_reason(start_worker: Callab
     assert "max_new_tokens" in failed.error
 
 
-def test_a_killed_worker_leaves_an_interrupted_answer_with_its_partial_text(converse: Any) -> None:
+def test_a_killed_worker_leaves_an_interrupted_answer_with_its_partial_text(converse: Converse) -> None:
     """The real command, with the real default model, killed with SIGKILL mid-answer."""
     _, answer = converse("Write a long essay about the history of bread.", max_tokens=800)
     process = subprocess.Popen([sys.executable, "manage.py", "generation_worker"], cwd=BASE_DIR, env=process_env())
@@ -211,7 +227,9 @@ def test_a_killed_worker_leaves_an_interrupted_answer_with_its_partial_text(conv
     assert "stopped" in answer.error
 
 
-def test_the_reaper_leaves_a_live_workers_answers_alone(start_worker: Callable[..., Any], converse: Any) -> None:
+def test_the_reaper_leaves_a_live_workers_answers_alone(
+    start_worker: Callable[..., GenerationWorker], converse: Converse
+) -> None:
     _, answer = converse(max_tokens=450)
     start_worker(step_seconds=0.02)
     wait_for(lambda: Message.objects.filter(pk=answer.pk, status="generating").exists())
@@ -221,7 +239,7 @@ def test_the_reaper_leaves_a_live_workers_answers_alone(start_worker: Callable[.
     services.message_stop(answer=answer)
 
 
-def test_a_new_worker_reaps_at_start(start_worker: Callable[..., Any], converse: Any) -> None:
+def test_a_new_worker_reaps_at_start(start_worker: Callable[..., GenerationWorker], converse: Converse) -> None:
     _, answer = converse()
     Message.objects.filter(pk=answer.pk).update(status="generating", worker_key=12345, content="half an ans", seq=3)
     start_worker()
@@ -231,7 +249,7 @@ def test_a_new_worker_reaps_at_start(start_worker: Callable[..., Any], converse:
 
 
 def test_a_full_worker_leaves_the_rest_queued_and_reports_their_place(
-    start_worker: Callable[..., Any], converse: Any, make_user: Any
+    start_worker: Callable[..., GenerationWorker], converse: Converse, make_user: Callable[..., User]
 ) -> None:
     _, first = converse(max_tokens=400)
     _, second = converse(owner=make_user(), max_tokens=10)
@@ -243,11 +261,11 @@ def test_a_full_worker_leaves_the_rest_queued_and_reports_their_place(
     assert (second.status, third.status) == ("queued", "queued")
     assert (selectors.queue_position(answer=second), selectors.queue_position(answer=third)) == (1, 2)
     for answer in (first, second, third):
-        assert wait_for(lambda answer=answer: settled(answer)).status == Message.Status.COMPLETE
+        assert wait_for(functools.partial(settled, answer)).status == Message.Status.COMPLETE
 
 
 def test_each_user_s_answers_share_kept_prefixes_only_with_their_own(
-    converse: Any, make_user: Callable[..., Any]
+    converse: Converse, make_user: Callable[..., User]
 ) -> None:
     bob = make_user("bob@example.com")
     _, first = converse("Same words")

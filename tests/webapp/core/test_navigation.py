@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 
+from webapp.accounts.models import User
 from webapp.review.services import REVIEWER_GROUP
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +27,7 @@ def test_a_user_sees_the_apps_but_not_review(logged_in_client: Client) -> None:
 
 
 @pytest.mark.parametrize("reviewer", ["staff", "group"])
-def test_a_reviewer_sees_review_last(make_user: Any, reviewer: str) -> None:
+def test_a_reviewer_sees_review_last(make_user: Callable[..., User], reviewer: str) -> None:
     user = make_user("reviewer@example.com", is_staff=reviewer == "staff")
     if reviewer == "group":
         user.groups.add(Group.objects.get_or_create(name=REVIEWER_GROUP)[0])

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import Any
+from pathlib import Path
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from pytest_django import Settings
 
 from webapp.accounts.models import User
 
@@ -44,7 +45,7 @@ def test_htmx_sends_the_csrf_token_and_is_served_locally(logged_in_client: Clien
     assert "cdn" not in html.lower()
 
 
-def test_csrf_is_enforced_on_forms(user: Any) -> None:
+def test_csrf_is_enforced_on_forms(user: User) -> None:
     client = Client(enforce_csrf_checks=True)
     response = client.post(reverse("login"), {"username": "alice@example.com", "password": "x"})
     assert response.status_code == 403
@@ -59,7 +60,7 @@ def test_healthz_reports_both_services() -> None:
     assert response.json() == {"status": "ok", "database": "ok", "redis": "ok"}
 
 
-def test_healthz_answers_503_when_redis_is_down(settings: Any) -> None:
+def test_healthz_answers_503_when_redis_is_down(settings: Settings) -> None:
     from webapp.redis_urls import RedisUrls
 
     dead = "redis://127.0.0.1:1/0"
@@ -72,7 +73,7 @@ def test_healthz_answers_503_when_redis_is_down(settings: Any) -> None:
     assert body["redis"].startswith("error")
 
 
-def test_check_deploy_passes_with_production_settings(tmp_path: Any) -> None:
+def test_check_deploy_passes_with_production_settings(tmp_path: Path) -> None:
     import os
 
     env = {
@@ -93,7 +94,7 @@ def test_check_deploy_passes_with_production_settings(tmp_path: Any) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_a_missing_secret_key_in_production_is_one_clear_line(tmp_path: Any) -> None:
+def test_a_missing_secret_key_in_production_is_one_clear_line(tmp_path: Path) -> None:
     import os
 
     env = {**os.environ, "DEBUG": "0", "PARLEY_VAR_DIR": str(tmp_path)}
@@ -113,7 +114,7 @@ def test_a_missing_secret_key_in_production_is_one_clear_line(tmp_path: Any) -> 
     ],
 )
 def test_a_bad_number_in_the_environment_stops_with_the_variables_name(
-    tmp_path: Any, name: str, value: str, message: str
+    tmp_path: Path, name: str, value: str, message: str
 ) -> None:
     import os
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,8 +12,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import Value
 from django.test import Client
 from django.urls import reverse
+from pytest_django import Settings
 
 from tests.webapp.documents.files import make_docx, make_pdf
+from webapp.accounts.models import User
 from webapp.documents.models import Document
 from webapp.jobs.models import Job
 
@@ -27,7 +30,7 @@ def upload(client: Client, *files: tuple[str, bytes]) -> str:
     return response.content.decode()
 
 
-def stored(owner: Any, name: str, **fields: Any) -> Document:
+def stored(owner: User, name: str, **fields: Any) -> Document:
     data = name.encode()
     digest = hashlib.sha256(data).hexdigest()
     return Document.objects.create(
@@ -35,7 +38,7 @@ def stored(owner: Any, name: str, **fields: Any) -> Document:
     )
 
 
-def test_several_files_at_once_become_documents_with_a_queued_reading(logged_in_client: Client, user: Any) -> None:
+def test_several_files_at_once_become_documents_with_a_queued_reading(logged_in_client: Client, user: User) -> None:
     pdf_bytes = make_pdf(["Otters"])
     page = upload(logged_in_client, ("a.pdf", pdf_bytes), ("b.docx", make_docx(["Beavers"])))
     assert "“a.pdf” uploaded" in page
@@ -52,7 +55,7 @@ def test_several_files_at_once_become_documents_with_a_queued_reading(logged_in_
     assert Job.objects.filter(document=pdf, kind="extract", state="queued").exists()
 
 
-def test_the_same_file_twice_points_to_the_existing_document(logged_in_client: Client, user: Any) -> None:
+def test_the_same_file_twice_points_to_the_existing_document(logged_in_client: Client, user: User) -> None:
     data = b"Meeting notes: nothing happened."
     upload(logged_in_client, ("notes.txt", data))
     page = upload(logged_in_client, ("copy of notes.txt", data))
@@ -60,7 +63,7 @@ def test_the_same_file_twice_points_to_the_existing_document(logged_in_client: C
     assert Document.objects.filter(owner=user).count() == 1
 
 
-def test_another_user_may_upload_the_same_file(client: Client, make_user: Any) -> None:
+def test_another_user_may_upload_the_same_file(client: Client, make_user: Callable[..., User]) -> None:
     data = b"Shared memo."
     for _ in range(2):
         client.force_login(make_user())
@@ -85,14 +88,14 @@ def test_bad_files_are_refused_with_a_reason_and_leave_nothing(
     assert not Job.objects.exists()
 
 
-def test_a_file_over_the_limit_is_refused_while_it_streams_in(logged_in_client: Client, settings: Any) -> None:
+def test_a_file_over_the_limit_is_refused_while_it_streams_in(logged_in_client: Client, settings: Settings) -> None:
     settings.PARLEY_UPLOAD_MAX_BYTES = 1024 * 1024
     page = upload(logged_in_client, ("big.txt", b"x" * 3 * 1024 * 1024), ("small.txt", b"fine"))
     assert "“big.txt”: The file is larger than the 1 MB limit." in page
     assert list(Document.objects.values_list("name", flat=True)) == ["small.txt"]
 
 
-def test_too_many_files_at_once(logged_in_client: Client, settings: Any) -> None:
+def test_too_many_files_at_once(logged_in_client: Client, settings: Settings) -> None:
     settings.PARLEY_UPLOAD_MAX_FILES = 2
     page = upload(logged_in_client, *[(f"{i}.txt", f"file {i}".encode()) for i in range(3)])
     assert "At most 2 files at a time" in page
@@ -103,7 +106,7 @@ def test_nothing_chosen(logged_in_client: Client) -> None:
     assert "Choose one or more files" in upload(logged_in_client)
 
 
-def test_list_search_and_detail(logged_in_client: Client, user: Any) -> None:
+def test_list_search_and_detail(logged_in_client: Client, user: User) -> None:
     otters = stored(user, "otters.txt", text="Sea otters hold hands.", status="ready", words=4, pages=1)
     stored(user, "tax.txt", status="ready")
     Document.objects.filter(pk=otters.pk).update(
@@ -119,7 +122,7 @@ def test_list_search_and_detail(logged_in_client: Client, user: Any) -> None:
     assert "4 words" in detail
 
 
-def test_another_users_document_is_not_found(client: Client, make_user: Any) -> None:
+def test_another_users_document_is_not_found(client: Client, make_user: Callable[..., User]) -> None:
     owner = make_user()
     document = Document.objects.create(
         owner=owner, name="mine.txt", kind="text", size=1, sha256="c" * 64, original=b"z"
@@ -131,7 +134,7 @@ def test_another_users_document_is_not_found(client: Client, make_user: Any) -> 
     assert Document.objects.filter(pk=document.pk).exists()
 
 
-def test_download_gives_back_the_original_bytes(logged_in_client: Client, user: Any) -> None:
+def test_download_gives_back_the_original_bytes(logged_in_client: Client, user: User) -> None:
     data = make_pdf(["Keep me"])
     upload(logged_in_client, ("../../keep\u202e.pdf", data))
     document = Document.objects.get(owner=user)
@@ -141,7 +144,7 @@ def test_download_gives_back_the_original_bytes(logged_in_client: Client, user: 
     assert "filename*=UTF-8''keep.pdf" in response["Content-Disposition"]
 
 
-def test_delete(logged_in_client: Client, user: Any) -> None:
+def test_delete(logged_in_client: Client, user: User) -> None:
     upload(logged_in_client, ("gone.txt", b"bye"))
     document = Document.objects.get(owner=user)
     logged_in_client.post(reverse("documents:delete", args=[document.pk]))

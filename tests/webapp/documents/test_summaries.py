@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from inference.summarize import Summarizer
 from tests.processes import process_env
 from tests.webapp.chat.conftest import slow_tiny_engine
 from tests.webapp.jobs.workers import start_celery, wait_for
+from webapp.accounts.models import User
 from webapp.documents import services, summaries, tasks
 from webapp.documents.models import ChunkSummary, Document, Summary
 from webapp.jobs.models import Job
@@ -42,7 +43,7 @@ def long_text(words: int, last_fact: str = "") -> str:
     return text + last_fact
 
 
-def ready_document(owner: Any, text: str, name: str = "history.txt") -> Document:
+def ready_document(owner: User, text: str, name: str = "history.txt") -> Document:
     return Document.objects.create(
         owner=owner, name=name, kind="text", size=len(text), sha256=str(hash(text)).ljust(64, "0")[:64],
         original=text.encode(), text=text, status="ready", words=len(text.split()), pages=1,
@@ -56,7 +57,7 @@ def celery_env() -> dict[str, str]:
 
 
 def test_a_killed_worker_resumes_from_finished_chunks_and_writes_one_summary(
-    user: Any, celery_env: dict[str, str]
+    user: User, celery_env: dict[str, str]
 ) -> None:
     """The real Celery worker, the real broker and the real model, killed with SIGKILL."""
     document = ready_document(user, long_text(1500))
@@ -103,10 +104,15 @@ def tiny_summarizer(chat_tokenizer: Any, monkeypatch: pytest.MonkeyPatch) -> Ite
     engine.close()
 
 
-def test_cancel_stops_a_running_summary(user: Any, tiny_summarizer: Summarizer) -> None:
+def test_cancel_stops_a_running_summary(user: User, tiny_summarizer: Summarizer) -> None:
     document = ready_document(user, long_text(900))
     summary = services.summary_request(document, "medium", "paragraph")
-    worker = threading.Thread(target=lambda: (tasks.summarize_document.run(summary.job_id), connection.close()))
+
+    def summarize() -> None:
+        tasks.summarize_document.run(summary.job_id)
+        connection.close()
+
+    worker = threading.Thread(target=summarize)
     worker.start()
     wait_for(lambda: ChunkSummary.objects.filter(summary=summary).exists(), 60)
     assert job_cancel(job=summary.job)
@@ -120,7 +126,7 @@ def test_cancel_stops_a_running_summary(user: Any, tiny_summarizer: Summarizer) 
     assert not job_cancel(job=job), "a finished job cannot be cancelled again"
 
 
-def test_asking_twice_gives_the_same_summary_and_unread_documents_are_refused(user: Any) -> None:
+def test_asking_twice_gives_the_same_summary_and_unread_documents_are_refused(user: User) -> None:
     document = ready_document(user, long_text(100))
     first = services.summary_request(document, "short", "paragraph")
     assert services.summary_request(document, "short", "paragraph") == first
@@ -131,7 +137,7 @@ def test_asking_twice_gives_the_same_summary_and_unread_documents_are_refused(us
         services.summary_request(document, "medium", "bullets")
 
 
-def test_another_users_summary_and_job_are_not_found(client: Client, make_user: Any) -> None:
+def test_another_users_summary_and_job_are_not_found(client: Client, make_user: Callable[..., User]) -> None:
     owner = make_user()
     document = ready_document(owner, long_text(100))
     summary = services.summary_request(document, "short", "paragraph")
@@ -146,7 +152,7 @@ def test_another_users_summary_and_job_are_not_found(client: Client, make_user: 
     assert Job.objects.get(pk=summary.job_id).state == "queued"
 
 
-def test_bad_summary_options_are_refused(logged_in_client: Client, user: Any) -> None:
+def test_bad_summary_options_are_refused(logged_in_client: Client, user: User) -> None:
     document = ready_document(user, long_text(100))
     response = logged_in_client.post(
         reverse("documents:summarize", args=[document.pk]), {"length": "enormous", "form": "poem"}, follow=True

@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from celery.worker import WorkController
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
@@ -15,6 +16,7 @@ from django.urls import reverse
 
 from tests.webapp.documents.files import make_pdf
 from tests.webapp.jobs.workers import start_celery, stop_celery, wait_for
+from webapp.accounts.models import User
 from webapp.documents.models import Document
 from webapp.documents.reading import document_sentiment
 from webapp.documents.tasks import extract_document
@@ -46,7 +48,7 @@ def job_of(document: Document) -> Job:
 
 
 def test_a_real_worker_reads_uploads_and_says_why_it_cannot(
-    celery_worker: Any, logged_in_client: Client, user: Any
+    celery_worker: WorkController, logged_in_client: Client, user: User
 ) -> None:
     files = [
         SimpleUploadedFile("report.pdf", make_pdf(["Quarterly report.", "Revenue grew by nine percent."])),
@@ -72,7 +74,7 @@ def test_a_real_worker_reads_uploads_and_says_why_it_cannot(
     assert "notes.txt" not in found
 
 
-def _document_with_job(user: Any, **job_fields: Any) -> tuple[Document, Job]:
+def _document_with_job(user: User, **job_fields: Any) -> tuple[Document, Job]:
     data = make_pdf(["Some text here."])
     document = Document.objects.create(
         owner=user, name="a.pdf", kind="pdf", size=len(data), sha256="d" * 64, original=data
@@ -90,7 +92,7 @@ def advisory_lock_held(class_id: int, object_id: int) -> bool:
     return bool(row and row[0])
 
 
-def test_a_second_delivery_while_the_first_runs_does_nothing(user: Any) -> None:
+def test_a_second_delivery_while_the_first_runs_does_nothing(user: User) -> None:
     document, job = _document_with_job(user)
     params = {k: v for k, v in connection.get_connection_params().items() if k in ("dbname", "user", "host", "port")}
     with psycopg.connect(**params, autocommit=True) as other_worker:
@@ -109,14 +111,14 @@ def test_a_second_delivery_while_the_first_runs_does_nothing(user: Any) -> None:
     assert job.attempts == 1
 
 
-def test_a_redelivered_job_whose_worker_died_is_taken_over(user: Any) -> None:
+def test_a_redelivered_job_whose_worker_died_is_taken_over(user: User) -> None:
     _, job = _document_with_job(user, state="running", attempts=1)
     extract_document.run(job.pk)
     job.refresh_from_db()
     assert (job.state, job.attempts) == ("done", 2)
 
 
-def test_a_job_that_keeps_killing_the_worker_fails_instead_of_looping(user: Any) -> None:
+def test_a_job_that_keeps_killing_the_worker_fails_instead_of_looping(user: User) -> None:
     document, job = _document_with_job(user, state="running", attempts=MAX_ATTEMPTS)
     extract_document.run(job.pk)
     job.refresh_from_db()
@@ -135,7 +137,7 @@ def test_a_documents_overall_sentiment_comes_from_its_sentences() -> None:
     assert document_sentiment("Hi.") == {}
 
 
-def test_the_soft_time_limit_fails_the_job_with_a_reason(user: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_soft_time_limit_fails_the_job_with_a_reason(user: User, monkeypatch: pytest.MonkeyPatch) -> None:
     from celery.exceptions import SoftTimeLimitExceeded
 
     from webapp.documents import reading

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from channels.db import database_sync_to_async
@@ -13,6 +13,7 @@ from django.db import connection
 from django.test import Client
 
 from tests.webapp.documents.test_summaries import long_text, ready_document
+from webapp.accounts.models import User
 from webapp.asgi import application
 from webapp.documents import services
 from webapp.jobs.events import publish_job_progress
@@ -21,7 +22,7 @@ from webapp.jobs.models import Job
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def test_progress_reaches_the_page_over_a_websocket(user: Any, make_user: Any) -> None:
+async def test_progress_reaches_the_page_over_a_websocket(user: User, make_user: Callable[..., User]) -> None:
     document = await database_sync_to_async(ready_document)(user, long_text(100))
     summary = await database_sync_to_async(services.summary_request)(document, "short", "paragraph")
     client = Client()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from django.test import Client
@@ -12,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.processes import BASE_DIR
+from webapp.accounts.models import User
 from webapp.documents import services
 from webapp.documents.models import Document
 from webapp.jobs.events import job_progress_frame
@@ -26,7 +26,7 @@ def running(job: Job, done: int, total: int, elapsed: timedelta) -> Job:
     return job
 
 
-def summary_job(owner: Any) -> Job:
+def summary_job(owner: User) -> Job:
     text = "The river runs to the sea. " * 20
     document = Document.objects.create(
         owner=owner, name="river.txt", kind="text", size=len(text), sha256="r" * 64, original=text.encode(),
@@ -35,7 +35,7 @@ def summary_job(owner: Any) -> Job:
     return services.summary_request(document, "short", "paragraph").job
 
 
-def test_the_text_says_waiting_steps_and_time_left(user: Any) -> None:
+def test_the_text_says_waiting_steps_and_time_left(user: User) -> None:
     job = summary_job(user)
     assert job.progress_text == "Waiting for a worker…"
     assert running(job, 0, 5, timedelta(seconds=3)).progress_text == "0 of 5 steps"
@@ -43,7 +43,7 @@ def test_the_text_says_waiting_steps_and_time_left(user: Any) -> None:
     assert running(job, 1, 5, timedelta(minutes=10)).progress_text == "1 of 5 steps · about 40 min left"
 
 
-def test_the_page_and_the_frame_show_the_same_text(logged_in_client: Client, user: Any) -> None:
+def test_the_page_and_the_frame_show_the_same_text(logged_in_client: Client, user: User) -> None:
     job = running(summary_job(user), 2, 5, timedelta(seconds=10))
     page = logged_in_client.get(reverse("documents:detail", args=[job.document_id])).content.decode()
     (shown,) = re.findall(r'<span class="job-status">([^<]*)</span>', page)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
 
+from webapp.accounts.models import User
 from webapp.chat import services as chat
 from webapp.chat.answers import generation_settings
 from webapp.chat.models import Conversation, Message
@@ -20,7 +20,7 @@ from webapp.sentiment.models import SentimentBatch, SentimentItem
 
 
 @pytest.fixture
-def reviewer(make_user: Callable[..., Any]) -> Any:
+def reviewer(make_user: Callable[..., User]) -> User:
     """A reviewer who is not staff: a member of the "reviewer" group."""
     user = make_user("reviewer@example.com")
     # get_or_create: the migration made it, but a transactional test before this one flushed it
@@ -29,14 +29,14 @@ def reviewer(make_user: Callable[..., Any]) -> Any:
 
 
 @pytest.fixture
-def reviewer_client(reviewer: Any) -> Client:
+def reviewer_client(reviewer: User) -> Client:
     client = Client()
     client.force_login(reviewer)
     return client
 
 
 def make_chat_answer(
-    owner: Any,
+    owner: User,
     answer: str,
     *,
     question: str = "What is Parley?",
@@ -60,7 +60,7 @@ def make_chat_answer(
     return ReviewItem.objects.get(message=reply)
 
 
-def make_summary(owner: Any, text: str, *, document_text: str = "A long report about rivers. " * 40) -> ReviewItem:
+def make_summary(owner: User, text: str, *, document_text: str = "A long report about rivers. " * 40) -> ReviewItem:
     document = Document.objects.create(
         owner=owner, name="report.txt", kind=Document.Kind.TEXT, size=len(document_text), sha256=str(hash(text)),
         original=document_text.encode(), text=document_text, status=Document.Status.READY, words=200, pages=1,
@@ -72,7 +72,7 @@ def make_summary(owner: Any, text: str, *, document_text: str = "A long report a
 
 
 def make_sentiment(
-    owner: Any, rows: list[tuple[str, str, float]], *, model_name: str = "minilm-sentiment"
+    owner: User, rows: list[tuple[str, str, float]], *, model_name: str = "minilm-sentiment"
 ) -> list[ReviewItem]:
     batch = SentimentBatch.objects.create(
         owner=owner,
@@ -89,7 +89,7 @@ def make_sentiment(
 
 
 @pytest.fixture
-def outputs(user: Any) -> dict[str, Any]:
+def outputs(user: User) -> dict[str, ReviewItem]:
     """One of each kind, plus a disliked answer and an unsure label."""
     chat_item = make_chat_answer(user, "Parley is a self-hosted workspace.")
     disliked = make_chat_answer(user, "Parley is a kind of cheese.", rating=-1, comment="Wrong!")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from django.test import Client
 from django.urls import reverse
 
+from webapp.accounts.models import User
 from webapp.review.models import ReviewItem, Verdict
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +25,9 @@ def review_requests(item: ReviewItem) -> list[tuple[str, str, dict[str, str]]]:
     ]
 
 
-def test_a_user_who_is_not_a_reviewer_is_refused_everywhere(logged_in_client: Client, outputs: dict[str, Any]) -> None:
+def test_a_user_who_is_not_a_reviewer_is_refused_everywhere(
+    logged_in_client: Client, outputs: dict[str, ReviewItem]
+) -> None:
     item = outputs["chat"]
     for method, url, data in review_requests(item):
         response = getattr(logged_in_client, method)(url, data)
@@ -36,7 +37,7 @@ def test_a_user_who_is_not_a_reviewer_is_refused_everywhere(logged_in_client: Cl
     assert not Verdict.objects.exists()
 
 
-def test_an_anonymous_visitor_is_sent_to_log_in(client: Client, outputs: dict[str, Any]) -> None:
+def test_an_anonymous_visitor_is_sent_to_log_in(client: Client, outputs: dict[str, ReviewItem]) -> None:
     for method, url, data in review_requests(outputs["chat"]):
         response = getattr(client, method)(url, data)
         assert response.status_code == 302, url
@@ -44,7 +45,7 @@ def test_an_anonymous_visitor_is_sent_to_log_in(client: Client, outputs: dict[st
 
 
 def test_staff_and_reviewer_group_members_get_in(
-    reviewer_client: Client, staff_user: Any, outputs: dict[str, Any]
+    reviewer_client: Client, staff_user: User, outputs: dict[str, ReviewItem]
 ) -> None:
     assert reviewer_client.get(reverse("review:queue")).status_code == 200
     staff = Client()
@@ -60,7 +61,7 @@ def test_an_unknown_item_is_not_found(reviewer_client: Client) -> None:
 
 
 def test_the_review_link_shows_for_reviewers_only(
-    logged_in_client: Client, reviewer_client: Client, staff_user: Any
+    logged_in_client: Client, reviewer_client: Client, staff_user: User
 ) -> None:
     link = f'href="{reverse("review:queue")}"'
     assert link not in logged_in_client.get("/").content.decode()

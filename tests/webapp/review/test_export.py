@@ -11,13 +11,16 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from tests.webapp.responses import streamed
 from tests.webapp.review.conftest import make_chat_answer, make_sentiment
+from webapp.accounts.models import User
+from webapp.review.models import ReviewItem
 from webapp.review.selectors import QueueFilter, export_lines
 
 pytestmark = pytest.mark.django_db
 
 
-def judge(client: Client, item: Any, **fields: Any) -> None:
+def judge(client: Client, item: ReviewItem, **fields: Any) -> None:
     client.get(reverse("review:item", args=[item.pk]))
     item.refresh_from_db()
     response = client.post(reverse("review:verdict", args=[item.pk]), {"version": item.version, **fields})
@@ -30,12 +33,12 @@ def export(client: Client, query: str = "") -> list[dict[str, Any]]:
     assert response.streaming
     assert response["Content-Type"] == "application/x-ndjson"
     assert response["Content-Disposition"].startswith("attachment; filename=")
-    body = b"".join(response.streaming_content).decode()
+    body = b"".join(streamed(response)).decode()
     return [json.loads(line) for line in body.splitlines()]
 
 
 @pytest.fixture
-def reviewed(reviewer_client: Client, user: Any, outputs: dict[str, Any]) -> dict[str, Any]:
+def reviewed(reviewer_client: Client, user: User, outputs: dict[str, ReviewItem]) -> dict[str, Any]:
     system = make_chat_answer(user, "Bonjour !", question="Say hello in French.", system_prompt="Be brief.")
     rejected = make_chat_answer(user, "I will not.", question="Help me.")
     judge(reviewer_client, outputs["chat"], decision="approve", rating="5", tags="good")
@@ -118,7 +121,7 @@ def test_an_unknown_dataset_is_refused(reviewer_client: Client) -> None:
     assert "Unknown dataset" in response.content.decode()
 
 
-def test_a_large_export_streams(reviewer_client: Client, reviewer: Any, user: Any) -> None:
+def test_a_large_export_streams(reviewer_client: Client, reviewer: User, user: User) -> None:
     from webapp.review import services
 
     items = make_sentiment(user, [(f"text {n}", "neutral", 0.9) for n in range(1200)])
@@ -128,7 +131,7 @@ def test_a_large_export_streams(reviewer_client: Client, reviewer: Any, user: An
             verdict=services.VerdictInput("approve", None, [], "", "", ""),
         )  # fmt: skip
     response = reviewer_client.get(reverse("review:export") + "?dataset=sentiment")
-    chunks = list(response.streaming_content)
+    chunks = list(streamed(response))
     assert len(chunks) == 1200  # one line at a time, never the whole file at once
     assert len({json.loads(chunk)["provenance"]["item"] for chunk in chunks}) == 1200
 

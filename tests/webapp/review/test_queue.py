@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from pytest_django import Settings
 
-from tests.webapp.chat.conftest import converse, settled, start_worker, wait_for  # noqa: F401 (fixtures)
+from tests.webapp.chat.conftest import Converse, converse, settled, start_worker, wait_for  # noqa: F401 (fixtures)
 from tests.webapp.review.conftest import make_chat_answer, make_sentiment
+from webapp.accounts.models import User
 from webapp.chat import services as chat
 from webapp.chat.models import Message
+from webapp.chat.worker import GenerationWorker
 from webapp.review import services as review_services
 from webapp.review.models import Kind, ReviewItem, Tier
 from webapp.sentiment import services as sentiment
@@ -27,7 +30,7 @@ def listed_ids(html: str) -> list[int]:
     return [int(pk) for pk in re.findall(r'<tr data-item="(\d+)"', html)]
 
 
-def test_the_queue_lists_every_kind_most_needed_first(reviewer_client: Client, outputs: dict[str, Any]) -> None:
+def test_the_queue_lists_every_kind_most_needed_first(reviewer_client: Client, outputs: dict[str, ReviewItem]) -> None:
     response = reviewer_client.get(reverse("review:queue"))
     assert response.status_code == 200
     ids = listed_ids(response.content.decode())
@@ -38,9 +41,10 @@ def test_the_queue_lists_every_kind_most_needed_first(reviewer_client: Client, o
 
 
 def test_a_thumbs_down_from_the_chat_page_puts_the_answer_first_with_its_comment(
-    logged_in_client: Client, reviewer_client: Client, user: Any, outputs: dict[str, Any]
+    logged_in_client: Client, reviewer_client: Client, user: User, outputs: dict[str, ReviewItem]
 ) -> None:
     answer = outputs["chat"].message
+    assert answer is not None
     response = logged_in_client.post(
         reverse("chat:feedback", args=[answer.conversation_id, answer.pk]),
         {"rating": "-1", "comment": "It left out the setup steps"},
@@ -68,12 +72,14 @@ def test_a_thumbs_down_from_the_chat_page_puts_the_answer_first_with_its_comment
         ("low_confidence=on", {"unsure"}),
     ],
 )
-def test_filters(reviewer_client: Client, outputs: dict[str, Any], query: str, expected: set[str]) -> None:
+def test_filters(reviewer_client: Client, outputs: dict[str, ReviewItem], query: str, expected: set[str]) -> None:
     ids = set(listed_ids(reviewer_client.get(f"{reverse('review:queue')}?{query}").content.decode()))
     assert ids == {outputs[name].pk for name in expected}
 
 
-def test_date_range_and_review_state_filters(reviewer_client: Client, reviewer: Any, outputs: dict[str, Any]) -> None:
+def test_date_range_and_review_state_filters(
+    reviewer_client: Client, reviewer: User, outputs: dict[str, ReviewItem]
+) -> None:
     old = outputs["summary"]
     ReviewItem.objects.filter(pk=old.pk).update(produced_at=timezone.now() - timedelta(days=10))
     today = timezone.localdate().isoformat()
@@ -103,7 +109,7 @@ def test_date_range_and_review_state_filters(reviewer_client: Client, reviewer: 
     ],
 )
 def test_a_bad_filter_says_what_is_wrong(
-    reviewer_client: Client, outputs: dict[str, Any], query: str, message: str
+    reviewer_client: Client, outputs: dict[str, ReviewItem], query: str, message: str
 ) -> None:
     response = reviewer_client.get(f"{reverse('review:queue')}?{query}")
     assert response.status_code == 200
@@ -114,12 +120,13 @@ def test_a_bad_filter_says_what_is_wrong(
 
 
 def test_opening_an_item_claims_it_and_others_are_kept_out_until_it_expires(
-    reviewer_client: Client, staff_user: Any, reviewer: Any, outputs: dict[str, Any]
+    reviewer_client: Client, staff_user: User, reviewer: User, outputs: dict[str, ReviewItem]
 ) -> None:
     item = outputs["summary"]
     reviewer_client.get(reverse("review:item", args=[item.pk]))
     item.refresh_from_db()
     assert item.claimed_by == reviewer
+    assert item.claimed_until is not None
     assert item.claimed_until > timezone.now()
 
     other = Client()
@@ -148,7 +155,7 @@ def test_opening_an_item_claims_it_and_others_are_kept_out_until_it_expires(
 
 
 def test_next_and_previous_walk_the_filter_and_let_go_of_the_item_left(
-    reviewer_client: Client, reviewer: Any, outputs: dict[str, Any]
+    reviewer_client: Client, reviewer: User, outputs: dict[str, ReviewItem]
 ) -> None:
     start = reviewer_client.get(reverse("review:step"))
     assert start["Location"] == reverse("review:item", args=[outputs["disliked"].pk])
@@ -173,9 +180,9 @@ def test_next_and_previous_walk_the_filter_and_let_go_of_the_item_left(
 
 @pytest.mark.django_db(transaction=True)
 def test_an_answer_written_by_the_real_worker_arrives_in_the_queue(
-    user: Any,
-    start_worker: Any,  # noqa: F811
-    converse: Any,  # noqa: F811
+    user: User,
+    start_worker: Callable[..., GenerationWorker],  # noqa: F811
+    converse: Converse,  # noqa: F811
 ) -> None:
     _conversation, answer = converse("Tell me about rivers.", max_tokens=20)
     start_worker()
@@ -186,7 +193,7 @@ def test_an_answer_written_by_the_real_worker_arrives_in_the_queue(
 
 
 def test_a_classified_batch_arrives_in_the_queue_least_certain_first(
-    user: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+    user: User, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings.PARLEY_SENTIMENT_REVIEW_BELOW = 1.0  # every label counts as unsure here
     monkeypatch.setattr(review_services, "ANALYZE_AFTER_ROWS", 1)  # as a large batch does, inside the task
@@ -201,20 +208,22 @@ def test_a_classified_batch_arrives_in_the_queue_least_certain_first(
     assert all(i.model_name and i.owner == user for i in items)
 
 
-def test_an_empty_or_unfinished_answer_is_not_queued(user: Any) -> None:
+def test_an_empty_or_unfinished_answer_is_not_queued(user: User) -> None:
     empty = make_chat_answer(user, "x")
+    assert empty.message_id is not None
     Message.objects.filter(pk=empty.message_id).update(content="")
     unfinished = make_chat_answer(user, "half an ans")
+    assert unfinished.message_id is not None
     Message.objects.filter(pk=unfinished.message_id).update(status=Message.Status.GENERATING)
     ReviewItem.objects.all().delete()
-    for item in (empty, unfinished):
-        review_services.chat_answer_track(message_id=item.message_id)
+    for message_id in (empty.message_id, unfinished.message_id):
+        review_services.chat_answer_track(message_id=message_id)
     assert not ReviewItem.objects.exists()
     make_sentiment(user, [("", "empty", 1.0)])
     assert not ReviewItem.objects.exists()
 
 
-def test_page_links_keep_the_filter(reviewer_client: Client, user: Any, outputs: dict[str, Any]) -> None:
+def test_page_links_keep_the_filter(reviewer_client: Client, user: User, outputs: dict[str, ReviewItem]) -> None:
     make_sentiment(user, [(f"text {n}", "neutral", 0.9) for n in range(55)])
     first = reviewer_client.get(f"{reverse('review:queue')}?kind=sentiment").content.decode()
     assert len(listed_ids(first)) == 50

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from html.parser import HTMLParser
-from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
 from tests.webapp.review.conftest import make_chat_answer, make_sentiment, make_summary
+from webapp.accounts.models import User
+from webapp.review.models import ReviewItem
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +61,7 @@ def assert_inert(html: str) -> None:
 
 
 @pytest.fixture
-def hostile_items(user: Any) -> list[Any]:
+def hostile_items(user: User) -> list[ReviewItem]:
     chat = make_chat_answer(user, HOSTILE, question=HOSTILE, system_prompt=HOSTILE, rating=-1, comment=HOSTILE)
     summary = make_summary(user, HOSTILE, document_text=HOSTILE)
     (label,) = make_sentiment(user, [(HOSTILE, "negative", 0.3)])
@@ -68,7 +69,7 @@ def hostile_items(user: Any) -> list[Any]:
 
 
 def test_hostile_output_is_inert_in_the_queue_and_on_item_pages(
-    reviewer_client: Client, hostile_items: list[Any]
+    reviewer_client: Client, hostile_items: list[ReviewItem]
 ) -> None:
     assert_inert(reviewer_client.get(reverse("review:queue")).content.decode())
     for item in hostile_items:
@@ -76,7 +77,7 @@ def test_hostile_output_is_inert_in_the_queue_and_on_item_pages(
 
 
 def test_hostile_text_is_inert_in_the_diff_and_the_verdict_history(
-    reviewer_client: Client, hostile_items: list[Any]
+    reviewer_client: Client, hostile_items: list[ReviewItem]
 ) -> None:
     chat = hostile_items[0]
     correction = HOSTILE.replace("Sure!", "<b onmouseover=alert(5)>Fixed</b>")
@@ -92,7 +93,7 @@ def test_hostile_text_is_inert_in_the_diff_and_the_verdict_history(
     assert_inert(reviewer_client.get(reverse("review:item", args=[chat.pk])).content.decode())
 
 
-def test_hostile_output_is_escaped_in_the_admin(admin_client: Client, hostile_items: list[Any]) -> None:
+def test_hostile_output_is_escaped_in_the_admin(admin_client: Client, hostile_items: list[ReviewItem]) -> None:
     assert_inert(admin_client.get(reverse("admin:review_reviewitem_changelist")).content.decode())
     for item in hostile_items:
         page = admin_client.get(reverse("admin:review_reviewitem_change", args=[item.pk])).content.decode()

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from django.test import Client
 from django.urls import reverse
 
+from webapp.accounts.models import User
 from webapp.review import selectors, services
+from webapp.review.models import ReviewItem
 
 pytestmark = pytest.mark.django_db
 
 
-def give(item: Any, reviewer: Any, decision: str, rating: int | None = None, tags: list[str] | None = None) -> None:
+def give(
+    item: ReviewItem, reviewer: User, decision: str, rating: int | None = None, tags: list[str] | None = None
+) -> None:
     item.refresh_from_db()
     services.verdict_submit(
         item_id=item.pk, reviewer=reviewer, seen_version=item.version,
@@ -22,7 +24,7 @@ def give(item: Any, reviewer: Any, decision: str, rating: int | None = None, tag
 
 
 def test_approval_and_ratings_per_kind_model_and_day(
-    reviewer_client: Client, reviewer: Any, outputs: dict[str, Any]
+    reviewer_client: Client, reviewer: User, outputs: dict[str, ReviewItem]
 ) -> None:
     give(outputs["chat"], reviewer, "approve", 4, ["helpful"])
     give(outputs["disliked"], reviewer, "reject", 1, ["wrong facts", "helpful"])

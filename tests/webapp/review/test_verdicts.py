@@ -12,6 +12,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from webapp.accounts.models import User
 from webapp.review import services
 from webapp.review.models import ReviewItem, Verdict
 
@@ -26,7 +27,7 @@ def open_and_judge(client: Client, item: ReviewItem, **fields: Any) -> Any:
 
 
 def test_a_verdict_is_recorded_with_who_and_when_and_the_next_item_opens(
-    reviewer_client: Client, reviewer: Any, outputs: dict[str, Any]
+    reviewer_client: Client, reviewer: User, outputs: dict[str, ReviewItem]
 ) -> None:
     item = outputs["disliked"]
     before = timezone.now()
@@ -53,7 +54,7 @@ def test_a_verdict_is_recorded_with_who_and_when_and_the_next_item_opens(
 
 
 def test_changing_a_verdict_keeps_the_history(
-    reviewer_client: Client, staff_user: Any, outputs: dict[str, Any]
+    reviewer_client: Client, staff_user: User, outputs: dict[str, ReviewItem]
 ) -> None:
     item = outputs["summary"]
     open_and_judge(reviewer_client, item, decision="approve", rating="4")
@@ -73,7 +74,7 @@ def test_changing_a_verdict_keeps_the_history(
 
 
 def test_an_unchanged_correction_is_no_correction_and_a_diff_shows_an_edit(
-    reviewer_client: Client, outputs: dict[str, Any]
+    reviewer_client: Client, outputs: dict[str, ReviewItem]
 ) -> None:
     item = outputs["chat"]
     open_and_judge(reviewer_client, item, decision="approve", correction="Parley is a self-hosted workspace.\n")
@@ -88,7 +89,7 @@ def test_an_unchanged_correction_is_no_correction_and_a_diff_shows_an_edit(
     assert "A correction can be at most 20,000 characters long." in too_long.content.decode()
 
 
-def test_a_sentiment_label_is_corrected_with_a_label(reviewer_client: Client, outputs: dict[str, Any]) -> None:
+def test_a_sentiment_label_is_corrected_with_a_label(reviewer_client: Client, outputs: dict[str, ReviewItem]) -> None:
     item = outputs["unsure"]
     open_and_judge(reviewer_client, item, decision="reject", corrected_label="negative")
     assert Verdict.objects.get(item=item).corrected_label == "negative"
@@ -111,7 +112,7 @@ def test_a_sentiment_label_is_corrected_with_a_label(reviewer_client: Client, ou
     ],
 )
 def test_bad_input_is_refused_with_a_message_and_nothing_is_saved(
-    reviewer_client: Client, outputs: dict[str, Any], fields: dict[str, str], message: str
+    reviewer_client: Client, outputs: dict[str, ReviewItem], fields: dict[str, str], message: str
 ) -> None:
     item = outputs["chat"]
     response = open_and_judge(reviewer_client, item, **fields)
@@ -122,7 +123,7 @@ def test_bad_input_is_refused_with_a_message_and_nothing_is_saved(
     assert (item.decision, item.version) == ("", 0)
 
 
-def test_text_is_not_a_sentiment_correction(reviewer_client: Client, outputs: dict[str, Any]) -> None:
+def test_text_is_not_a_sentiment_correction(reviewer_client: Client, outputs: dict[str, ReviewItem]) -> None:
     response = open_and_judge(reviewer_client, outputs["sure"], decision="reject", correction="negative really")
     assert response.status_code == 422
     assert "corrected with the label" in response.content.decode()
@@ -132,7 +133,7 @@ def test_text_is_not_a_sentiment_correction(reviewer_client: Client, outputs: di
 
 
 def test_a_second_reviewer_on_the_same_item_is_told_and_keeps_their_work(
-    reviewer_client: Client, staff_user: Any, outputs: dict[str, Any]
+    reviewer_client: Client, staff_user: User, outputs: dict[str, ReviewItem]
 ) -> None:
     """The first reviewer's hold ran out, a second one judged; then the first submits."""
     item = outputs["summary"]
@@ -164,13 +165,13 @@ def test_a_second_reviewer_on_the_same_item_is_told_and_keeps_their_work(
 
 @pytest.mark.django_db(transaction=True)
 def test_two_verdicts_sent_at_the_same_moment_one_wins_and_the_other_is_told(
-    reviewer: Any, staff_user: Any, outputs: dict[str, Any]
+    reviewer: User, staff_user: User, outputs: dict[str, ReviewItem]
 ) -> None:
     item = outputs["chat"]
     barrier = threading.Barrier(2)
     results: dict[str, str] = {}
 
-    def submit(user: Any, decision: str) -> None:
+    def submit(user: User, decision: str) -> None:
         try:
             barrier.wait()
             services.verdict_submit(

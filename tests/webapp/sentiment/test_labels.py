@@ -15,12 +15,14 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from pytest_django import Settings
 
+from tests.webapp.responses import streamed
+from webapp.accounts.models import User
 from webapp.review.models import ReviewItem
 from webapp.sentiment import selectors, services
 from webapp.sentiment.models import SentimentBatch
@@ -33,7 +35,7 @@ OLD_LABELS = {"negative", "neutral", "positive"}
 
 
 @pytest.fixture
-def good_or_bad(tmp_path: Path, settings: Any) -> Iterator[Path]:
+def good_or_bad(tmp_path: Path, settings: Settings) -> Iterator[Path]:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
@@ -55,7 +57,7 @@ def good_or_bad(tmp_path: Path, settings: Any) -> Iterator[Path]:
     services.classifier.cache_clear()
 
 
-def classified(owner: Any) -> SentimentBatch:
+def classified(owner: User) -> SentimentBatch:
     batch = services.batch_create(owner, name="", data="\n".join(TEXTS).encode(), pasted=True)
     classify_batch.run(batch.job_id)
     batch.refresh_from_db()
@@ -63,7 +65,7 @@ def classified(owner: Any) -> SentimentBatch:
 
 
 def test_a_two_label_classifier_labels_the_batch_with_its_own_labels(
-    good_or_bad: Path, logged_in_client: Client, user: Any, staff_user: Any
+    good_or_bad: Path, logged_in_client: Client, user: User, staff_user: User
 ) -> None:
     batch = classified(user)
     assert batch.job is not None
@@ -90,12 +92,12 @@ def test_a_two_label_classifier_labels_the_batch_with_its_own_labels(
     shown = [text for text in TEXTS if text in filtered]
     assert shown == list(batch.items.filter(label=label).values_list("text", flat=True))
 
-    exported = b"".join(logged_in_client.get(reverse("sentiment:export", args=[batch.pk, "csv"])).streaming_content)
+    exported = b"".join(streamed(logged_in_client.get(reverse("sentiment:export", args=[batch.pk, "csv"]))))
     rows = list(csv.DictReader(io.StringIO(exported.decode())))
     assert [r["label"] for r in rows] == list(batch.items.values_list("label", flat=True))
     assert {"bad_probability", "good_probability"} <= set(rows[0])
     assert all(abs(float(r["bad_probability"]) + float(r["good_probability"]) - 1) < 1e-3 for r in rows)
-    jsonl = b"".join(logged_in_client.get(reverse("sentiment:export", args=[batch.pk, "jsonl"])).streaming_content)
+    jsonl = b"".join(streamed(logged_in_client.get(reverse("sentiment:export", args=[batch.pk, "jsonl"]))))
     assert all(list(json.loads(line)["probabilities"]) == ["bad", "good"] for line in jsonl.decode().splitlines())
 
     # The review queue corrects a label with one of the batch's labels.
