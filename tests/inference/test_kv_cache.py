@@ -36,7 +36,8 @@ def test_keys_replaced_from_outside_are_taken_up() -> None:
     """The engine drops rows and padding columns by replacing keys and values."""
     layer = RoomyLayer()
     layer.update(columns(6, 0), columns(6, 0))
-    assert layer.keys is not None and layer.values is not None
+    assert layer.keys is not None
+    assert layer.values is not None
     kept_keys = layer.keys.index_select(0, torch.tensor([1]))[:, :, 2:]
     kept_values = layer.values.index_select(0, torch.tensor([1]))[:, :, 2:]
     layer.keys, layer.values = kept_keys, kept_values
