@@ -8,6 +8,7 @@ generated key under ``var/`` and starts embedded services when no server is name
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from inference.config import InferenceConfig
 from inference.errors import InferenceError
-from webapp.env import env_bool, env_int, env_list, env_str
+from webapp.env import env_bool, env_choice, env_int, env_list, env_str
 from webapp.redis_urls import InvalidRedisUrl, derive_redis_urls
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -191,6 +192,31 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+
+def _env_rate(name: str, default: str) -> str:
+    """A rate in django-ratelimit's notation (``5/h``, ``30/m``, ``100/15m``), checked here
+    so that a typo stops the process instead of failing on the first request."""
+    value = (env_str(name) or default).strip()
+    if not re.fullmatch(r"[1-9][0-9]*/([1-9][0-9]*)?[smhd]", value):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a rate; write a count per period, such as 5/h, 30/m or 100/15m."
+        )
+    return value
+
+
+def _signup_default() -> str:
+    """``open`` for the embedded local database (a try on one machine, whose first users
+    should get in without anyone inviting them), ``invite`` for an operator's own server."""
+    host = str(DATABASES["default"].get("HOST") or "")
+    return "open" if host.startswith("/") and Path(host).resolve().is_relative_to(VAR_DIR.resolve()) else "invite"
+
+
+# Sign-up: open to anyone, by an invitation from staff (single use, expiring), or closed.
+PARLEY_SIGNUP = env_choice("PARLEY_SIGNUP", _signup_default(), ("open", "invite", "closed"))
+PARLEY_INVITATION_DAYS = env_int("PARLEY_INVITATION_DAYS", 7, minimum=1)
+# Per client address, django-ratelimit's notation, as are the rates below.
+PARLEY_SIGNUP_RATE = _env_rate("PARLEY_SIGNUP_RATE", "5/h")
 
 # Failed-login throttling: after AXES_FAILURE_LIMIT failures for one account from one
 # address, that pair is locked out for the cool-off time.
