@@ -1,19 +1,23 @@
-"""Sign-up under the installation's policy, and the staff page that hands out invitations."""
+"""Sign-up under the installation's policy, the staff page that hands out invitations, and
+Django's log-in and password views with their throttles."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
-from django_ratelimit.core import is_ratelimited
+from django_ratelimit.core import get_usage, is_ratelimited
 
 from webapp.accounts import services
-from webapp.accounts.forms import InvitationForm, SignUpForm
+from webapp.accounts.forms import EmailAuthenticationForm, InvitationForm, SignUpForm
 from webapp.accounts.http import AuthedRequest
 from webapp.accounts.models import Invitation
 
@@ -86,3 +90,54 @@ def invitations(request: AuthedRequest) -> HttpResponse:
         "days": settings.PARLEY_INVITATION_DAYS,
     }
     return render(request, "accounts/invitations.html", context, status=400 if form.errors else 200)
+
+
+def _login_failures_rate() -> str:
+    return f"{settings.PARLEY_LOGIN_IP_FAILURE_LIMIT}/{settings.PARLEY_LOGIN_COOLOFF_MINUTES}m"
+
+
+class LoginView(auth_views.LoginView):
+    """Django's log-in, refusing an address after PARLEY_LOGIN_IP_FAILURE_LIMIT failures
+    across accounts (django-axes counts failures per account, across addresses)."""
+
+    authentication_form = EmailAuthenticationForm
+    redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        usage = get_usage(request, group="login-failures", key="ip", rate=_login_failures_rate(), increment=False)
+        if usage is not None and usage["count"] >= usage["limit"]:
+            minutes = settings.PARLEY_LOGIN_COOLOFF_MINUTES
+            return too_many_requests(
+                request, f"Too many failed log-ins from your address. Try again in {minutes} minutes."
+            )
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        get_usage(self.request, group="login-failures", key="ip", rate=_login_failures_rate(), increment=True)
+        return super().form_invalid(form)
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Reset e-mails, at most PARLEY_PASSWORD_RESET_RATE per client address and per address asked
+    for, so the form cannot be used to flood someone's inbox."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        rate = settings.PARLEY_PASSWORD_RESET_RATE
+        limited = [
+            is_ratelimited(request, group=f"password-reset-{key}", key=key, rate=rate, method="POST", increment=True)
+            for key in ("ip", "post:email")
+        ]
+        if any(limited):
+            return too_many_requests(request, "Too many password resets asked for. Wait an hour, then try again.")
+        return super().post(request, *args, **kwargs)
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Password changes, at most PARLEY_PASSWORD_CHANGE_RATE per user: a borrowed session cannot
+    be used to guess the old password."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        rate = settings.PARLEY_PASSWORD_CHANGE_RATE
+        if is_ratelimited(request, group="password-change", key="user", rate=rate, method="POST", increment=True):
+            return too_many_requests(request, "Too many password changes tried. Wait an hour, then try again.")
+        return super().post(request, *args, **kwargs)
