@@ -325,6 +325,13 @@ RATELIMIT_USE_CACHE = "default"
 PARLEY_UPLOAD_MAX_BYTES = env_int("PARLEY_UPLOAD_MAX_MB", 20, minimum=1) * 1024 * 1024
 PARLEY_UPLOAD_MAX_FILES = env_int("PARLEY_UPLOAD_MAX_FILES", 10, minimum=1)
 FILE_UPLOAD_HANDLERS = ["webapp.documents.uploads.SizeLimitedUploadHandler"]
+# Quotas, per user: what documents keep (originals and their text), how many there are,
+# jobs waiting or running at once (readings, summaries and sentiment batches together),
+# and upload requests, django-ratelimit's notation.
+PARLEY_QUOTA_STORAGE_BYTES = env_int("PARLEY_QUOTA_STORAGE_MB", 500, minimum=1) * 1024 * 1024
+PARLEY_QUOTA_DOCUMENTS = env_int("PARLEY_QUOTA_DOCUMENTS", 1000, minimum=1)
+PARLEY_QUOTA_ACTIVE_JOBS = env_int("PARLEY_QUOTA_ACTIVE_JOBS", 10, minimum=1)
+PARLEY_UPLOAD_RATE = _env_rate("PARLEY_UPLOAD_RATE", "30/m")
 PARLEY_SUMMARY_BATCH_SIZE = env_int("PARLEY_SUMMARY_BATCH_SIZE", 16, minimum=1)  # chunks summarized at once
 PARLEY_SENTIMENT_MAX_ROWS = env_int("PARLEY_SENTIMENT_MAX_ROWS", 100_000, minimum=1)
 PARLEY_SENTIMENT_REVIEW_BELOW = env_int("PARLEY_SENTIMENT_REVIEW_BELOW_PERCENT", 60, minimum=0) / 100
