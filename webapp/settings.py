@@ -8,6 +8,7 @@ generated key under ``var/`` and starts embedded services when no server is name
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from inference.config import InferenceConfig
 from inference.errors import InferenceError
-from webapp.env import env_bool, env_int, env_list, env_str
+from webapp.env import env_bool, env_choice, env_int, env_list, env_str
 from webapp.redis_urls import InvalidRedisUrl, derive_redis_urls
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -192,11 +193,46 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
-# Failed-login throttling: after AXES_FAILURE_LIMIT failures for one account from one
-# address, that pair is locked out for the cool-off time.
+
+def _env_rate(name: str, default: str) -> str:
+    """A rate in django-ratelimit's notation (``5/h``, ``30/m``, ``100/15m``), checked here
+    so that a typo stops the process instead of failing on the first request."""
+    value = (env_str(name) or default).strip()
+    if not re.fullmatch(r"[1-9][0-9]*/([1-9][0-9]*)?[smhd]", value):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a rate; write a count per period, such as 5/h, 30/m or 100/15m."
+        )
+    return value
+
+
+def _signup_default() -> str:
+    """``open`` for the embedded local database (a try on one machine, whose first users
+    should get in without anyone inviting them), ``invite`` for an operator's own server."""
+    host = str(DATABASES["default"].get("HOST") or "")
+    return "open" if host.startswith("/") and Path(host).resolve().is_relative_to(VAR_DIR.resolve()) else "invite"
+
+
+# Sign-up: open to anyone, by an invitation from staff (single use, expiring), or closed.
+PARLEY_SIGNUP = env_choice("PARLEY_SIGNUP", _signup_default(), ("open", "invite", "closed"))
+PARLEY_INVITATION_DAYS = env_int("PARLEY_INVITATION_DAYS", 7, minimum=1)
+# Per client address, django-ratelimit's notation, as are the rates below.
+PARLEY_SIGNUP_RATE = _env_rate("PARLEY_SIGNUP_RATE", "5/h")
+
+# Failed-login throttling, against guessing one password from many addresses and trying
+# one password on many accounts from one address. django-axes locks an account after
+# AXES_FAILURE_LIMIT failures, from whatever addresses, for the cool-off time; axes has
+# one limit for all its counters, so the looser one for an address (an office behind one
+# NAT shares it) is counted by django-ratelimit in the login view.
+PARLEY_LOGIN_COOLOFF_MINUTES = env_int("PARLEY_LOGIN_COOLOFF_MINUTES", 15, minimum=1)
 AXES_FAILURE_LIMIT = env_int("PARLEY_LOGIN_FAILURE_LIMIT", 5, minimum=1)
-AXES_COOLOFF_TIME = timedelta(minutes=env_int("PARLEY_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_COOLOFF_TIME = timedelta(minutes=PARLEY_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username"]
+PARLEY_LOGIN_IP_FAILURE_LIMIT = env_int("PARLEY_LOGIN_IP_FAILURE_LIMIT", 20, minimum=1)
+# axes warns that it does not count addresses; the login view does (above).
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+# Reset e-mails per client address and per address asked for; password changes per user.
+PARLEY_PASSWORD_RESET_RATE = _env_rate("PARLEY_PASSWORD_RESET_RATE", "5/h")
+PARLEY_PASSWORD_CHANGE_RATE = _env_rate("PARLEY_PASSWORD_CHANGE_RATE", "10/h")
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
@@ -289,6 +325,13 @@ RATELIMIT_USE_CACHE = "default"
 PARLEY_UPLOAD_MAX_BYTES = env_int("PARLEY_UPLOAD_MAX_MB", 20, minimum=1) * 1024 * 1024
 PARLEY_UPLOAD_MAX_FILES = env_int("PARLEY_UPLOAD_MAX_FILES", 10, minimum=1)
 FILE_UPLOAD_HANDLERS = ["webapp.documents.uploads.SizeLimitedUploadHandler"]
+# Quotas, per user: what documents keep (originals and their text), how many there are,
+# jobs waiting or running at once (readings, summaries and sentiment batches together),
+# and upload requests, django-ratelimit's notation.
+PARLEY_QUOTA_STORAGE_BYTES = env_int("PARLEY_QUOTA_STORAGE_MB", 500, minimum=1) * 1024 * 1024
+PARLEY_QUOTA_DOCUMENTS = env_int("PARLEY_QUOTA_DOCUMENTS", 1000, minimum=1)
+PARLEY_QUOTA_ACTIVE_JOBS = env_int("PARLEY_QUOTA_ACTIVE_JOBS", 10, minimum=1)
+PARLEY_UPLOAD_RATE = _env_rate("PARLEY_UPLOAD_RATE", "30/m")
 PARLEY_SUMMARY_BATCH_SIZE = env_int("PARLEY_SUMMARY_BATCH_SIZE", 16, minimum=1)  # chunks summarized at once
 PARLEY_SENTIMENT_MAX_ROWS = env_int("PARLEY_SENTIMENT_MAX_ROWS", 100_000, minimum=1)
 PARLEY_SENTIMENT_REVIEW_BELOW = env_int("PARLEY_SENTIMENT_REVIEW_BELOW_PERCENT", 60, minimum=0) / 100

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.http import HttpRequest
 
-from webapp.accounts.models import User
+from webapp.accounts.models import Invitation, User
 
 
 @admin.register(User)
@@ -19,3 +22,21 @@ class UserAdmin(DjangoUserAdmin):
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
     readonly_fields = ("last_login", "date_joined")
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ("email", "link", "created_by", "expires_at", "used_at", "used_by")
+    list_filter = ("used_at", "expires_at")
+    search_fields = ("email", "used_by__email")
+    fields = ("email", "expires_at", "link", "created_by", "used_at", "used_by")
+    readonly_fields = ("link", "created_by", "used_at", "used_by")
+
+    @admin.display(description="link")
+    def link(self, invitation: Invitation) -> str:
+        return invitation.path if invitation.pk else "made when saved"
+
+    def save_model(self, request: HttpRequest, invitation: Invitation, form: Any, change: bool) -> None:
+        if not change:
+            invitation.created_by = request.user  # type: ignore[assignment]
+        super().save_model(request, invitation, form, change)

@@ -1,12 +1,17 @@
-"""Parley's user: people sign in with their e-mail address."""
+"""Parley's user, who signs in with an e-mail address, and the invitations staff hand out."""
 
 from __future__ import annotations
 
+import secrets
+from datetime import timedelta
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.db.models.functions import Lower
+from django.urls import reverse
+from django.utils import timezone
 
 
 class ParleyUserManager(UserManager["User"]):
@@ -53,3 +58,56 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.email
+
+
+def _invitation_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _invitation_expiry() -> Any:
+    return timezone.now() + timedelta(days=settings.PARLEY_INVITATION_DAYS)
+
+
+class Invitation(models.Model):
+    """A sign-up link for one person: used once, before it expires.
+
+    With an e-mail the link signs up that address only. ``used_at`` is set by a
+    conditional UPDATE (``webapp.accounts.services``), so two people opening one link at
+    the same moment cannot both get in.
+    """
+
+    token = models.CharField(max_length=64, unique=True, default=_invitation_token, editable=False)
+    email = models.EmailField(
+        "e-mail address", blank=True, help_text="Leave empty to let anyone with the link sign up."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="invitations_sent"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(default=_invitation_expiry)
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="invitation_used"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"invitation for {self.email or 'anyone'}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.email = self.email.strip().lower()
+        super().save(*args, **kwargs)
+
+    @property
+    def path(self) -> str:
+        return f"{reverse('signup')}?invitation={self.token}"
+
+    def refusal(self) -> str | None:
+        """Why this link no longer signs anyone up, for the person holding it; None if it does."""
+        if self.used_at is not None:
+            return "This invitation has already been used. Ask whoever sent it for a new one."
+        if self.expires_at <= timezone.now():
+            return "This invitation has expired. Ask whoever sent it for a new one."
+        return None

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import partial
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from webapp.accounts.models import User
+from webapp.documents import quotas
 from webapp.documents.intake import RejectedUpload, detect_kind, display_name
 from webapp.documents.models import Document, Summary
 from webapp.documents.tasks import extract_document, summarize_document
 from webapp.jobs.models import Job
+from webapp.jobs.services import JobQuotaExceeded, job_quota_check
 
 
 @dataclass
@@ -27,8 +30,20 @@ class UploadOutcome:
     refused: list[tuple[str, str]] = field(default_factory=list)  # (name, why)
 
 
+@dataclass(frozen=True)
+class _Accepted:
+    name: str
+    kind: str
+    data: bytes
+    digest: str
+
+
 def documents_upload(user: User, files: list[UploadedFile], oversized: list[str]) -> UploadOutcome:
-    """Keep each acceptable file and queue its text extraction; say why for the others."""
+    """Keep each acceptable file and queue its text extraction; say why for the others.
+
+    The new files are taken together or not at all: when they would pass the owner's
+    storage or document quota, none is kept and the refusal names the quota and the usage.
+    """
     outcome = UploadOutcome()
     limit_mb = settings.PARLEY_UPLOAD_MAX_BYTES / (1024 * 1024)
     for raw_name in oversized:
@@ -36,6 +51,7 @@ def documents_upload(user: User, files: list[UploadedFile], oversized: list[str]
     if len(files) + len(oversized) > settings.PARLEY_UPLOAD_MAX_FILES:
         outcome.refused.append(("", f"At most {settings.PARLEY_UPLOAD_MAX_FILES} files at a time, please."))
         return outcome
+    accepted: dict[str, _Accepted] = {}
     for upload in files:
         name = display_name(upload.name or "")
         data = upload.read()
@@ -45,25 +61,39 @@ def documents_upload(user: User, files: list[UploadedFile], oversized: list[str]
             outcome.refused.append((name, str(error)))
             continue
         digest = hashlib.sha256(data).hexdigest()
-        existing = Document.objects.filter(owner=user, sha256=digest).defer("original", "text").first()
-        if existing is not None:
-            outcome.already_there.append(existing)
-            continue
-        try:
-            outcome.added.append(_document_create(user, name, kind, data, digest))
-        except IntegrityError:  # the same file, uploaded twice at the same moment
-            outcome.already_there.append(Document.objects.defer("original", "text").get(owner=user, sha256=digest))
+        accepted.setdefault(digest, _Accepted(name, kind, data, digest))
+    if accepted:
+        _documents_create(user, list(accepted.values()), outcome)
     return outcome
 
 
-def _document_create(user: User, name: str, kind: str, data: bytes, digest: str) -> Document:
+def _documents_create(user: User, accepted: list[_Accepted], outcome: UploadOutcome) -> None:
     with transaction.atomic():
-        document = Document.objects.create(
-            owner=user, name=name, kind=kind, size=len(data), sha256=digest, original=data
+        # Held to the end: another upload of this user's waits here and then counts these files.
+        quotas.owner_lock(owner_id=user.pk)
+        existing = {
+            document.sha256: document
+            for document in Document.objects.filter(owner=user, sha256__in=[a.digest for a in accepted]).defer(
+                "original", "text"
+            )
+        }
+        new = [a for a in accepted if a.digest not in existing]
+        outcome.already_there.extend(existing[a.digest] for a in accepted if a.digest in existing)
+        refusal = quotas.storage_refusal(
+            usage=quotas.storage_usage(owner_id=user.pk),
+            adding_bytes=sum(len(a.data) for a in new),
+            adding_documents=len(new),
         )
-        job = Job.objects.create(owner=user, kind=Job.Kind.EXTRACT, document=document, total=1)
-        transaction.on_commit(lambda: extract_document.delay(job.pk))
-    return document
+        if refusal is not None:
+            outcome.refused.append(("", refusal))
+            return
+        for file in new:
+            document = Document.objects.create(
+                owner=user, name=file.name, kind=file.kind, size=len(file.data), sha256=file.digest, original=file.data
+            )
+            job = Job.objects.create(owner=user, kind=Job.Kind.EXTRACT, document=document, total=1)
+            transaction.on_commit(partial(extract_document.delay, job.pk))
+            outcome.added.append(document)
 
 
 def document_delete(document: Document) -> None:
@@ -88,6 +118,10 @@ def summary_request(document: Document, length: str, form: str) -> Summary:
         )
         if existing is not None:
             return existing
+        try:
+            job_quota_check(owner_id=document.owner_id)
+        except JobQuotaExceeded as error:
+            raise DocumentError(str(error)) from None
         job = Job.objects.create(owner=document.owner, kind=Job.Kind.SUMMARY, document=document)
         summary = Summary.objects.create(document=document, job=job, length=length, form=form)
         transaction.on_commit(lambda: summarize_document.delay(job.pk))

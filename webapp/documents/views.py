@@ -10,9 +10,10 @@ from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
+from django_ratelimit.core import is_ratelimited
 
 from webapp.accounts.http import AuthedRequest
-from webapp.documents import selectors, services
+from webapp.documents import quotas, selectors, services
 from webapp.documents.forms import SummaryForm
 from webapp.documents.models import Document
 from webapp.jobs import selectors as jobs
@@ -32,6 +33,7 @@ def index(request: AuthedRequest) -> HttpResponse:
         "pending": any(d.status == Document.Status.PENDING for d in page),
         "max_files": settings.PARLEY_UPLOAD_MAX_FILES,
         "max_mb": f"{settings.PARLEY_UPLOAD_MAX_BYTES / (1024 * 1024):g}",
+        "usage": quotas.storage_usage(owner_id=request.user.pk),
     }
     template = "documents/index.html#document_list" if request.htmx else "documents/index.html"
     return render(request, template, context)
@@ -39,6 +41,10 @@ def index(request: AuthedRequest) -> HttpResponse:
 
 @require_POST
 def upload(request: AuthedRequest) -> HttpResponse:
+    rate = settings.PARLEY_UPLOAD_RATE
+    if is_ratelimited(request, group="documents-upload", key="user", rate=rate, method="POST", increment=True):
+        messages.error(request, f"Too many uploads: at most {_per_period(rate)}. Wait a little, then try again.")
+        return redirect("documents:index")
     outcome = services.documents_upload(
         request.user, request.FILES.getlist("files"), getattr(request, "oversized_uploads", [])
     )
@@ -51,6 +57,16 @@ def upload(request: AuthedRequest) -> HttpResponse:
     if not (outcome.added or outcome.already_there or outcome.refused):
         messages.error(request, "Choose one or more files to upload.")
     return redirect("documents:index")
+
+
+_PERIODS = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
+
+
+def _per_period(rate: str) -> str:
+    """``30/m`` as "30 a minute", ``100/15m`` as "100 every 15 minutes"."""
+    count, period = rate.split("/")
+    unit = _PERIODS[period[-1]]
+    return f"{count} every {period[:-1]} {unit}s" if period[:-1] else f"{count} a {unit}"
 
 
 def _detail_context(document: Document) -> dict[str, object]:

@@ -19,6 +19,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -32,6 +33,27 @@ JOB_LOCK_CLASS = 7301  # advisory-lock namespace of jobs: (JOB_LOCK_CLASS, job i
 
 FailureHandler = Callable[[Job, str], None]
 _failure_handlers: dict[str, list[FailureHandler]] = {}
+
+
+class JobQuotaExceeded(Exception):
+    """The owner has as many jobs waiting or running as one person may; the message is for them."""
+
+
+def job_quota_check(*, owner_id: int) -> None:
+    """Refuse a new job when its owner already has PARLEY_QUOTA_ACTIVE_JOBS queued or running.
+
+    Call it inside the transaction that creates the job: it locks the owner's row until
+    that transaction ends (FOR NO KEY UPDATE, which rows that merely point at the user do
+    not wait for), so two requests at once are counted one after the other.
+    """
+    get_user_model().objects.select_for_update(no_key=True).only("pk").get(pk=owner_id)
+    limit = settings.PARLEY_QUOTA_ACTIVE_JOBS
+    active = Job.objects.filter(owner_id=owner_id, state__in=(Job.State.QUEUED, Job.State.RUNNING)).count()
+    if active >= limit:
+        raise JobQuotaExceeded(
+            f"You have {active} jobs waiting or running, and your quota is {limit} at once (documents being "
+            "read, summaries and sentiment batches together). Wait for some to finish, or cancel one."
+        )
 
 
 def on_failure(kind: str, handler: FailureHandler) -> None:

@@ -21,7 +21,14 @@ from webapp.accounts.models import User
 from webapp.documents.intake import RejectedUpload, detect_kind, display_name
 from webapp.jobs.models import Job
 from webapp.jobs.selectors import job_cancelled
-from webapp.jobs.services import job_fail, job_fail_too_slow, job_finish, job_progress
+from webapp.jobs.services import (
+    JobQuotaExceeded,
+    job_fail,
+    job_fail_too_slow,
+    job_finish,
+    job_progress,
+    job_quota_check,
+)
 from webapp.review import services as review
 from webapp.sentiment.models import EMPTY, SentimentBatch, SentimentItem
 from webapp.sentiment.sources import count_rows, csv_preview, csv_rows, line_rows
@@ -63,12 +70,13 @@ def batch_create(user: User, *, name: str, data: bytes, pasted: bool = False) ->
         if not pasted:
             detect_kind(name, data)
         _check_rows(data + b"\n")
-        with transaction.atomic():
-            batch = SentimentBatch.objects.create(
-                owner=user, name=name, source=SentimentBatch.Source.PASTE if pasted else SentimentBatch.Source.LINES,
-                raw=data,
-            )  # fmt: skip
-            _queue(batch)
+        try:
+            with transaction.atomic():
+                source = SentimentBatch.Source.PASTE if pasted else SentimentBatch.Source.LINES
+                batch = SentimentBatch.objects.create(owner=user, name=name, source=source, raw=data)
+                _queue(batch)
+        except JobQuotaExceeded as error:  # nothing was kept
+            raise RejectedUpload(str(error)) from None
         return batch
     if not name.lower().endswith(".csv"):
         raise RejectedUpload("Upload a .csv file (then pick its text column) or a .txt file with one item a line.")
@@ -85,15 +93,20 @@ def batch_choose_column(batch: SentimentBatch, column: str) -> None:
         raise BatchError("This batch is already being classified.")
     if column not in batch.columns:
         raise BatchError(f"The CSV has no column named “{column}”; pick one of the list.")
-    with transaction.atomic():
-        batch.text_column = column
-        batch.save(update_fields=["text_column"])
-        _queue(batch)
+    try:
+        with transaction.atomic():
+            batch.text_column = column
+            batch.save(update_fields=["text_column"])
+            _queue(batch)
+    except JobQuotaExceeded as error:
+        batch.text_column = ""
+        raise BatchError(str(error)) from None
 
 
 def _queue(batch: SentimentBatch) -> None:
     from webapp.sentiment.tasks import classify_batch  # the task module imports this one
 
+    job_quota_check(owner_id=batch.owner_id)  # JobQuotaExceeded, with the owner's row held
     job = Job.objects.create(owner=batch.owner, kind=Job.Kind.SENTIMENT)
     batch.job = job
     batch.save(update_fields=["job"])

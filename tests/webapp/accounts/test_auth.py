@@ -14,15 +14,15 @@ from webapp.accounts.models import User
 pytestmark = pytest.mark.django_db
 
 
-def test_sign_up_creates_the_account_and_logs_in() -> None:
+def test_sign_up_creates_the_account_and_the_user_can_log_in() -> None:
     client = Client()
     response = client.post(
         reverse("signup"), {"email": "New@Example.com", "password1": PASSWORD, "password2": PASSWORD}, follow=True
     )
     assert response.status_code == 200
-    assert response.context["user"].is_authenticated
+    assert "Now log in" in response.content.decode()
     assert User.objects.get().email == "new@example.com"
-    assert "Your account is ready" in response.content.decode()
+    assert client.post(reverse("login"), {"username": "new@example.com", "password": PASSWORD}).status_code == 302
 
 
 def test_sign_up_rejects_a_weak_password_next_to_the_field() -> None:
@@ -31,15 +31,6 @@ def test_sign_up_rejects_a_weak_password_next_to_the_field() -> None:
     assert 'id="id_password1_error"' in response.content.decode()
     assert "too short" in response.content.decode()
     assert not User.objects.exists()
-
-
-def test_sign_up_rejects_a_taken_email_in_any_case(user: User) -> None:
-    response = Client().post(
-        reverse("signup"), {"email": "ALICE@example.com", "password1": PASSWORD, "password2": PASSWORD}
-    )
-    assert response.status_code == 400
-    assert "already exists" in response.content.decode()
-    assert User.objects.count() == 1
 
 
 def test_sign_up_rejects_different_passwords() -> None:
