@@ -24,7 +24,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
+
+from webapp.masking import masked
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -37,7 +39,7 @@ class LauncherError(Exception):
 
 
 def say(message: str) -> None:
-    print(f"parley: {message}", file=PipeSafe(sys.stdout), flush=True)
+    print(f"parley: {message}", file=LauncherOutput(sys.stdout), flush=True)
 
 
 # --- output that may be a pipe whose reader is gone -----------------------------------
@@ -54,13 +56,15 @@ def _silence(stream: IO[str]) -> None:
         os.close(devnull)
 
 
-class PipeSafe:
-    """A text stream whose writes do nothing once the pipe it feeds has closed.
+class LauncherOutput:
+    """What the launcher prints, its own lines and its processes': passwords masked, and
+    nothing raised once the pipe it feeds has closed.
 
-    ``./parley run | tee run.log`` and Ctrl-C: tee dies first, and the next line printed
-    would raise BrokenPipeError wherever it is printed, in honcho's loop or in a signal
-    handler, before the processes were stopped. Here it sends the stream to /dev/null
-    instead, so the launcher goes on to stop every process and the embedded servers.
+    A URL's password never reaches the terminal or a log (``webapp.masking``), whichever
+    process printed it. ``./parley run | tee run.log`` and Ctrl-C: tee dies first, and the
+    next line printed would raise BrokenPipeError wherever it is printed, in honcho's loop
+    or in a signal handler, before the processes were stopped. Here it sends the stream to
+    /dev/null instead, so the launcher goes on to stop every process and the embedded servers.
     """
 
     def __init__(self, stream: IO[str]) -> None:
@@ -68,7 +72,8 @@ class PipeSafe:
 
     def write(self, text: str) -> int:
         try:
-            return self.stream.write(text)
+            self.stream.write(masked(text))
+            return len(text)
         except BrokenPipeError:
             _silence(self.stream)
             return len(text)
@@ -259,7 +264,10 @@ def check_database(url: str) -> None:
     import dj_database_url
     import psycopg
 
-    config = dj_database_url.parse(url)
+    try:
+        config = dj_database_url.parse(url)
+    except ValueError as error:
+        raise LauncherError(f"DATABASE_URL={masked(url)!r} cannot be read ({masked(str(error))}).") from None
     try:
         with psycopg.connect(
             host=config.get("HOST") or None,
@@ -271,7 +279,7 @@ def check_database(url: str) -> None:
         ):
             pass
     except psycopg.OperationalError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
+        first_line = masked(str(error).strip().splitlines()[0]) if str(error).strip() else error.__class__.__name__
         host = config.get("HOST") or "localhost"
         raise LauncherError(
             f"cannot reach the database at {host} named by DATABASE_URL ({first_line}). "
@@ -284,9 +292,9 @@ def check_redis(url: str) -> None:
 
     try:
         redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5).ping()
-    except (redis.RedisError, OSError) as error:
+    except (redis.RedisError, OSError, ValueError) as error:  # ValueError: a URL redis cannot read
         raise LauncherError(
-            f"cannot reach Redis at {urlsplit(url).netloc or url} named by REDIS_URL ({error}). "
+            f"cannot reach Redis at {masked(url)} named by REDIS_URL ({masked(str(error))}). "
             "Check that Redis is running, or unset REDIS_URL to use the embedded one."
         ) from None
 
@@ -410,7 +418,7 @@ def run_processes(processes: dict[str, str], env: dict[str, str], on_start: Call
     from honcho.manager import Manager
     from honcho.printer import Printer
 
-    manager = Manager(printer=Printer(PipeSafe(sys.stdout)))
+    manager = Manager(printer=Printer(LauncherOutput(sys.stdout)))
     for name, command in processes.items():
         manager.add_process(name, command, env=env, cwd=str(BASE_DIR))
     try:
