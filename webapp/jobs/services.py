@@ -139,11 +139,13 @@ def job_fail_too_slow(*, job: Job, doing: str) -> None:
 
 
 def job_finish(*, job: Job) -> None:
+    """Mark the job done; its pages hear of it once that is committed (at once outside a
+    transaction), so a page that reloads on the news finds the results saved with it."""
     Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(
         state=Job.State.DONE, done=job.total, finished_at=timezone.now()
     )
     job.refresh_from_db()
-    publish_job_progress(job)
+    transaction.on_commit(lambda: publish_job_progress(job))
 
 
 def job_cancel(*, job: Job) -> bool:
