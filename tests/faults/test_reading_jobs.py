@@ -150,6 +150,20 @@ def test_any_other_error_of_a_reader_fails_the_job_and_the_document_at_once(
     assert (job.state, job.attempts) == ("failed", 1)
 
 
+def test_the_time_limit_anywhere_in_the_work_fails_the_job_with_the_limit(
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    def too_slow(text: str) -> Any:
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(reading, "document_sentiment", too_slow)  # after the text was read
+    document, job = read(*uploaded(user, "notes.txt", b"Some notes about the harbour."))
+    assert job.error == "Reading the text took longer than 30 minutes, so it was stopped."
+    assert (job.state, document.status, document.error) == ("failed", "failed", job.error)
+
+
 def test_an_unexpected_error_fails_a_sentiment_job_too(user: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     def no_classifier() -> Any:
         raise MemoryError()

@@ -24,6 +24,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
@@ -62,8 +63,9 @@ def job_claimed(*, job_id: int) -> Iterator[Job | None]:
     """The job, claimed under its advisory lock for the block; None when there is nothing to do
     (another worker holds it, it has finished, or it is gone).
 
-    An exception from the block fails the job with a reason naming it, and goes no
-    further; a ``TRANSIENT`` one is raised again for the task to retry.
+    An exception from the block fails the job with a reason naming it (Celery's soft time
+    limit, with the limit), and goes no further; a ``TRANSIENT`` one is raised again for
+    the task to retry.
     """
     with advisory_lock(JOB_LOCK_CLASS, job_id) as locked:
         job = job_claim(job_id=job_id) if locked else None
@@ -71,6 +73,10 @@ def job_claimed(*, job_id: int) -> Iterator[Job | None]:
             yield job
         except TRANSIENT:
             raise
+        except SoftTimeLimitExceeded:
+            if job is None:
+                raise
+            job_fail_too_slow(job=job, doing=job.get_kind_display().capitalize())
         except Exception as error:
             if job is None:
                 raise
