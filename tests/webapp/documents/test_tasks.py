@@ -80,6 +80,16 @@ def _document_with_job(user: Any, **job_fields: Any) -> tuple[Document, Job]:
     return document, Job.objects.create(owner=user, kind="extract", document=document, total=1, **job_fields)
 
 
+def _advisory_lock_held(job_id: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s",
+            [JOB_LOCK_CLASS, job_id],
+        )
+        (held,) = cursor.fetchone()
+    return bool(held)
+
+
 def test_a_second_delivery_while_the_first_runs_does_nothing(user: Any) -> None:
     document, job = _document_with_job(user)
     params = {k: v for k, v in connection.get_connection_params().items() if k in ("dbname", "user", "host", "port")}
@@ -88,7 +98,9 @@ def test_a_second_delivery_while_the_first_runs_does_nothing(user: Any) -> None:
         extract_document.run(job.pk)
         job.refresh_from_db()
         assert (job.state, job.attempts) == ("queued", 0)
-    extract_document.run(job.pk)  # the lock went with that connection
+    # The lock goes with that connection, once Postgres has ended its session (soon, not at once).
+    wait_for(lambda: not _advisory_lock_held(job.pk), 30, "Postgres to free the closed connection's lock")
+    extract_document.run(job.pk)
     job.refresh_from_db()
     document.refresh_from_db()
     assert (job.state, job.attempts, document.status) == ("done", 1, "ready")
