@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import secrets
 import signal
 import socket
@@ -19,10 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from typing import IO, Any
+from urllib.parse import quote
+
+from webapp.masking import masked
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -35,7 +39,53 @@ class LauncherError(Exception):
 
 
 def say(message: str) -> None:
-    print(f"parley: {message}", flush=True)
+    print(f"parley: {message}", file=LauncherOutput(sys.stdout), flush=True)
+
+
+# --- output that may be a pipe whose reader is gone -----------------------------------
+
+
+def _silence(stream: IO[str]) -> None:
+    """Send what is left for ``stream`` to /dev/null: its reader (``| tee``) is gone."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stream.fileno())
+    except (OSError, ValueError):  # closed or not a real file: nothing more reaches it anyway
+        pass
+    finally:
+        os.close(devnull)
+
+
+class LauncherOutput:
+    """What the launcher prints, its own lines and its processes': passwords masked, and
+    nothing raised once the pipe it feeds has closed.
+
+    A URL's password never reaches the terminal or a log (``webapp.masking``), whichever
+    process printed it. ``./parley run | tee run.log`` and Ctrl-C: tee dies first, and the
+    next line printed would raise BrokenPipeError wherever it is printed, in honcho's loop
+    or in a signal handler, before the processes were stopped. Here it sends the stream to
+    /dev/null instead, so the launcher goes on to stop every process and the embedded servers.
+    """
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            self.stream.write(masked(text))
+            return len(text)
+        except BrokenPipeError:
+            _silence(self.stream)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            _silence(self.stream)
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
 
 
 # --- the lock that keeps two runs from sharing one var/ ------------------------------
@@ -214,7 +264,10 @@ def check_database(url: str) -> None:
     import dj_database_url
     import psycopg
 
-    config = dj_database_url.parse(url)
+    try:
+        config = dj_database_url.parse(url)
+    except ValueError as error:
+        raise LauncherError(f"DATABASE_URL={masked(url)!r} cannot be read ({masked(str(error))}).") from None
     try:
         with psycopg.connect(
             host=config.get("HOST") or None,
@@ -226,7 +279,7 @@ def check_database(url: str) -> None:
         ):
             pass
     except psycopg.OperationalError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
+        first_line = masked(str(error).strip().splitlines()[0]) if str(error).strip() else error.__class__.__name__
         host = config.get("HOST") or "localhost"
         raise LauncherError(
             f"cannot reach the database at {host} named by DATABASE_URL ({first_line}). "
@@ -239,9 +292,9 @@ def check_redis(url: str) -> None:
 
     try:
         redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5).ping()
-    except (redis.RedisError, OSError) as error:
+    except (redis.RedisError, OSError, ValueError) as error:  # ValueError: a URL redis cannot read
         raise LauncherError(
-            f"cannot reach Redis at {urlsplit(url).netloc or url} named by REDIS_URL ({error}). "
+            f"cannot reach Redis at {masked(url)} named by REDIS_URL ({masked(str(error))}). "
             "Check that Redis is running, or unset REDIS_URL to use the embedded one."
         ) from None
 
@@ -339,20 +392,86 @@ def run() -> int:
 
 def _start_processes(env: dict[str, str], host: str, port: int) -> int:
     from honcho.environ import parse_procfile
-    from honcho.manager import Manager
 
     env["PARLEY_HOST"] = host
     env["PARLEY_PORT"] = str(port)
     env["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{env.get('PATH', '')}"
     procfile = parse_procfile((BASE_DIR / "Procfile").read_text())
-    manager = Manager()
-    for name, command in procfile.processes.items():
-        manager.add_process(name, command, env=env, cwd=str(BASE_DIR))
     display_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    say(f"starting {', '.join(procfile.processes)}; Ctrl-C stops everything.")
-    say(f"open http://{display_host}:{port}/")
-    manager.loop()  # returns after Ctrl-C or when any process exits, having stopped the others
+
+    def announce() -> None:
+        say(f"starting {', '.join(procfile.processes)}; Ctrl-C stops everything.")
+        say(f"open http://{display_host}:{port}/")
+
+    return run_processes(procfile.processes, env, on_start=announce)
+
+
+PROCESS_STOP_SECONDS = 5  # after SIGTERM, before SIGKILL (honcho's own wait)
+
+
+def run_processes(processes: dict[str, str], env: dict[str, str], on_start: Callable[[], None] | None = None) -> int:
+    """Run the commands under honcho until Ctrl-C or until one exits; every one is stopped on return.
+
+    honcho's loop stops the others when one exits or on SIGINT/SIGTERM; should the loop
+    itself end on an error, what it started is stopped here, SIGTERM first, then SIGKILL.
+    """
+    from honcho.manager import Manager
+    from honcho.printer import Printer
+
+    manager = Manager(printer=Printer(LauncherOutput(sys.stdout)))
+    for name, command in processes.items():
+        manager.add_process(name, command, env=env, cwd=str(BASE_DIR))
+    try:
+        if on_start is not None:
+            on_start()
+        manager.loop()
+    finally:
+        _stop_every_process(manager)
     return manager.returncode or 0
+
+
+def _stop_every_process(manager: Any) -> None:
+    """Stop each process group honcho started that still runs, and its relaying helper."""
+    entries = list(manager._processes.values())  # honcho keeps each one's pid and helper here
+    groups = [entry["pid"] for entry in entries if entry.get("pid")]
+    for group in groups:
+        _signal_group(group, signal.SIGTERM)
+    deadline = time.monotonic() + PROCESS_STOP_SECONDS
+    while any(_group_alive(group) for group in groups) and time.monotonic() < deadline:
+        _discard_events(manager)
+        time.sleep(0.05)
+    for group in groups:
+        _signal_group(group, signal.SIGKILL)
+    helpers = [entry["process"] for entry in entries if entry.get("process") is not None]
+    deadline = time.monotonic() + PROCESS_STOP_SECONDS
+    while any(helper.is_alive() for helper in helpers) and time.monotonic() < deadline:
+        _discard_events(manager)  # a helper exits only once what it sent has been read
+        time.sleep(0.05)
+    for helper in helpers:
+        if helper.is_alive():
+            helper.kill()
+        helper.join(timeout=PROCESS_STOP_SECONDS)
+
+
+def _discard_events(manager: Any) -> None:
+    with contextlib.suppress(queue.Empty, OSError, ValueError):
+        while True:
+            manager.events.get_nowait()
+
+
+def _signal_group(group: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signum)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # --- ./parley test ------------------------------------------------------------------
@@ -417,22 +536,27 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("run", "test", "lint"):
-        print("usage: ./parley run | ./parley test [pytest arguments] | ./parley lint", file=sys.stderr)
-        return 2
+def guarded(action: Callable[[], int]) -> int:
+    """``action``'s exit status; an operator's problem is one line, Ctrl-C or SIGTERM a clean stop."""
     # A SIGTERM while services start should stop what was started, as Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        if argv[0] == "run":
-            return run()
-        return test(argv[1:]) if argv[0] == "test" else lint()
+        return action()
     except LauncherError as error:
         say(str(error))
         return 1
     except KeyboardInterrupt:
         say("stopped.")
         return 130
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("run", "test", "lint"):
+        print("usage: ./parley run | ./parley test [pytest arguments] | ./parley lint", file=sys.stderr)
+        return 2
+    if argv[0] == "run":
+        return guarded(run)
+    return guarded(lambda: test(argv[1:])) if argv[0] == "test" else guarded(lint)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from webapp.launcher import BASE_DIR, LauncherError, check_database, check_port_free, run_lock
+from webapp.launcher import BASE_DIR, LauncherError, check_database, check_port_free, check_redis, run_lock
+
+SECRET = "s3cret-Pa55"
 
 
 def test_a_port_in_use_is_named_with_what_to_do() -> None:
@@ -73,3 +76,44 @@ def test_production_mode_without_a_secret_key_is_refused(tmp_path: Path) -> None
     )
     assert result.returncode == 1
     assert "parley: SECRET_KEY is not set" in result.stdout
+
+
+def test_an_unreachable_server_is_named_without_its_password() -> None:
+    with pytest.raises(LauncherError) as database:
+        check_database(f"postgres://parley:{SECRET}@127.0.0.1:1/parley")
+    with pytest.raises(LauncherError) as redis:
+        check_redis(f"redis://:{SECRET}@127.0.0.1:1/0")
+    assert SECRET not in str(database.value) + str(redis.value)
+    assert "cannot reach Redis at redis://:***@127.0.0.1:1/0 named by REDIS_URL" in str(redis.value)
+
+
+@pytest.mark.django_db
+def test_run_prints_no_password_of_the_database_or_redis(tmp_path: Path) -> None:
+    from tests.processes import database_url
+
+    base = {**os.environ, "PARLEY_VAR_DIR": str(tmp_path), "SECRET_KEY": "k" * 50, "PARLEY_PORT": "0"}
+    unreachable_database = {**base, "DATABASE_URL": f"postgres://parley:{SECRET}@127.0.0.1:1/parley"}
+    # The test database answers, so the run gets as far as Redis.
+    unreachable_redis = {**base, "DATABASE_URL": database_url(), "REDIS_URL": f"redis://:{SECRET}@127.0.0.1:1/0"}
+    for env, said in [(unreachable_database, "cannot reach the database"), (unreachable_redis, "redis://:***@")]:
+        result = subprocess.run(
+            [sys.executable, "-m", "webapp.launcher", "run"], env=env, cwd=BASE_DIR, capture_output=True, text=True
+        )
+        assert result.returncode == 1
+        assert said in result.stdout
+        assert SECRET not in result.stdout + result.stderr
+
+
+def test_a_password_a_process_prints_is_masked_in_the_runs_output() -> None:
+    line = f"celery: connected to redis://:{SECRET}@cache.internal:6379/1"
+    processes = {"worker": f"{sys.executable} -c {shlex.quote(f'print({line!r})')}"}
+    script = (
+        "import os, sys; from webapp import launcher; "
+        f"sys.exit(launcher.run_processes({processes!r}, dict(os.environ)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(BASE_DIR)}, cwd=BASE_DIR,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "celery: connected to redis://:***@cache.internal:6379/1" in result.stdout
+    assert SECRET not in result.stdout + result.stderr

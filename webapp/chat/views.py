@@ -25,6 +25,7 @@ from webapp.chat import exports, selectors, services
 from webapp.chat.forms import FeedbackForm, MessageForm, RenameForm, SettingsForm
 from webapp.chat.models import Conversation, Message
 from webapp.chat.selectors import ThreadEntry
+from webapp.core.redirects import safe_redirect_url
 
 MAX_CHARS = settings.PARLEY_CHAT_MAX_MESSAGE_CHARS
 RATE_MESSAGE = "You are sending messages faster than this server allows ({rate}). Wait a minute and try again."
@@ -309,7 +310,7 @@ def rename(request: AuthedRequest, conversation_id: int) -> HttpResponse:
         services.conversation_rename(conversation=conversation, title=form.cleaned_data["title"])
     except services.ChatError as error:
         messages.error(request, str(error))
-    return redirect(request.POST.get("next") or conversation_url(conversation))
+    return redirect(safe_redirect_url(request, request.POST.get("next"), fallback=conversation_url(conversation)))
 
 
 @require_POST

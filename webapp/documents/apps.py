@@ -11,12 +11,14 @@ class DocumentsConfig(AppConfig):
     verbose_name = "Documents"
 
     def ready(self) -> None:
-        from webapp.documents.reading import document_reading_failed
+        from webapp.documents.reading import document_reading_cancelled, document_reading_failed
         from webapp.jobs.models import Job
-        from webapp.jobs.services import on_failure
+        from webapp.jobs.services import on_cancel, on_failure
 
-        # A document whose reading failed says so, in the transaction that fails the job.
+        # A document whose reading failed or was cancelled says so, in the transaction
+        # that fails or cancels the job.
         on_failure(Job.Kind.EXTRACT, document_reading_failed)
+        on_cancel(Job.Kind.EXTRACT, document_reading_cancelled)
 
     def nav_entries(self) -> list[NavEntry]:
         return [

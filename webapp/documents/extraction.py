@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 from charset_normalizer import from_bytes
@@ -67,7 +68,7 @@ def decode_text(data: bytes) -> str:
 
 def _pdf(data: bytes) -> tuple[str, int]:
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError, PdfStreamError
+    from pypdf.errors import FileNotDecryptedError, LimitReachedError, PyPdfError
 
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -76,7 +77,13 @@ def _pdf(data: bytes) -> tuple[str, int]:
         pages = [page.extract_text() or "" for page in reader.pages]
     except FileNotDecryptedError:
         raise ExtractionError("The PDF is protected by a password; upload a copy without one.") from None
-    except (PdfReadError, PdfStreamError, ValueError, KeyError, TypeError) as error:
+    except LimitReachedError as error:
+        raise ExtractionError(
+            f"The PDF unpacks to more than a reader allows or refers to itself in a loop ({error}); it was not read."
+        ) from None
+    except RecursionError:
+        raise ExtractionError("The PDF nests its contents too deeply to be read; it was not read.") from None
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, zlib.error) as error:
         raise ExtractionError(f"The PDF is damaged and could not be read ({error}).") from None
     if not any(page.strip() for page in pages):
         raise ExtractionError(
@@ -98,10 +105,12 @@ def _docx(data: bytes) -> str:
         raise ExtractionError("The Word document unpacks to far more than its size (a zip bomb); it was not opened.")
     import docx
     from docx.opc.exceptions import PackageNotFoundError
+    from lxml.etree import LxmlError
 
     try:
         document = docx.Document(io.BytesIO(data))
-    except (PackageNotFoundError, KeyError, ValueError) as error:
+    except (PackageNotFoundError, KeyError, ValueError, LxmlError, zipfile.BadZipFile, zlib.error, EOFError) as error:
+        # LxmlError: a part whose XML is broken; BadZipFile: a member that fails its CRC.
         raise ExtractionError(f"The Word document is damaged and could not be opened ({error}).") from None
     parts = [paragraph.text for paragraph in document.paragraphs]
     for table in document.tables:

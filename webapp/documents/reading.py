@@ -2,13 +2,18 @@
 vector and overall sentiment, saved together when the text is read.
 
 A file that cannot be read fails its job with the reason, and the document with it
-(``document_reading_failed``, registered with the jobs app for reading jobs).
+(``document_reading_failed``, registered with the jobs app for reading jobs); so does
+any other error a reader raises (``webapp.jobs.services.job_claimed``). A reading job
+cancelled by its owner fails its document with a reason too
+(``document_reading_cancelled``), and what a worker read in the meantime is not kept:
+the text is saved only while the job still runs, in the transaction that finishes it.
 """
 
 from __future__ import annotations
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.contrib.postgres.search import SearchVector
+from django.db import transaction
 from django.db.models import Value
 from django.db.models.functions import Left
 
@@ -20,6 +25,7 @@ from webapp.sentiment import services as sentiment
 
 SEARCHED_CHARACTERS = 100_000
 SENTIMENT_SENTENCES = 200
+CANCELLED_REASON = "Reading was cancelled before the text was read; delete the document and upload it again to read it."
 
 
 def document_read(*, job: Job) -> None:
@@ -35,21 +41,27 @@ def document_read(*, job: Job) -> None:
     except SoftTimeLimitExceeded:
         job_fail_too_slow(job=job, doing="Reading the file")
         return
-    Document.objects.filter(pk=document.pk).update(
-        text=extracted.text,
-        pages=extracted.pages,
-        words=extracted.words,
-        sentiment=document_sentiment(extracted.text),
-        status=Document.Status.READY,
-        error="",
-    )
-    # A second statement: within one UPDATE, "text" would still be the old, empty value.
-    Document.objects.filter(pk=document.pk).update(
-        search=SearchVector(Value(document.name), weight="A", config="simple")
-        + SearchVector(Left("text", SEARCHED_CHARACTERS), weight="B", config="simple")
-    )
-    job.total = 1
-    job_finish(job=job)
+    sentiment = document_sentiment(extracted.text)
+    with transaction.atomic():
+        # The job row's lock orders this against a cancel: a job cancelled meanwhile keeps
+        # the document as the cancel left it.
+        if not Job.objects.select_for_update().filter(pk=job.pk, state=Job.State.RUNNING).exists():
+            return
+        Document.objects.filter(pk=document.pk).update(
+            text=extracted.text,
+            pages=extracted.pages,
+            words=extracted.words,
+            sentiment=sentiment,
+            status=Document.Status.READY,
+            error="",
+        )
+        # A second statement: within one UPDATE, "text" would still be the old, empty value.
+        Document.objects.filter(pk=document.pk).update(
+            search=SearchVector(Value(document.name), weight="A", config="simple")
+            + SearchVector(Left("text", SEARCHED_CHARACTERS), weight="B", config="simple")
+        )
+        job.total = 1
+        job_finish(job=job)
 
 
 def document_reading_failed(job: Job, reason: str) -> None:
@@ -57,6 +69,14 @@ def document_reading_failed(job: Job, reason: str) -> None:
     if job.document_id:
         Document.objects.filter(pk=job.document_id, status=Document.Status.PENDING).update(
             status=Document.Status.FAILED, error=reason
+        )
+
+
+def document_reading_cancelled(job: Job, reason: str) -> None:
+    """A reading job was cancelled: its document, still waiting to be read, says it will not be."""
+    if job.document_id:
+        Document.objects.filter(pk=job.document_id, status=Document.Status.PENDING).update(
+            status=Document.Status.FAILED, error=CANCELLED_REASON
         )
 
 

@@ -8,19 +8,26 @@ file that kills the worker fails after ``MAX_ATTEMPTS`` instead of looping. Ever
 change is conditional on the state too (a finished job stays finished), and each is
 published to the job's pages after it is saved.
 
-The apps whose jobs these are register what else a failure changes with
-``on_failure`` (a document whose reading failed is marked failed in the same
-transaction), so this module knows nothing of them.
+A job's work runs inside ``job_claimed``: whatever it raises, other than the database
+going away for a moment (``TRANSIENT``, which the task retries), fails the job with a
+reason the page can show, while the job is still held, so no job stays ``running`` for a
+worker start to take up again and fail the same way.
+
+The apps whose jobs these are register what else a failure or a cancel changes with
+``on_failure`` and ``on_cancel`` (a document whose reading failed or was cancelled says
+so, in the same transaction), so this module knows nothing of them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -28,11 +35,16 @@ from webapp.core.locks import advisory_lock
 from webapp.jobs.events import publish_job_progress
 from webapp.jobs.models import Job
 
+logger = logging.getLogger(__name__)
+
 MAX_ATTEMPTS = 3
 JOB_LOCK_CLASS = 7301  # advisory-lock namespace of jobs: (JOB_LOCK_CLASS, job id)
+TRANSIENT = (OperationalError, InterfaceError)  # the database went away for a moment
+ERROR_MESSAGE_CHARS = 300  # of an unexpected error's own message, in the reason shown
 
-FailureHandler = Callable[[Job, str], None]
-_failure_handlers: dict[str, list[FailureHandler]] = {}
+JobHandler = Callable[[Job, str], None]
+_failure_handlers: dict[str, list[JobHandler]] = {}
+_cancel_handlers: dict[str, list[JobHandler]] = {}
 
 
 class JobQuotaExceeded(Exception):
@@ -56,18 +68,51 @@ def job_quota_check(*, owner_id: int) -> None:
         )
 
 
-def on_failure(kind: str, handler: FailureHandler) -> None:
+def on_failure(kind: str, handler: JobHandler) -> None:
     """Run ``handler(job, reason)`` inside the transaction that fails a job of ``kind``."""
     if handler not in _failure_handlers.setdefault(kind, []):
         _failure_handlers[kind].append(handler)
 
 
+def on_cancel(kind: str, handler: JobHandler) -> None:
+    """Run ``handler(job, reason)`` inside the transaction that cancels a job of ``kind``."""
+    if handler not in _cancel_handlers.setdefault(kind, []):
+        _cancel_handlers[kind].append(handler)
+
+
 @contextlib.contextmanager
 def job_claimed(*, job_id: int) -> Iterator[Job | None]:
     """The job, claimed under its advisory lock for the block; None when there is nothing to do
-    (another worker holds it, it has finished, or it is gone)."""
+    (another worker holds it, it has finished, or it is gone).
+
+    An exception from the block fails the job with a reason naming it (Celery's soft time
+    limit, with the limit), and goes no further; a ``TRANSIENT`` one is raised again for
+    the task to retry.
+    """
     with advisory_lock(JOB_LOCK_CLASS, job_id) as locked:
-        yield job_claim(job_id=job_id) if locked else None
+        job = job_claim(job_id=job_id) if locked else None
+        try:
+            yield job
+        except TRANSIENT:
+            raise
+        except SoftTimeLimitExceeded:
+            if job is None:
+                raise
+            job_fail_too_slow(job=job, doing=job.get_kind_display().capitalize())
+        except Exception as error:
+            if job is None:
+                raise
+            logger.exception("job %s (%s) stopped on an unexpected error", job.pk, job.kind)
+            job_fail(job=job, reason=unexpected_error_reason(job, error))
+
+
+def unexpected_error_reason(job: Job, error: BaseException) -> str:
+    """What the page says of a job that stopped on an error nobody foresaw."""
+    message = " ".join(str(error).split())
+    if len(message) > ERROR_MESSAGE_CHARS:
+        message = message[: ERROR_MESSAGE_CHARS - 1] + "…"
+    what = type(error).__name__ + (f": {message}" if message else "")
+    return f"{job.get_kind_display().capitalize()} stopped on an unexpected error ({what})."
 
 
 def job_claim(*, job_id: int) -> Job | None:
@@ -122,20 +167,27 @@ def job_fail_too_slow(*, job: Job, doing: str) -> None:
 
 
 def job_finish(*, job: Job) -> None:
+    """Mark the job done; its pages hear of it once that is committed (at once outside a
+    transaction), so a page that reloads on the news finds the results saved with it."""
     Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(
         state=Job.State.DONE, done=job.total, finished_at=timezone.now()
     )
     job.refresh_from_db()
-    publish_job_progress(job)
+    transaction.on_commit(lambda: publish_job_progress(job))
 
 
 def job_cancel(*, job: Job) -> bool:
     """Stop a queued or running job; the worker notices before its next step (``job_cancelled``)."""
-    cancelled = bool(
-        Job.objects.filter(pk=job.pk, state__in=(Job.State.QUEUED, Job.State.RUNNING)).update(
-            state=Job.State.CANCELLED, finished_at=timezone.now(), error="Cancelled."
+    reason = "Cancelled."
+    with transaction.atomic():
+        cancelled = bool(
+            Job.objects.filter(pk=job.pk, state__in=(Job.State.QUEUED, Job.State.RUNNING)).update(
+                state=Job.State.CANCELLED, finished_at=timezone.now(), error=reason
+            )
         )
-    )
+        if cancelled:
+            for handler in _cancel_handlers.get(job.kind, []):
+                handler(job, reason)
     if cancelled:
         job.refresh_from_db()
         publish_job_progress(job)

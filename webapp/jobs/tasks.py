@@ -3,7 +3,8 @@
 Each kind of job has one task, named here by its Celery name; each task takes
 ``name=TASK_OF_KIND[kind]``. The names are those the tasks had when they all lived in
 ``webapp.documents.tasks``, and stay so: messages already in the broker carry them.
-A task retries only ``TRANSIENT`` errors, with backoff; everything else fails the job.
+A task retries only ``TRANSIENT`` errors, with backoff; everything else fails the job
+(``webapp.jobs.services.job_claimed``).
 At worker start, ``requeue_orphaned_jobs`` sends again the jobs that no worker holds.
 """
 
@@ -13,14 +14,13 @@ from typing import Any
 
 from celery import current_app
 from celery.signals import worker_ready
-from django.db import InterfaceError, OperationalError, connection
+from django.db import connection
 
 from webapp.core.locks import advisory_lock
 from webapp.jobs.models import Job
 from webapp.jobs.selectors import orphan_candidates
-from webapp.jobs.services import JOB_LOCK_CLASS
+from webapp.jobs.services import JOB_LOCK_CLASS, TRANSIENT
 
-TRANSIENT = (OperationalError, InterfaceError)  # the database went away for a moment
 RETRY_TRANSIENT: dict[str, Any] = {
     "autoretry_for": TRANSIENT,
     "retry_backoff": True,

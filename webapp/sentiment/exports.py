@@ -1,6 +1,12 @@
 """A batch's results as CSV or JSONL lines, streamed: a large batch never sits in memory.
 
 Both carry each label's probability under the batch's label names, in the batch's order.
+
+A CSV is opened in spreadsheets, which run a cell that starts with ``=``, ``+``, ``-`` or
+``@`` (or a tab or carriage return before one) as a formula: every such cell, header
+names included, is written with a single quote before it, as OWASP's CSV-injection rule
+says, so the spreadsheet shows it as text. JSONL is read by programs and keeps every
+text exactly.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from webapp.sentiment.sources import EXTRA_KEY
 
 FORMATS = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
 CHUNK_SIZE = 2000
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def export_lines(batch: SentimentBatch, fmt: str) -> Iterator[str]:
@@ -37,14 +44,14 @@ def _csv_lines(batch: SentimentBatch, items: Iterator[SentimentItem]) -> Iterato
     extra = _extra_columns(batch)
     text_name = batch.text_column or "text"
     probabilities = [f"{label}_probability" for label in batch.labels]
-    writer.writerow(["row", *extra, text_name, "label", "confidence", *probabilities, "needs_review", "ragged_values"])
+    header = ["row", *extra, text_name, "label", "confidence", *probabilities, "needs_review", "ragged_values"]
+    writer.writerow([_inert(name) for name in header])
     for item in items:
         values = [item.extra.get(column, "") for column in extra]
         shares = [_number(item.probabilities.get(label)) for label in batch.labels]
         ragged = item.extra.get(EXTRA_KEY, "")
-        writer.writerow(
-            [item.row, *values, item.text, item.label, _number(item.score), *shares, item.needs_review, ragged or ""]
-        )
+        row = [item.row, *values, item.text, item.label, _number(item.score), *shares, item.needs_review, ragged or ""]
+        writer.writerow([_inert(value) for value in row])
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
@@ -64,6 +71,13 @@ def _jsonl_lines(batch: SentimentBatch, items: Iterator[SentimentItem]) -> Itera
             "columns": item.extra,
         }
         yield json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def _inert(value: object) -> object:
+    """The cell as a spreadsheet shows it as text: a quote before a formula's first character."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _number(value: float | None) -> str:

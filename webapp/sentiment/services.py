@@ -2,8 +2,9 @@
 
 ``batch_create`` and ``batch_choose_column`` run in the request and queue the job on
 commit; ``batch_classify`` is the job's work, in a Celery worker: it turns the source
-into items once, stores the classifier's labels on the batch, then labels every item
-still unlabelled, in rounds, so a retried job resumes where the last one stopped.
+into items once (all of them in one transaction, so a worker killed half way leaves
+none), stores the classifier's labels on the batch, then labels every item still
+unlabelled, in rounds, so a retried job resumes where the last one stopped.
 The classifier is loaded once per worker process, on the first batch it is given.
 """
 
@@ -54,11 +55,10 @@ def classifier() -> SentimentClassifier:
     return SentimentClassifier.from_config(settings.PARLEY_INFERENCE)
 
 
-def _check_rows(data: bytes) -> None:
-    rows = count_rows(data)
+def _check_rows(data: bytes, *, csv_file: bool) -> None:
     limit = settings.PARLEY_SENTIMENT_MAX_ROWS
-    if rows - 1 > limit:  # less the header, where there is one
-        raise RejectedUpload(f"The file has about {rows - 1:,} rows; the limit is {limit:,} a batch. Split it up.")
+    if count_rows(data, csv_file=csv_file, limit=limit) > limit:
+        raise RejectedUpload(f"The file has more than {limit:,} rows; the limit is {limit:,} a batch. Split it up.")
 
 
 def batch_create(user: User, *, name: str, data: bytes, pasted: bool = False) -> SentimentBatch:
@@ -69,7 +69,7 @@ def batch_create(user: User, *, name: str, data: bytes, pasted: bool = False) ->
     if pasted or name.lower().endswith(".txt"):
         if not pasted:
             detect_kind(name, data)
-        _check_rows(data + b"\n")
+        _check_rows(data, csv_file=False)
         try:
             with transaction.atomic():
                 source = SentimentBatch.Source.PASTE if pasted else SentimentBatch.Source.LINES
@@ -82,19 +82,26 @@ def batch_create(user: User, *, name: str, data: bytes, pasted: bool = False) ->
         raise RejectedUpload("Upload a .csv file (then pick its text column) or a .txt file with one item a line.")
     detect_kind(name, data)
     columns, _ = csv_preview(data)
-    _check_rows(data)
+    _check_rows(data, csv_file=True)
     return SentimentBatch.objects.create(
         owner=user, name=name, source=SentimentBatch.Source.CSV, raw=data, columns=columns
     )
 
 
 def batch_choose_column(batch: SentimentBatch, column: str) -> None:
-    if batch.job_id is not None:
-        raise BatchError("This batch is already being classified.")
+    """Classify the CSV's ``column``. The same choice sent twice (a double click, a resent
+    form) queues one job; a different column once one is queued is refused."""
     if column not in batch.columns:
         raise BatchError(f"The CSV has no column named “{column}”; pick one of the list.")
     try:
         with transaction.atomic():
+            # The row lock makes two requests at once take turns: the second sees the first's job.
+            current = SentimentBatch.objects.select_for_update().get(pk=batch.pk)
+            if current.job_id is not None:
+                if current.text_column == column:
+                    batch.text_column, batch.job_id = current.text_column, current.job_id
+                    return
+                raise BatchError("This batch is already being classified.")
             batch.text_column = column
             batch.save(update_fields=["text_column"])
             _queue(batch)
@@ -120,7 +127,7 @@ def batch_classify(*, job: Job) -> None:
         job_fail(job=job, reason="The batch is gone.")
         return
     try:
-        if not batch.items.exists():
+        if not batch.items.exists():  # all of them or none, so none means not yet
             _create_items(batch)
         job_progress(job=job, done=batch.items.exclude(label="").count(), total=batch.items.count())
         model = classifier()
@@ -164,7 +171,10 @@ def _save_labels(item_ids: list[int], results: list[SentimentResult], threshold:
         )
 
 
+@transaction.atomic
 def _create_items(batch: SentimentBatch) -> None:
+    """Every row's item, in one transaction: a worker killed half way, or a row that cannot
+    be read, leaves no item, and the job's next attempt makes them all."""
     data = bytes(batch.raw)
     rows = csv_rows(data, batch.text_column) if batch.source == SentimentBatch.Source.CSV else line_rows(data)
     chunk: list[SentimentItem] = []

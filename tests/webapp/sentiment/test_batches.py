@@ -77,7 +77,7 @@ def test_a_missing_column_is_refused(user: User) -> None:
 
 def test_too_many_rows_are_refused_before_anything_is_kept(user: User) -> None:
     data = reviews_csv([(str(i), "fine", "x") for i in range(200_000)])
-    with pytest.raises(RejectedUpload, match="about 200,000 rows; the limit is 100,000"):
+    with pytest.raises(RejectedUpload, match="more than 100,000 rows; the limit is 100,000"):
         services.batch_create(user, name="huge.csv", data=data)
     assert not SentimentBatch.objects.exists()
 
