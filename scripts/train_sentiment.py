@@ -1,14 +1,16 @@
 """Train Parley's default sentiment model and write its model card.
 
     python scripts/train_sentiment.py [--data ../shared/data/sentiment] [--epochs 3]
-    python scripts/train_sentiment.py --evaluate   # the shipped model, as Parley loads it
+    python scripts/train_sentiment.py --evaluate   # the shipped model, as Parley loads it, on every set
     python scripts/train_sentiment.py --write-sample tests/inference/data/sentiment_heldout_sample.tsv
 
 Data (see the data folder's README): TweetEval sentiment (Barbieri et al., 2020; from
 SemEval-2017 Task 4, Rosenthal et al.) and the UCI Sentiment Labelled Sentences
 (Kotzias et al., KDD 2015). Held out and never trained on: a fixed third of the
 TweetEval test split and a fixed third of each UCI source. Figures are reported on
-those parts, next to the VADER lexicon baseline measured in the same run.
+those parts, next to the VADER lexicon baseline measured in the same run, and on the
+hand-written everyday set (tests/inference/data/sentiment_everyday.tsv), which is never
+trained on either.
 
 Method: the packaged all-MiniLM-L6-v2 encoder; its embeddings and lower layers stay
 frozen, the top layers and a linear head over mean-pooled tokens are fine-tuned with
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -34,6 +37,11 @@ from inference.models import SENTIMENT_HEAD_DIR, embedding_model_dir  # noqa: E4
 from inference.sentiment import HEAD_CONFIG, HEAD_WEIGHTS, LABELS, SentimentClassifier, build_classifier  # noqa: E402
 
 SEED = 1234
+EVERYDAY_SET = PROJECT_DIR / "tests" / "inference" / "data" / "sentiment_everyday.tsv"
+# The confidence below which Parley sends a label to review (webapp/settings.py reads the
+# same variable); the evaluation measures how well that flag finds wrong labels.
+REVIEW_BELOW = int(os.environ.get("PARLEY_SENTIMENT_REVIEW_BELOW_PERCENT", "60")) / 100
+CALIBRATION_BINS = 10
 
 
 def load_sets(data: Path) -> tuple[list[tuple[str, int]], list[tuple[str, int]], list[tuple[str, int]]]:
@@ -88,6 +96,67 @@ def held_out_figures(
     }
 
 
+def read_everyday_set(path: Path = EVERYDAY_SET) -> list[tuple[str, int]]:
+    """The hand-written everyday sentences: text, label (index into LABELS); the file's third
+    column, the kind of text, is for its README's counts."""
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        text, label, _ = line.split("\t")
+        rows.append((text, LABELS.index(label)))
+    return rows
+
+
+def set_figures(
+    scores: Callable[[list[str]], list[list[float]]], rows: list[tuple[str, int]], *, two_labels: bool = False
+) -> dict[str, float]:
+    """Accuracy, macro and per-label recall, calibration and the review flag's precision.
+
+    ``two_labels`` is for UCI, whose texts are negative or positive: its accuracy and
+    recalls take whichever of the two scores higher, as the model card always has. The
+    calibration and flag figures take the label and confidence Parley shows (the top one of
+    three), so on UCI a neutral label counts as wrong there.
+    """
+    gold = [label for _, label in rows]
+    probabilities = scores([text for text, _ in rows])
+    shown = [max(range(3), key=row.__getitem__) for row in probabilities]
+    confidence = [row[label] for row, label in zip(probabilities, shown, strict=True)]
+    predicted = [2 if row[2] >= row[0] else 0 for row in probabilities] if two_labels else shown
+    classes = (0, 2) if two_labels else (0, 1, 2)
+    figures = {"accuracy": accuracy(gold, predicted), "macro_recall": macro_recall(gold, predicted, classes)}
+    for c in classes:
+        figures[f"{LABELS[c]}_recall"] = macro_recall(gold, predicted, (c,))
+    right = [g == s for g, s in zip(gold, shown, strict=True)]
+    # Expected calibration error: the gap between confidence and accuracy in each of ten
+    # equal-width confidence bins, weighted by the share of texts in the bin.
+    gap = 0.0
+    for low in range(CALIBRATION_BINS):
+        members = [i for i, c in enumerate(confidence) if min(int(c * CALIBRATION_BINS), CALIBRATION_BINS - 1) == low]
+        if members:
+            mean_confidence = sum(confidence[i] for i in members) / len(members)
+            mean_right = sum(right[i] for i in members) / len(members)
+            gap += len(members) / len(rows) * abs(mean_confidence - mean_right)
+    flagged = [i for i, c in enumerate(confidence) if c < REVIEW_BELOW]
+    figures["calibration_error"] = gap
+    figures["error_rate"] = 1 - sum(right) / len(rows)
+    figures["flagged_share"] = len(flagged) / len(rows)
+    # The precision of the review flag: how many of the flagged labels are wrong.
+    figures["flagged_wrong"] = sum(not right[i] for i in flagged) / len(flagged) if flagged else 0.0
+    return figures
+
+
+def all_set_figures(
+    scores: Callable[[list[str]], list[list[float]]],
+    held_tweets: list[tuple[str, int]],
+    held_uci: list[tuple[str, int]],
+    everyday: list[tuple[str, int]],
+) -> dict[str, dict[str, float]]:
+    return {
+        "tweeteval": set_figures(scores, held_tweets),
+        "uci": set_figures(scores, held_uci, two_labels=True),
+        "everyday": set_figures(scores, everyday),
+    }
+
+
 SAMPLE_SIZES = {"tweeteval": 900, "uci": 300}
 
 
@@ -122,11 +191,22 @@ def classifier_scores(classifier: SentimentClassifier) -> Callable[[list[str]], 
 
 
 def evaluate_shipped(data: Path) -> None:
-    """Measure the committed model as the product runs it (its device and dtype)."""
+    """Measure the committed model as the product runs it (its device and dtype) on the
+    held-out parts and the everyday set."""
     _, held_tweets, held_uci = load_sets(data)
     classifier = SentimentClassifier.from_config()
-    figures = held_out_figures(classifier_scores(classifier), held_tweets, held_uci)
-    print(json.dumps({"dtype": str(classifier.dtype).removeprefix("torch."), **figures}, indent=2))
+    figures = all_set_figures(classifier_scores(classifier), held_tweets, held_uci, read_everyday_set())
+    print(f"{classifier.name} in {str(classifier.dtype).removeprefix('torch.')}; review flag below {REVIEW_BELOW:.0%}")
+    print_figures(figures)
+    rounded = {name: {key: round(value, 3) for key, value in row.items()} for name, row in figures.items()}
+    print(json.dumps(rounded, indent=2))
+
+
+def print_figures(figures: dict[str, dict[str, float]]) -> None:
+    columns = sorted({key for row in figures.values() for key in row}, key=list(figures["tweeteval"]).index)
+    print(f"{'':12}" + "".join(f"{key:>18}" for key in columns))
+    for name, row in figures.items():
+        print(f"{name:12}" + "".join(f"{row[key]:>18.3f}" if key in row else f"{'':>18}" for key in columns))
 
 
 def vader_baseline(held_tweets: list[tuple[str, int]], held_uci: list[tuple[str, int]]) -> dict[str, float]:
