@@ -21,7 +21,9 @@ classifies a batch about twice as fast.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +40,17 @@ if TYPE_CHECKING:
 # The labels scripts/train_sentiment.py trains the default head with (it writes them to
 # head.json, where loading reads them): a classifier's labels are its ``labels``.
 LABELS = ("negative", "neutral", "positive")
-EMPTY = "empty"  # the label of a blank text, which is never given to the model
+EMPTY = "empty"  # the label of a text with nothing to classify, which is never given to the model
 HEAD_WEIGHTS = "tuned.safetensors"
 HEAD_CONFIG = "head.json"
+# Markup left in pasted or exported text: tags such as <p> or </div>, and comments.
+MARKUP = re.compile(r"<!--.*?-->|</?[A-Za-z][^<>]*>", re.DOTALL)
+
+
+def has_content(text: str | None) -> bool:
+    """Whether anything is left to classify once whitespace and HTML markup are set aside
+    ("<p>&nbsp;</p>" has nothing). The model still reads the text as it was given."""
+    return bool(text) and bool(html.unescape(MARKUP.sub(" ", text or "")).strip())
 
 
 @dataclass(frozen=True)
@@ -191,13 +201,14 @@ class SentimentClassifier:
         max_length: int = 256,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> list[SentimentResult]:
-        """Classify every text; an empty or blank text gets the explicit label "empty"."""
+        """Classify every text; a text with nothing to classify (empty, blank, or only HTML
+        markup) gets the explicit label "empty"."""
         import torch
 
         results: list[SentimentResult | None] = [None] * len(texts)
-        order = sorted((i for i, t in enumerate(texts) if t and t.strip()), key=lambda i: len(texts[i]))
+        order = sorted((i for i, t in enumerate(texts) if has_content(t)), key=lambda i: len(texts[i]))
         for i, text in enumerate(texts):
-            if not text or not text.strip():
+            if not has_content(text):
                 results[i] = SentimentResult(EMPTY, 0.0, {})
         done = len(texts) - len(order)
         with torch.inference_mode():
