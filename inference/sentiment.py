@@ -6,9 +6,11 @@ order: ``id2label`` of a Hugging Face checkpoint, the ``labels`` of the trained 
 nothing else lists them.
 
 The default model is the packaged all-MiniLM-L6-v2 encoder whose top layers were
-fine-tuned, with a linear head on mean-pooled tokens, by ``scripts/train_sentiment.py``.
-Only what training changed is committed (``inference/sentiment_head/``): the tuned
-layers and the head, in float16, applied over the packaged encoder at load time.
+fine-tuned by ``scripts/train_sentiment.py``, with a linear head that reads two
+mean-pooled sentence embeddings: the packaged encoder's own and the tuned one (see
+``build_classifier``). Only what training changed is committed
+(``inference/sentiment_head/``): the tuned layers and the head, in float16, applied over
+the packaged encoder at load time.
 Any Hugging Face sequence-classification folder can replace it (PARLEY_SENTIMENT_MODEL).
 
 ``classify`` sorts texts by length and pads per batch, so a batch of short texts does
@@ -19,7 +21,9 @@ classifies a batch about twice as fast.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +40,17 @@ if TYPE_CHECKING:
 # The labels scripts/train_sentiment.py trains the default head with (it writes them to
 # head.json, where loading reads them): a classifier's labels are its ``labels``.
 LABELS = ("negative", "neutral", "positive")
-EMPTY = "empty"  # the label of a blank text, which is never given to the model
+EMPTY = "empty"  # the label of a text with nothing to classify, which is never given to the model
 HEAD_WEIGHTS = "tuned.safetensors"
 HEAD_CONFIG = "head.json"
+# Markup left in pasted or exported text: tags such as <p> or </div>, and comments.
+MARKUP = re.compile(r"<!--.*?-->|</?[A-Za-z][^<>]*>", re.DOTALL)
+
+
+def has_content(text: str | None) -> bool:
+    """Whether anything is left to classify once whitespace and HTML markup are set aside
+    ("<p>&nbsp;</p>" has nothing). The model still reads the text as it was given."""
+    return bool(text) and bool(html.unescape(MARKUP.sub(" ", text or "")).strip())
 
 
 @dataclass(frozen=True)
@@ -48,8 +60,19 @@ class SentimentResult:
     probabilities: dict[str, float]
 
 
-def build_classifier(encoder: Any, num_labels: int) -> Any:
-    """MiniLM encoder + mean pooling + linear head, as trained by the script."""
+def build_classifier(encoder: Any, num_labels: int, *, packaged_from_layer: int | None = None) -> Any:
+    """MiniLM encoder + mean pooling + linear head, as trained by the script.
+
+    With ``packaged_from_layer``, the head also reads the packaged encoder's own sentence
+    embedding: a copy of the encoder's layers from that index on is kept as they are now
+    (before any tuned tensors are loaded) and run on the same input as the tuned ones, and
+    the head sees both mean-pooled outputs, packaged first. The layers below that index
+    must be the packaged ones (frozen in training), so both paths share them and the
+    copy adds only the top layers' work.
+    """
+    import copy
+    import threading
+
     from torch import nn
 
     class Classifier(nn.Module):
@@ -57,11 +80,44 @@ def build_classifier(encoder: Any, num_labels: int) -> Any:
             super().__init__()
             self.encoder = encoder
             self.dropout = nn.Dropout(0.1)
-            self.head = nn.Linear(encoder.config.hidden_size, num_labels)
+            features = encoder.config.hidden_size
+            self.packaged_layers: nn.ModuleList | None = None
+            # The packaged layers' output, from the hook to ``features`` in the same call;
+            # per thread, so that two threads sharing the model cannot swap outputs.
+            self._packaged = threading.local()
+            if packaged_from_layer is not None:
+                layers = encoder.encoder.layer
+                self.packaged_layers = nn.ModuleList(copy.deepcopy(layers[packaged_from_layer:]))
+                for parameter in self.packaged_layers.parameters():
+                    parameter.requires_grad = False
+                # The first tuned layer is called with the shared layers' output and the
+                # attention mask as the encoder prepared it; the packaged copy runs on the
+                # very same arguments, whatever form this transformers version gives them.
+                layers[packaged_from_layer].register_forward_pre_hook(self._run_packaged_layers, with_kwargs=True)
+                features *= 2
+            self.head = nn.Linear(features, num_labels)
+
+        def _run_packaged_layers(self, _: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            assert self.packaged_layers is not None
+            hidden, rest = args[0], args[1:]
+            for layer in self.packaged_layers:
+                output = layer(hidden, *rest, **kwargs)
+                hidden = output[0] if isinstance(output, tuple) else output
+            self._packaged.hidden = hidden
+
+        def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            """What the head reads: the mean-pooled sentence embedding(s), in float32."""
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            pooled = mean_pool(hidden, attention_mask)
+            if self.packaged_layers is None:
+                return pooled
+            import torch
+
+            packaged, self._packaged.hidden = mean_pool(self._packaged.hidden, attention_mask), None
+            return torch.cat([packaged, pooled], dim=-1)
 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            pooled = mean_pool(hidden, attention_mask).to(self.head.weight.dtype)
+            pooled = self.features(input_ids, attention_mask).to(self.head.weight.dtype)
             logits: torch.Tensor = self.head(self.dropout(pooled))
             return logits
 
@@ -101,7 +157,11 @@ class SentimentClassifier:
             )
         meta = json.loads((head_dir / HEAD_CONFIG).read_text())
         tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
-        model = build_classifier(AutoModel.from_pretrained(encoder_dir), len(meta["labels"]))
+        model = build_classifier(
+            AutoModel.from_pretrained(encoder_dir),
+            len(meta["labels"]),
+            packaged_from_layer=meta.get("packaged_features_from_layer"),
+        )
         tuned = {name: tensor.float() for name, tensor in load_file(head_dir / HEAD_WEIGHTS).items()}
         missing = set(tuned) - set(model.state_dict())
         if missing:
@@ -141,13 +201,14 @@ class SentimentClassifier:
         max_length: int = 256,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> list[SentimentResult]:
-        """Classify every text; an empty or blank text gets the explicit label "empty"."""
+        """Classify every text; a text with nothing to classify (empty, blank, or only HTML
+        markup) gets the explicit label "empty"."""
         import torch
 
         results: list[SentimentResult | None] = [None] * len(texts)
-        order = sorted((i for i, t in enumerate(texts) if t and t.strip()), key=lambda i: len(texts[i]))
+        order = sorted((i for i, t in enumerate(texts) if has_content(t)), key=lambda i: len(texts[i]))
         for i, text in enumerate(texts):
-            if not text or not text.strip():
+            if not has_content(text):
                 results[i] = SentimentResult(EMPTY, 0.0, {})
         done = len(texts) - len(order)
         with torch.inference_mode():
