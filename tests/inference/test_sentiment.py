@@ -25,6 +25,11 @@ HELD_OUT_SAMPLE = Path(__file__).parent / "data" / "sentiment_heldout_sample.tsv
 # Parley loads the model), less a margin for another CPU's arithmetic.
 EVERYDAY_ACCURACY = 0.911 - 0.03
 EVERYDAY_NEUTRAL_RECALL = 0.884 - 0.03
+# The card's figures on the fixed held-out sample (0.703 and 0.900 in float32), less a
+# margin of a few texts for another CPU's arithmetic: the targets themselves (0.70 and 0.90
+# on the whole held-out parts) are the card's, checked below from head.json.
+SAMPLE_TWEETEVAL_MACRO_RECALL = 0.703 - 0.02
+SAMPLE_UCI_ACCURACY = 0.900 - 0.02
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +67,7 @@ def test_empty_texts_get_an_explicit_empty_result(classifier: SentimentClassifie
 
 def test_the_model_card_reports_figures_that_meet_the_targets() -> None:
     meta = json.loads((SENTIMENT_HEAD_DIR / "head.json").read_text())
-    assert meta["figures"]["tweeteval_macro_recall"] >= 0.65
+    assert meta["figures"]["tweeteval_macro_recall"] >= 0.70
     assert meta["figures"]["uci_accuracy"] >= 0.90
     assert meta["figures"]["everyday_accuracy"] >= 0.90
     assert meta["figures"]["everyday_neutral_recall"] >= 0.85
@@ -80,8 +85,8 @@ def test_the_model_as_loaded_keeps_its_quality_on_held_out_texts(
     reference = SentimentClassifier.from_config()
 
     figures = held_out_figures(classifier_scores(classifier), held_tweets, held_uci)
-    assert figures["tweeteval_macro_recall"] >= 0.65, figures
-    assert figures["uci_accuracy"] >= 0.90, figures
+    assert figures["tweeteval_macro_recall"] >= SAMPLE_TWEETEVAL_MACRO_RECALL, figures
+    assert figures["uci_accuracy"] >= SAMPLE_UCI_ACCURACY, figures
     texts = [text for text, _ in held_tweets + held_uci]
     labels = [r.label for r in classifier.classify(texts)]
     reference_labels = [r.label for r in reference.classify(texts)]
