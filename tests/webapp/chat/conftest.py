@@ -78,6 +78,13 @@ def converse(user: User) -> Converse:
     return make
 
 
+def finish(answer: Message, content: str = "An answer.", model_name: str = "") -> Message:
+    """``answer`` as a worker would have left it, complete with ``content``."""
+    Message.objects.filter(pk=answer.pk).update(status="complete", content=content, model_name=model_name)
+    answer.refresh_from_db()
+    return answer
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.02) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from tests.webapp.chat.conftest import finish as finish_as
 from webapp.chat import services
 from webapp.chat.models import Conversation, Message
 
@@ -16,9 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 def finish(answer: Message, content: str, model_name: str = "tiny-model") -> Message:
-    Message.objects.filter(pk=answer.pk).update(status="complete", content=content, model_name=model_name)
-    answer.refresh_from_db()
-    return answer
+    return finish_as(answer, content, model_name)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from pytest_django import DjangoAssertNumQueries, Settings
 
-from tests.webapp.chat.conftest import Converse
+from tests.webapp.chat.conftest import Converse, finish
 from webapp.accounts.models import User
 from webapp.chat import selectors, services
 from webapp.chat.models import Conversation, Feedback, Message
@@ -33,12 +33,6 @@ HX: HtmxHeaders = {"HTTP_HX_REQUEST": "true"}
 @pytest.fixture(autouse=True)
 def fresh_rate_limits() -> None:
     cache.clear()
-
-
-def finish(answer: Message, content: str = "An answer.") -> Message:
-    Message.objects.filter(pk=answer.pk).update(status="complete", content=content)
-    answer.refresh_from_db()
-    return answer
 
 
 def test_starting_a_chat_saves_the_question_and_a_queued_answer(logged_in_client: Client, user: User) -> None:
