@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "webapp.documents",
     "webapp.sentiment",
     "webapp.review",
+    "webapp.exports",
 ]
 
 MIDDLEWARE = [
