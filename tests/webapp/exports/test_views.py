@@ -5,19 +5,24 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 import zipfile
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from asgiref.testing import ApplicationCommunicator
+from django.core.signals import request_finished
 from django.db import connection
 from django.test import AsyncRequestFactory, Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from webapp.chat.models import Conversation, Message
+from webapp.core.handlers import ThreadedASGIHandler
 from webapp.documents.models import Document
+from webapp.exports import views
 from webapp.exports.archive import safe_name
 from webapp.exports.views import everything, one_at_a_time
 from webapp.sentiment.models import SentimentBatch, SentimentItem
@@ -183,3 +188,45 @@ async def test_under_asgi_the_zip_is_sent_piece_by_piece(user: Any) -> None:
     finally:
         await sync_to_async(lambda: connection.close())()  # the thread's own connection
     assert len(zipfile.ZipFile(io.BytesIO(body)).namelist()) == 7
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_through_parleys_asgi_handler_the_first_bytes_go_out_before_the_rest_is_written(
+    user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first_sent = threading.Event()
+
+    def archive(**kwargs: Any) -> Iterator[bytes]:
+        yield b"the first piece"
+        # not written until the first piece has reached the client
+        assert first_sent.wait(timeout=10), "the first piece was held back until the whole was written"
+        yield b"the rest"
+
+    monkeypatch.setattr(views, "user_archive", archive)
+    client = Client()
+    await sync_to_async(client.force_login)(user)
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+        "path": URL, "raw_path": URL.encode(), "query_string": b"", "root_path": "",
+        "headers": [(b"host", b"testserver"), (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())],
+        "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
+    }  # fmt: skip
+    communicator = ApplicationCommunicator(ThreadedASGIHandler(), scope)
+    # the request's own thread keeps its connection open otherwise, and the test database cannot be dropped
+    request_finished.connect(close_connection, dispatch_uid="close-the-request-threads-connection")
+    try:
+        await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
+        start = await communicator.receive_output(timeout=10)
+        assert (start["type"], start["status"]) == ("http.response.start", 200)
+        assert (await communicator.receive_output(timeout=10))["body"] == b"the first piece"
+        first_sent.set()
+        assert (await communicator.receive_output(timeout=10))["body"] == b"the rest"
+        await communicator.wait(timeout=10)
+    finally:
+        first_sent.set()
+        request_finished.disconnect(dispatch_uid="close-the-request-threads-connection")
+        await sync_to_async(lambda: connection.close())()
+
+
+def close_connection(**kwargs: Any) -> None:
+    connection.close()
