@@ -40,7 +40,7 @@ def node(
     content_type: str = "text",
     model: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    message = None
+    message: dict[str, Any] | None = None
     if role is not None:
         message = {
             "id": key,
