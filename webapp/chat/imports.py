@@ -49,6 +49,7 @@ SKIPPED_ROLE = "messages of another role than user or assistant (tools, plug-ins
 SKIPPED_NOT_TEXT = "messages with no text (pictures, code runs, files…)"
 SKIPPED_PARTS = "parts of messages that are not text (pictures, files…)"
 SKIPPED_EMPTY = "empty messages"
+SKIPPED_HIDDEN = "messages ChatGPT did not show (context it added itself)"
 SKIPPED_MALFORMED = "entries that are not messages Parley can read"
 SKIPPED_DUPLICATE = "messages whose id appears twice (the first was kept)"
 SKIPPED_CUT_OFF = "messages cut off from their conversation (a parent missing from the file, or parents in a loop)"
@@ -424,11 +425,14 @@ def _chatgpt_nodes(plan: ImportPlan, mapping: dict[str, Any], system_prompts: li
             node.reason = SKIPPED_MALFORMED
             yield node
             continue
-        author = message.get("author")
+        author, metadata = message.get("author"), message.get("metadata")
         role = author.get("role") if isinstance(author, dict) else None
+        metadata = metadata if isinstance(metadata, dict) else {}
         text = _chatgpt_text(plan, message.get("content"))
         if role not in ("user", "assistant", "system"):
             node.reason = SKIPPED_ROLE
+        elif role != "system" and metadata.get("is_visually_hidden_from_conversation") is True:
+            node.reason = SKIPPED_HIDDEN
         elif text is None:
             node.reason = SKIPPED_NOT_TEXT
         elif role == "system":
@@ -439,8 +443,7 @@ def _chatgpt_nodes(plan: ImportPlan, mapping: dict[str, Any], system_prompts: li
         else:
             node.role, node.content = role, text
             if role == Message.Role.ASSISTANT:
-                metadata = message.get("metadata")
-                slug = metadata.get("model_slug") if isinstance(metadata, dict) else None
+                slug = metadata.get("model_slug")
                 slug = _clean(plan, slug)[:MODEL_NAME_MAX_LENGTH] if isinstance(slug, str) else ""
                 node.model_name = slug or IMPORTED_MODEL
         yield node

@@ -53,6 +53,13 @@ def node(
     return key, {"id": key, "message": message, "parent": parent, "children": []}
 
 
+def hidden(*args: Any, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+    """A node ChatGPT keeps but does not show."""
+    key, entry = node(*args, **kwargs)
+    entry["message"]["metadata"]["is_visually_hidden_from_conversation"] = True
+    return key, entry
+
+
 def chatgpt_conversation(*nodes: tuple[str, dict[str, Any]], current: str, title: str = "From ChatGPT") -> dict:
     mapping = dict(nodes)
     for key, entry in mapping.items():
@@ -67,7 +74,7 @@ def branched_chatgpt() -> dict[str, Any]:
     second answer and its follow-up, and a picture sent as the last question."""
     return chatgpt_conversation(
         node("root", None, None),
-        node("system", "root", "system", ["You are terse."]),
+        hidden("system", "root", "system", ["You are terse."]),
         node("q1", "system", "user", ["What is 2 + 2?"], time=1_700_000_001),
         node("a1", "q1", "assistant", ["Five."], time=1_700_000_002, model="gpt-4"),
         node("a2", "q1", "assistant", ["Four."], time=1_700_000_003, model="gpt-4o"),
@@ -135,12 +142,13 @@ def test_chatgpt_roles_other_than_user_and_assistant_are_left_out_and_counted(us
                 node("critic", "q", "critic", ["Rude."], time=2),
                 node("a", "critic", "assistant", ["Hello."], time=3),
                 node("empty", "a", "assistant", [""], time=4),
+                hidden("context", "a", "user", ["Memory: likes tea"], time=5),
                 current="a",
             )
         ]
     )
     result = services.conversations_import(owner=user, plan=plan)
-    assert result.skipped == {imports.SKIPPED_ROLE: 1, imports.SKIPPED_EMPTY: 1}
+    assert result.skipped == {imports.SKIPPED_ROLE: 1, imports.SKIPPED_EMPTY: 1, imports.SKIPPED_HIDDEN: 1}
     assert shown(result.conversations[0]) == [("user", "Hi", ""), ("assistant", "Hello.", "imported")]
 
 
