@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "webapp.documents",
     "webapp.sentiment",
     "webapp.review",
+    "webapp.exports",
 ]
 
 MIDDLEWARE = [
@@ -320,6 +321,8 @@ PARLEY_CHAT_UPDATES_PER_SECOND = env_int("PARLEY_CHAT_UPDATES_PER_SECOND", 40, m
 PARLEY_GENERATION_PREFILL_TOKENS = env_int("PARLEY_GENERATION_PREFILL_TOKENS", 256, minimum=0)
 # Share links open for signed-in users only, unless the operator lets anyone with a link in.
 PARLEY_PUBLIC_SHARE_LINKS = env_bool("PARLEY_PUBLIC_SHARE_LINKS", False)
+# Conversations imported from a file (Parley's JSON or ChatGPT's export): the largest file.
+PARLEY_IMPORT_MAX_BYTES = env_int("PARLEY_IMPORT_MAX_MB", 50, minimum=1) * 1024 * 1024
 RATELIMIT_USE_CACHE = "default"
 
 # Documents: uploads are checked from their bytes; a file over the limit is dropped while

@@ -13,5 +13,6 @@ urlpatterns = [
     path("documents/", include("webapp.documents.urls")),
     path("sentiment/", include("webapp.sentiment.urls")),
     path("review/", include("webapp.review.urls")),
+    path("exports/", include("webapp.exports.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -8,6 +8,8 @@
                          v                          ├─answer_fail────> failed
                     interrupted                     └─answer_reap────> interrupted (its worker died)
 
+    answers_import ──> complete / interrupted / failed (messages read from a file, already ended)
+
 Each transition is one conditional UPDATE (``filter(pk=…, status=…).update(…)``), so a
 transition that lost a race (Stop pressed as the answer ended, a reaper and a worker on
 the same row) changes nothing, and its return value says whether it happened. Each
@@ -19,14 +21,15 @@ threads. Ending an answer and queueing it for review commit together.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from webapp.chat import events
+from webapp.chat.imports import ImportedMessage
 from webapp.chat.models import Conversation, Message
 from webapp.chat.notify import notify_worker
 from webapp.core.events import Event, publish
@@ -233,3 +236,48 @@ def answer_reap(*, own_key: int | None = None) -> int:
     if reaped:
         logger.warning("interrupted %d answers left by a stopped generation worker", reaped)
     return reaped
+
+
+IMPORT_BATCH_SIZE = 1000
+
+
+def answers_import(*, conversation_ids: Sequence[int], messages: Sequence[ImportedMessage]) -> list[int]:
+    """Create messages read from a file (``webapp/chat/imports.py``), questions and answers
+    alike, each already ended; returns their ids, in the order given.
+
+    ``message.conversation`` is a position in ``conversation_ids``, ``message.parent`` one
+    in ``messages``. The ids are taken from the table's sequence first, so every parent is
+    known before its row is written and the whole tree goes in a few statements however
+    deep it is. Rows are created in the order given, so versions of a message keep their
+    order. Nothing is queued, for a worker or for review: these answers were written
+    elsewhere. The caller holds the transaction.
+    """
+    if not messages:
+        return []
+    for message in messages:
+        if message.role == Message.Role.USER and message.status != Message.Status.COMPLETE:
+            raise ValueError("an imported question is complete")
+        if message.status not in ENDED:
+            raise ValueError(f"{message.status!r} is not how an imported answer ends")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [Message._meta.db_table, len(messages)],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    for start in range(0, len(messages), IMPORT_BATCH_SIZE):
+        Message.objects.bulk_create(
+            [
+                Message(
+                    pk=ids[position],
+                    conversation_id=conversation_ids[message.conversation],
+                    parent_id=None if message.parent is None else ids[message.parent],
+                    role=message.role,
+                    content=message.content,
+                    status=message.status,
+                    model_name=message.model_name,
+                )
+                for position, message in enumerate(messages[start : start + IMPORT_BATCH_SIZE], start=start)
+            ]
+        )
+    return ids

@@ -53,3 +53,12 @@ class RenameForm(forms.Form):
 class FeedbackForm(forms.Form):
     rating = forms.TypedChoiceField(choices=Feedback.Rating.choices, coerce=int)
     comment = forms.CharField(required=False, max_length=2000)
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(
+        label="File",
+        help_text="A conversation exported from Parley as JSON (or a list of them), or conversations.json from a "
+        "ChatGPT data export.",
+        error_messages={"required": "Choose a file to import.", "empty": "That file is empty."},
+    )

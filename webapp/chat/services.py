@@ -1,5 +1,5 @@
 """What a user does in chat: send, regenerate, edit, stop, switch branch, rename, archive,
-delete, change settings, give feedback, share a snapshot and revoke it.
+delete, change settings, give feedback, share a snapshot and revoke it, import conversations.
 
 Views and the websocket consumer validate the input and look the objects up scoped to
 the user (``selectors``); these functions check what only the database can tell (the
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections import Counter
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
@@ -18,7 +20,8 @@ from django.utils import timezone
 
 from webapp.accounts.models import User
 from webapp.chat import selectors
-from webapp.chat.answers import answer_enqueue, answer_interrupt
+from webapp.chat.answers import answer_enqueue, answer_interrupt, answers_import
+from webapp.chat.imports import ImportPlan
 from webapp.chat.models import Conversation, Feedback, Message, SharedConversation
 from webapp.chat.notify import notify_worker
 from webapp.review import services as review
@@ -222,3 +225,49 @@ def share_revoke(*, share: SharedConversation) -> bool:
             revoked_at=timezone.now()
         )
     return revoked == 1
+
+
+# ---- importing ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    source: str
+    conversations: list[Conversation]
+    messages: int
+    skipped: Counter[str]
+
+
+def conversations_import(*, owner: User, plan: ImportPlan) -> ImportResult:
+    """Every conversation of a file read and checked by ``imports.read_import``, for
+    ``owner``, in one transaction: all of them or, should anything fail, none.
+
+    Conversations keep the times they were started and last written at, so they take
+    their place in the history instead of all coming first.
+    """
+    with transaction.atomic():
+        conversations = Conversation.objects.bulk_create(
+            [
+                Conversation(
+                    owner=owner,
+                    title=planned.title,
+                    system_prompt=planned.system_prompt,
+                    temperature=planned.temperature,
+                    top_p=planned.top_p,
+                    max_tokens=planned.max_tokens,
+                )
+                for planned in plan.conversations
+            ],
+            batch_size=500,
+        )
+        ids = answers_import(conversation_ids=[c.pk for c in conversations], messages=plan.messages)
+        now = timezone.now()
+        for conversation, planned in zip(conversations, plan.conversations, strict=True):
+            conversation.current_leaf_id = None if planned.current_leaf is None else ids[planned.current_leaf]
+            # a time in the future would keep a conversation at the top of the list for good
+            conversation.created_at = min(planned.created or now, now)
+            conversation.updated_at = min(planned.updated or planned.created or now, now)
+        Conversation.objects.bulk_update(conversations, ["current_leaf", "created_at", "updated_at"], batch_size=500)
+    return ImportResult(
+        source=plan.source, conversations=conversations, messages=len(plan.messages), skipped=plan.skipped
+    )

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("list", views.conversation_list, name="list"),
     path("start", views.start, name="start"),
+    path("import", views.import_conversations, name="import"),
     path("shared/", views.shared_list, name="shared_list"),
     path("shared/<str:token>/", views.shared, name="shared"),
     path("shared/<str:token>/revoke", views.shared_revoke, name="shared_revoke"),

@@ -16,13 +16,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.http import content_disposition_header
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 from django_ratelimit.core import is_ratelimited
 
 from webapp.accounts.http import AuthedRequest
-from webapp.chat import exports, selectors, services
-from webapp.chat.forms import FeedbackForm, MessageForm, RenameForm, SettingsForm
+from webapp.chat import exports, imports, selectors, services
+from webapp.chat.forms import FeedbackForm, ImportForm, MessageForm, RenameForm, SettingsForm
 from webapp.chat.models import Conversation, Message
 from webapp.chat.selectors import ThreadEntry
 from webapp.core.redirects import safe_redirect_url
@@ -329,6 +330,52 @@ def delete(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     services.conversation_delete(conversation=conversation)
     messages.success(request, f"“{title}” deleted.")
     return redirect("chat:index")
+
+
+# ---- importing -----------------------------------------------------------------------------
+
+
+@csrf_exempt  # only until the upload handler is set: _import_page checks the token
+@require_http_methods(["GET", "POST"])
+def import_conversations(request: AuthedRequest) -> HttpResponse:
+    """The import page, and a file sent to it: taken whole, or refused with the reason."""
+    # Set before the body is read: the file is dropped as soon as it passes the import's
+    # own limit (the documents' smaller one does not apply here).
+    request.upload_handlers = [imports.ImportUploadHandler(request)]
+    return _import_page(request)
+
+
+@csrf_protect
+def _import_page(request: AuthedRequest) -> HttpResponse:
+    if request.method != "POST":
+        return _import_render(request, ImportForm())
+    form = ImportForm(request.POST, request.FILES)
+    if getattr(request, "import_too_large", False):
+        return _import_render(request, form, error=imports.too_large_message())
+    if not form.is_valid():
+        return _import_render(request, form, error=first_error(form))
+    upload = form.cleaned_data["file"]
+    try:
+        plan = imports.read_import(upload.read())
+    except imports.ImportRefused as error:
+        return _import_render(request, form, error=str(error))
+    finally:
+        upload.close()
+    result = services.conversations_import(owner=request.user, plan=plan)
+    return _import_render(request, ImportForm(), result=result)
+
+
+def _import_render(
+    request: AuthedRequest, form: ImportForm, *, error: str = "", result: services.ImportResult | None = None
+) -> HttpResponse:
+    context = {
+        "form": form,
+        "error": error,
+        "result": result,
+        "skipped": imports.skipped_lines(result.skipped.most_common()) if result else [],
+        "max_mb": settings.PARLEY_IMPORT_MAX_BYTES // (1024 * 1024),
+    }
+    return render(request, "chat/import.html", context, status=422 if error else 200)
 
 
 # ---- share links ---------------------------------------------------------------------------
