@@ -78,7 +78,7 @@ def converse(user: User) -> Converse:
     return make
 
 
-def finish(answer: Message, content: str = "An answer.", model_name: str = "") -> Message:
+def finish(answer: Message, content: str = "An answer.", model_name: str = "tiny-model") -> Message:
     """``answer`` as a worker would have left it, complete with ``content``."""
     Message.objects.filter(pk=answer.pk).update(status="complete", content=content, model_name=model_name)
     answer.refresh_from_db()

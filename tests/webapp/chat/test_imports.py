@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
+from tests.webapp.chat.conftest import finish
 from webapp.chat import imports, selectors, services
 from webapp.chat.models import Conversation, Message
 
@@ -23,12 +24,6 @@ def send_file(client: Client, data: bytes, name: str = "conversations.json") -> 
 
 def as_bytes(document: Any) -> bytes:
     return json.dumps(document).encode()
-
-
-def finish(answer: Message, content: str, model_name: str = "tiny-model") -> Message:
-    Message.objects.filter(pk=answer.pk).update(status="complete", content=content, model_name=model_name)
-    answer.refresh_from_db()
-    return answer
 
 
 def node(

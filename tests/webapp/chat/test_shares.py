@@ -12,15 +12,11 @@ import pytest
 from django.test import Client, override_settings
 from django.urls import reverse
 
-from tests.webapp.chat.conftest import finish as finish_as
+from tests.webapp.chat.conftest import finish
 from webapp.chat import services
 from webapp.chat.models import Conversation, Message, SharedConversation
 
 pytestmark = pytest.mark.django_db
-
-
-def finish(answer: Message, content: str, model_name: str = "tiny-model") -> Message:
-    return finish_as(answer, content, model_name)
 
 
 @pytest.fixture
