@@ -1,0 +1,93 @@
+"""How the chat page looks in a real browser: both colour themes readable, and a phone's width."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
+
+import pytest
+
+from tests.browser.conftest import Parley
+from tests.browser.test_chat import answered, log_in, orm
+from webapp.accounts.models import User
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+ANSWER = (
+    "See [the docs](https://example.com/docs) first.\n\n"
+    '```python\n# reverse a text\ndef reverse(text, times=2):\n    return "done: " + text[::-1] * times\n```\n'
+)
+
+# Each element's text colour and the colour it is drawn on: the first background of it or
+# of an ancestor that is not transparent (the root's, which fills the page, last).
+COLOURS = """
+selector => [...document.querySelectorAll(selector)].map(element => {
+    const transparent = (colour) => /^(transparent|rgba\\(0, 0, 0, 0\\))$/.test(colour);
+    let painted = element;
+    while (painted && transparent(getComputedStyle(painted).backgroundColor)) painted = painted.parentElement;
+    return {
+        text: getComputedStyle(element).color,
+        background: getComputedStyle(painted || document.documentElement).backgroundColor,
+        what: element.className || element.tagName,
+    };
+})
+"""
+
+
+def rgb(colour: str) -> tuple[float, float, float]:
+    match = re.fullmatch(r"rgba?\((\d+), (\d+), (\d+)(?:, ([\d.]+))?\)", colour)
+    assert match, f"not an sRGB colour: {colour}"
+    assert match.group(4) in (None, "1"), f"a translucent colour: {colour}"
+    return (int(match.group(1)), int(match.group(2)), int(match.group(3)))
+
+
+def luminance(colour: str) -> float:
+    """WCAG 2 relative luminance."""
+    channels = [c / 255 for c in rgb(colour)]
+    red, green, blue = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+def contrast(first: str, second: str) -> float:
+    lighter, darker = sorted((luminance(first), luminance(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_chat_page_follows_the_system_theme_and_its_text_is_readable(
+    parley_web: Parley, page: Page, make_user: Callable[..., User], scheme: Literal["light", "dark"]
+) -> None:
+    user = orm(lambda: make_user(f"{scheme}@example.com"))
+    conversation = answered(user, ANSWER)
+    page.emulate_media(color_scheme=scheme)
+    log_in(page, parley_web.url, user.email)
+    page.goto(f"{parley_web.url}/chat/{conversation.pk}/")
+
+    [body] = page.evaluate(COLOURS, "body")
+    if scheme == "dark":
+        assert luminance(body["background"]) < 0.05, f"the page should be dark: {body}"
+        assert luminance(body["text"]) > 0.6, f"the text should be light: {body}"
+    else:
+        assert luminance(body["background"]) > 0.85, f"the page should be light: {body}"
+        assert luminance(body["text"]) < 0.05, f"the text should be dark: {body}"
+
+    checked = {
+        "body text": [body, *page.evaluate(COLOURS, ".message-assistant .message-body p")],
+        "muted text": page.evaluate(COLOURS, ".chat-sidebar .muted"),
+        "links": page.evaluate(COLOURS, ".message-body a[href], .chat-sidebar a.muted"),
+        "code": page.evaluate(COLOURS, ".message-body pre, .message-body pre span"),
+    }
+    assert len(checked["code"]) > 5, "the code should be highlighted, in several colours"
+    assert len({sample["text"] for sample in checked["code"]}) > 2, checked["code"]
+    low = [
+        (kind, sample, round(contrast(sample["text"], sample["background"]), 2))
+        for kind, samples in checked.items()
+        for sample in samples
+        if contrast(sample["text"], sample["background"]) < 4.5
+    ]
+    assert all(checked.values()), checked
+    assert not low, f"under 4.5:1 in the {scheme} theme: {low}"
