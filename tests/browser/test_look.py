@@ -13,7 +13,7 @@ from tests.browser.test_chat import answered, log_in, orm
 from webapp.accounts.models import User
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import FloatRect, Page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -91,3 +91,73 @@ def test_the_chat_page_follows_the_system_theme_and_its_text_is_readable(
     ]
     assert all(checked.values()), checked
     assert not low, f"under 4.5:1 in the {scheme} theme: {low}"
+
+
+WIDE_ANSWER = (
+    "A long line of code, a long word and a table:\n\n"
+    "```python\n"
+    "def reverse_every_word_of_a_sentence(sentence): return ' '.join(w[::-1] for w in sentence.split())\n"
+    "```\n\n"
+    "Pneumonoultramicroscopicsilicovolcanoconiosis_and_some_more_letters_without_a_break_anywhere\n\n"
+    "| column one | column two | column three | column four | column five |\n"
+    "| --- | --- | --- | --- | --- |\n"
+    "| a long cell of text | another long cell | a third long cell | a fourth long cell | the fifth |\n"
+)
+
+
+def within_the_screen(box: FloatRect | None, width: int = 360) -> FloatRect:
+    assert box is not None, "the element is not shown"
+    assert box["x"] >= 0, box
+    assert box["x"] + box["width"] <= width, box
+    return box
+
+
+def test_the_chat_page_fits_a_phone_360_pixels_wide(
+    parley_web: Parley, page: Page, make_user: Callable[..., User]
+) -> None:
+    from playwright.sync_api import expect
+
+    user = orm(lambda: make_user("a-rather-long-address-for-a-small-screen@example.com"))
+    conversation = answered(user, WIDE_ANSWER)
+    orm(lambda: type(conversation).objects.filter(pk=conversation.pk).update(title="A title far too long " * 4))
+    page.set_viewport_size({"width": 360, "height": 740})
+    log_in(page, parley_web.url, user.email)
+    page.goto(f"{parley_web.url}/chat/{conversation.pk}/")
+
+    def page_width() -> dict[str, int]:
+        return dict(page.evaluate("({scroll: document.documentElement.scrollWidth, inner: window.innerWidth})"))
+
+    width = page_width()
+    assert width["scroll"] <= width["inner"], f"the page scrolls sideways: {width}"
+
+    # the sidebar is stacked above the conversation, not beside it
+    sidebar = page.locator(".chat-sidebar").bounding_box()
+    main = page.locator(".chat-main").bounding_box()
+    assert sidebar is not None
+    assert main is not None
+    assert sidebar["width"] <= 360, sidebar
+    assert main["width"] <= 360, main
+    assert sidebar["y"] + sidebar["height"] <= main["y"] + 1, (sidebar, main)
+
+    # the composer and its button are on the screen, side by side, and they send
+    composer = page.locator("#composer textarea")
+    send_button = page.locator("#composer button[type=submit]")
+    expect(composer).to_be_in_viewport()
+    expect(send_button).to_be_in_viewport()
+    within_the_screen(composer.bounding_box())
+    button_box = within_the_screen(send_button.bounding_box())
+    assert button_box["width"] >= 44, "the button is big enough to tap"
+    composer.fill("A question typed on a phone")
+    send_button.click()
+    expect(page.locator(".message-user .message-body", has_text="A question typed on a phone")).to_be_visible()
+    expect(composer).to_be_in_viewport()
+    width = page_width()
+    assert width["scroll"] <= width["inner"], f"the page scrolls sideways after a send: {width}"
+
+    # the conversation's menus open within the screen
+    for menu in (".chat-menu", ".chat-settings"):
+        page.locator(f"{menu} > summary").click()
+        width = page_width()
+        assert width["scroll"] <= width["inner"], f"{menu} makes the page scroll sideways: {width}"
+        within_the_screen(page.locator(f"{menu} > .menu, {menu} > form").first.bounding_box())
+        page.locator(f"{menu} > summary").click()
