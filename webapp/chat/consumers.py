@@ -46,13 +46,12 @@ from webapp.chat.events import (
     CreatedEvent,
     DeltaEvent,
     QueueEvent,
-    SessionClosedEvent,
     StatusEvent,
     conversation_group,
-    session_group,
 )
 from webapp.chat.models import Conversation, Message
 from webapp.core.rendering import render_markdown
+from webapp.core.sockets import SessionClosedEvent, account_groups
 
 GAP_WAIT = 0.05  # seconds between reads of the saved text while filling a gap
 GAP_PATIENCE = 3.0  # then the saved text is taken as it is
@@ -94,10 +93,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.close(code=4404)
             return
         # Join before reading the saved text, so no delta falls between the two.
-        self.groups_joined = [conversation_group(conversation_id=self.conversation.pk)]
-        session_key = self.scope["session"].session_key
-        if session_key:
-            self.groups_joined.append(session_group(session_key=session_key))
+        self.groups_joined = [conversation_group(conversation_id=self.conversation.pk), *account_groups(self.scope)]
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
@@ -211,7 +207,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await self._send({"type": "created", "message": event["message"]})
 
     async def session_closed(self, event: SessionClosedEvent) -> None:
-        await self.close(code=4403)
+        await self.close(code=event["code"])
 
     # ---- saved state ---------------------------------------------------------------------
 
