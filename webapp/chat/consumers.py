@@ -11,7 +11,8 @@ Frames to the browser (JSON):
 - ``{"type": "queue", "message", "position"}``, ``{"type": "created", "message"}``,
   ``{"type": "error", "error"}``.
 
-Frames from the browser: ``{"type": "stop", "message": id}``.
+Frames from the browser: ``{"type": "stop", "message": id}``. A frame over the size limit
+or past the rate limit gets an error frame and closes the socket (``webapp/core/sockets.py``).
 
 Frames from the channel layer are the ``TypedDict``s of ``webapp/chat/events.py``, one
 handler each (``chat.delta`` -> ``chat_delta``).
@@ -38,7 +39,6 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 from django.http import Http404
 
 from webapp.chat import selectors, services
@@ -51,7 +51,7 @@ from webapp.chat.events import (
 )
 from webapp.chat.models import Conversation, Message
 from webapp.core.rendering import render_markdown
-from webapp.core.sockets import SessionClosedEvent, account_groups
+from webapp.core.sockets import FrameGate, SessionClosedEvent, account_groups
 
 GAP_WAIT = 0.05  # seconds between reads of the saved text while filling a gap
 GAP_PATIENCE = 3.0  # then the saved text is taken as it is
@@ -81,6 +81,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.groups_joined = []
         self.answers: dict[int, AnswerState] = {}
         self._pending_sends: set[asyncio.Future[None]] = set()
+        self.gate = FrameGate()
         user = self.scope["user"]
         if not user.is_authenticated:
             await self.close(code=4401)
@@ -109,8 +110,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     # ---- from the browser ---------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if text_data is None or len(text_data) > settings.PARLEY_CHAT_MAX_FRAME_BYTES:
-            await self._error("That frame is too large or not text; nothing was done.")
+        refused = self.gate.refusal(text_data, bytes_data)
+        if refused is not None:
+            await self._error(refused.error)
+            await self.close(code=refused.code)
+            return
+        if text_data is None:
+            await self._error("That frame is not text; nothing was done.")
             return
         try:
             frame = json.loads(text_data)

@@ -13,6 +13,10 @@ the code the frame names (``webapp/accounts/signals.py`` sends them):
   again: the browser that changed the password is back at once, every other one is
   refused as signed out (4401).
 
+Frames from a page pass a ``FrameGate`` first: one over ``PARLEY_WS_MAX_FRAME_BYTES`` or
+past ``PARLEY_WS_FRAMES_PER_10S`` gets an error frame saying so, and the socket is closed
+(``TOO_LARGE``, ``FLOODED``); nothing the frame asked for is done.
+
 Other close codes the consumers use: 4401 (not signed in, at the handshake), 4403
 (someone else's, or refused by the origin check), 4404 (no such object), and the flood
 and size limits below.
@@ -20,7 +24,13 @@ and size limits below.
 
 from __future__ import annotations
 
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
+
+from django.conf import settings
 
 CREDENTIALS_CHANGED = 4001
 SIGNED_OUT = 4403
@@ -56,3 +66,54 @@ def account_groups(scope: dict[str, Any]) -> list[str]:
     if session_key:
         groups.append(session_group(session_key=session_key))
     return groups
+
+
+FLOOD_WINDOW_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Refusal:
+    error: str
+    code: int
+
+
+class FrameGate:
+    """The limits on frames one socket may send: their size, and how many in 10 seconds.
+
+    The count is over a sliding window, every frame counted, refused ones too: a socket
+    whose ``limit + 1``-th frame comes within 10 s of the first of them is refused.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_bytes: int | None = None,
+        per_window: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_bytes = settings.PARLEY_WS_MAX_FRAME_BYTES if max_bytes is None else max_bytes
+        self.per_window = settings.PARLEY_WS_FRAMES_PER_10S if per_window is None else per_window
+        self.clock = clock
+        self.arrivals: deque[float] = deque(maxlen=self.per_window)
+
+    def refusal(self, text_data: str | None, bytes_data: bytes | None) -> Refusal | None:
+        now = self.clock()
+        if len(self.arrivals) == self.per_window and now - self.arrivals[0] < FLOOD_WINDOW_SECONDS:
+            return Refusal(
+                f"Too many frames: at most {self.per_window} every 10 seconds. This socket is closed; "
+                "reload the page to reconnect.",
+                FLOODED,
+            )
+        self.arrivals.append(now)
+        # A text frame's size is its UTF-8 bytes, as the server counts it; a longer text
+        # than the limit cannot be within it, so only a shorter one is encoded.
+        size = len(bytes_data) if bytes_data is not None else len(text_data or "")
+        if size <= self.max_bytes and text_data is not None:
+            size = len(text_data.encode())
+        if size > self.max_bytes:
+            return Refusal(
+                f"That frame is too large: {size} bytes, over the limit of {self.max_bytes}. "
+                "Nothing was done, and this socket is closed.",
+                TOO_LARGE,
+            )
+        return None

@@ -3,7 +3,8 @@
 The socket is the owner's only: anyone else, or nobody logged in, is refused in
 ``connect``; logging out, a new password or a deactivated account closes it
 (``webapp/core/sockets.py``). It forwards ``job.progress`` events from the job's group unchanged but for
-the frame type, and takes no frames from the page.
+the frame type, and takes no frames from the page: each gets an error frame, and one over the size or
+rate limit also closes the socket.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import Http404
 
-from webapp.core.sockets import SessionClosedEvent, account_groups
+from webapp.core.sockets import FrameGate, SessionClosedEvent, account_groups
 from webapp.jobs.events import JobProgressEvent, job_group, job_progress_frame
 from webapp.jobs.models import Job
 from webapp.jobs.selectors import job_get
@@ -26,6 +27,7 @@ class JobConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.groups_joined = []
+        self.gate = FrameGate()
         user = self.scope["user"]
         if not user.is_authenticated:
             await self.close(code=4401)
@@ -50,6 +52,11 @@ class JobConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        refused = self.gate.refusal(text_data, bytes_data)
+        if refused is not None:
+            await self._send({"type": "error", "error": refused.error})
+            await self.close(code=refused.code)
+            return
         await self._send({"type": "error", "error": "This socket only reports progress; it takes no frames."})
 
     async def job_progress(self, event: JobProgressEvent) -> None:
