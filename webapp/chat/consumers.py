@@ -26,7 +26,14 @@ Rendering the whole answer costs more as it grows (docs/decisions.md has the fig
 a socket sends a frame per piece only while that is cheap: after each frame it waits
 until rendering has taken at most ``RENDER_SHARE`` of the time, joining the pieces that
 arrive meanwhile into the next frame. A short answer streams piece by piece; a long one
-in a few frames a second, instead of the event loop spending its time re-rendering.
+in a few frames a second, instead of the process spending its time re-rendering.
+
+Rendering runs in a thread (``_rendered``), never on the event loop: one render of a long
+answer takes milliseconds to tens of milliseconds, and on the loop that time would hold
+up every other socket of the process (their deltas, their handshakes, the Stop of
+another user). The pieces that arrive while a render is under way wait for the next
+frame, and a frame whose answer was replaced meanwhile (by its saved or final text) is
+dropped, so the frames of an answer still go out in order, each piece once.
 """
 
 from __future__ import annotations
@@ -58,6 +65,12 @@ GAP_PATIENCE = 3.0  # then the saved text is taken as it is
 RENDER_SHARE = 0.1  # of the time, at most, spent rendering one answer for one socket
 
 
+async def _rendered(text: str) -> str:
+    """``render_markdown`` in a thread, off the event loop (see the module docstring). It
+    is safe there: it keeps no state between calls, and pages render it in threads too."""
+    return await asyncio.to_thread(render_markdown, text)
+
+
 @dataclass
 class AnswerState:
     seq: int
@@ -66,6 +79,7 @@ class AnswerState:
     unsent_from: int = 0  # the number of the first of them; 0 when there are none
     next_frame_at: float = 0.0  # event-loop time
     timer: asyncio.TimerHandle | None = None
+    rendering: bool = False  # a frame of this answer is being rendered in a thread
 
     def cancel_timer(self) -> None:
         if self.timer is not None:
@@ -179,22 +193,28 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if state is None:
             return
         state.cancel_timer()
-        if not state.unsent_from:
-            return  # a saved or final text took their place
-        started = time.perf_counter()
-        html = render_markdown(state.text)
-        spent = time.perf_counter() - started
+        if not state.unsent_from or state.rendering:
+            return  # a saved or final text took their place, or they go in the frame after this one
         frame = {
             "type": "delta",
             "message": message_id,
             "from_seq": state.unsent_from,
             "seq": state.seq,
             "delta": state.unsent,
-            "html": html,
         }
         state.unsent, state.unsent_from = "", 0
-        state.next_frame_at = asyncio.get_running_loop().time() + spent / RENDER_SHARE
+        state.rendering = True
+        started = time.perf_counter()
+        frame["html"] = await _rendered(state.text)
+        spent = time.perf_counter() - started
+        if self.answers.get(message_id) is not state:
+            return  # replaced while rendering by a saved or final text, which includes these pieces
+        state.rendering = False
+        loop = asyncio.get_running_loop()
+        state.next_frame_at = loop.time() + spent / RENDER_SHARE
         await self._send(frame)
+        if state.unsent_from and state.timer is None:  # pieces that came while rendering
+            state.timer = loop.call_at(state.next_frame_at, self._send_unsent_later, message_id)
 
     async def chat_status(self, event: StatusEvent) -> None:
         message_id = event["message"]
@@ -203,7 +223,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if "content" in event:  # the final text, which includes any piece not yet sent
             self._forget(message_id)
             self.answers[message_id] = AnswerState(seq=event["seq"], text=event["content"])
-            frame["html"] = render_markdown(event["content"])
+            frame["html"] = await _rendered(event["content"])
         await self._send(frame)
 
     async def chat_queue(self, event: QueueEvent) -> None:
@@ -245,7 +265,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 "status": answer.status,
                 "seq": answer.seq,
                 "content": answer.content,
-                "html": render_markdown(answer.content),
+                "html": await _rendered(answer.content),
                 "position": answer.position,  # type: ignore[attr-defined]
             }
         )
