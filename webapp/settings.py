@@ -311,7 +311,6 @@ PARLEY_CHAT_MAX_MESSAGE_CHARS = env_int("PARLEY_CHAT_MAX_MESSAGE_CHARS", 16_000,
 PARLEY_CHAT_MAX_ANSWER_TOKENS = env_int("PARLEY_CHAT_MAX_ANSWER_TOKENS", 2048, minimum=16)
 PARLEY_CHAT_MAX_IN_FLIGHT_PER_USER = env_int("PARLEY_CHAT_MAX_IN_FLIGHT_PER_USER", 3, minimum=1)
 PARLEY_CHAT_RATE = env_str("PARLEY_CHAT_RATE", "20/m")  # messages per user, django-ratelimit's notation
-PARLEY_CHAT_MAX_FRAME_BYTES = env_int("PARLEY_CHAT_MAX_FRAME_BYTES", 4096, minimum=64)
 PARLEY_GENERATION_BATCH_SIZE = env_int("PARLEY_GENERATION_BATCH_SIZE", 32, minimum=1)
 # Deltas per second that all streaming answers send together (see webapp/chat/worker.py).
 PARLEY_CHAT_UPDATES_PER_SECOND = env_int("PARLEY_CHAT_UPDATES_PER_SECOND", 40, minimum=1)
@@ -324,6 +323,15 @@ PARLEY_PUBLIC_SHARE_LINKS = env_bool("PARLEY_PUBLIC_SHARE_LINKS", False)
 # Conversations imported from a file (Parley's JSON or ChatGPT's export): the largest file.
 PARLEY_IMPORT_MAX_BYTES = env_int("PARLEY_IMPORT_MAX_MB", 50, minimum=1) * 1024 * 1024
 RATELIMIT_USE_CACHE = "default"
+
+# Websockets: the largest frame a page may send, in bytes (uvicorn's --ws-max-size in the
+# Procfile reads the same variable and closes the socket before reading a larger one;
+# the consumers refuse one too, under any server), and the frames one socket may send in
+# any 10 seconds before it is closed (a page sends a frame only when its user clicks Stop).
+if env_str("PARLEY_CHAT_MAX_FRAME_BYTES") is not None:
+    raise ImproperlyConfigured("PARLEY_CHAT_MAX_FRAME_BYTES is now PARLEY_WS_MAX_FRAME_BYTES; rename it.")
+PARLEY_WS_MAX_FRAME_BYTES = env_int("PARLEY_WS_MAX_FRAME_BYTES", 4096, minimum=256, maximum=16 * 1024 * 1024)
+PARLEY_WS_FRAMES_PER_10S = env_int("PARLEY_WS_FRAMES_PER_10S", 20, minimum=1, maximum=10_000)
 
 # Documents: uploads are checked from their bytes; a file over the limit is dropped while
 # it streams in, never held whole.

@@ -8,8 +8,5 @@ class ChatConfig(AppConfig):
     label = "chat"
     verbose_name = "Chat"
 
-    def ready(self) -> None:
-        from webapp.chat import signals  # noqa: F401  (connects the logout handler)
-
     def nav_entries(self) -> list[NavEntry]:
         return [NavEntry("Chat", "chat:index", "Talk with the model running on this server.", order=10)]

@@ -11,7 +11,8 @@ Frames to the browser (JSON):
 - ``{"type": "queue", "message", "position"}``, ``{"type": "created", "message"}``,
   ``{"type": "error", "error"}``.
 
-Frames from the browser: ``{"type": "stop", "message": id}``.
+Frames from the browser: ``{"type": "stop", "message": id}``. A frame over the size limit
+or past the rate limit gets an error frame and closes the socket (``webapp/core/sockets.py``).
 
 Frames from the channel layer are the ``TypedDict``s of ``webapp/chat/events.py``, one
 handler each (``chat.delta`` -> ``chat_delta``).
@@ -25,7 +26,14 @@ Rendering the whole answer costs more as it grows (docs/decisions.md has the fig
 a socket sends a frame per piece only while that is cheap: after each frame it waits
 until rendering has taken at most ``RENDER_SHARE`` of the time, joining the pieces that
 arrive meanwhile into the next frame. A short answer streams piece by piece; a long one
-in a few frames a second, instead of the event loop spending its time re-rendering.
+in a few frames a second, instead of the process spending its time re-rendering.
+
+Rendering runs in a thread (``_rendered``), never on the event loop: one render of a long
+answer takes milliseconds to tens of milliseconds, and on the loop that time would hold
+up every other socket of the process (their deltas, their handshakes, the Stop of
+another user). The pieces that arrive while a render is under way wait for the next
+frame, and a frame whose answer was replaced meanwhile (by its saved or final text) is
+dropped, so the frames of an answer still go out in order, each piece once.
 """
 
 from __future__ import annotations
@@ -38,7 +46,6 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 from django.http import Http404
 
 from webapp.chat import selectors, services
@@ -46,17 +53,22 @@ from webapp.chat.events import (
     CreatedEvent,
     DeltaEvent,
     QueueEvent,
-    SessionClosedEvent,
     StatusEvent,
     conversation_group,
-    session_group,
 )
 from webapp.chat.models import Conversation, Message
 from webapp.core.rendering import render_markdown
+from webapp.core.sockets import FrameGate, SessionClosedEvent, account_groups
 
 GAP_WAIT = 0.05  # seconds between reads of the saved text while filling a gap
 GAP_PATIENCE = 3.0  # then the saved text is taken as it is
 RENDER_SHARE = 0.1  # of the time, at most, spent rendering one answer for one socket
+
+
+async def _rendered(text: str) -> str:
+    """``render_markdown`` in a thread, off the event loop (see the module docstring). It
+    is safe there: it keeps no state between calls, and pages render it in threads too."""
+    return await asyncio.to_thread(render_markdown, text)
 
 
 @dataclass
@@ -67,6 +79,7 @@ class AnswerState:
     unsent_from: int = 0  # the number of the first of them; 0 when there are none
     next_frame_at: float = 0.0  # event-loop time
     timer: asyncio.TimerHandle | None = None
+    rendering: bool = False  # a frame of this answer is being rendered in a thread
 
     def cancel_timer(self) -> None:
         if self.timer is not None:
@@ -82,6 +95,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.groups_joined = []
         self.answers: dict[int, AnswerState] = {}
         self._pending_sends: set[asyncio.Future[None]] = set()
+        self.gate = FrameGate()
         user = self.scope["user"]
         if not user.is_authenticated:
             await self.close(code=4401)
@@ -94,10 +108,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.close(code=4404)
             return
         # Join before reading the saved text, so no delta falls between the two.
-        self.groups_joined = [conversation_group(conversation_id=self.conversation.pk)]
-        session_key = self.scope["session"].session_key
-        if session_key:
-            self.groups_joined.append(session_group(session_key=session_key))
+        self.groups_joined = [conversation_group(conversation_id=self.conversation.pk), *account_groups(self.scope)]
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
@@ -113,8 +124,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     # ---- from the browser ---------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if text_data is None or len(text_data) > settings.PARLEY_CHAT_MAX_FRAME_BYTES:
-            await self._error("That frame is too large or not text; nothing was done.")
+        refused = self.gate.refusal(text_data, bytes_data)
+        if refused is not None:
+            await self._error(refused.error)
+            await self.close(code=refused.code)
+            return
+        if text_data is None:
+            await self._error("That frame is not text; nothing was done.")
             return
         try:
             frame = json.loads(text_data)
@@ -177,22 +193,28 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if state is None:
             return
         state.cancel_timer()
-        if not state.unsent_from:
-            return  # a saved or final text took their place
-        started = time.perf_counter()
-        html = render_markdown(state.text)
-        spent = time.perf_counter() - started
+        if not state.unsent_from or state.rendering:
+            return  # a saved or final text took their place, or they go in the frame after this one
         frame = {
             "type": "delta",
             "message": message_id,
             "from_seq": state.unsent_from,
             "seq": state.seq,
             "delta": state.unsent,
-            "html": html,
         }
         state.unsent, state.unsent_from = "", 0
-        state.next_frame_at = asyncio.get_running_loop().time() + spent / RENDER_SHARE
+        state.rendering = True
+        started = time.perf_counter()
+        frame["html"] = await _rendered(state.text)
+        spent = time.perf_counter() - started
+        if self.answers.get(message_id) is not state:
+            return  # replaced while rendering by a saved or final text, which includes these pieces
+        state.rendering = False
+        loop = asyncio.get_running_loop()
+        state.next_frame_at = loop.time() + spent / RENDER_SHARE
         await self._send(frame)
+        if state.unsent_from and state.timer is None:  # pieces that came while rendering
+            state.timer = loop.call_at(state.next_frame_at, self._send_unsent_later, message_id)
 
     async def chat_status(self, event: StatusEvent) -> None:
         message_id = event["message"]
@@ -201,7 +223,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if "content" in event:  # the final text, which includes any piece not yet sent
             self._forget(message_id)
             self.answers[message_id] = AnswerState(seq=event["seq"], text=event["content"])
-            frame["html"] = render_markdown(event["content"])
+            frame["html"] = await _rendered(event["content"])
         await self._send(frame)
 
     async def chat_queue(self, event: QueueEvent) -> None:
@@ -211,7 +233,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await self._send({"type": "created", "message": event["message"]})
 
     async def session_closed(self, event: SessionClosedEvent) -> None:
-        await self.close(code=4403)
+        await self.close(code=event["code"])
 
     # ---- saved state ---------------------------------------------------------------------
 
@@ -243,7 +265,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 "status": answer.status,
                 "seq": answer.seq,
                 "content": answer.content,
-                "html": render_markdown(answer.content),
+                "html": await _rendered(answer.content),
                 "position": answer.position,  # type: ignore[attr-defined]
             }
         )

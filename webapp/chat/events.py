@@ -5,23 +5,20 @@ is a ``TypedDict`` here, made by the one constructor below it, and sent through
 ``webapp.core.events`` (``publish``, or the worker's ``ThreadPublisher``). A frame is only
 the fast path: what it says is already in Postgres, or is about to be on commit.
 
-Groups: every socket on a conversation joins its conversation group; every socket of a
-browser session also joins that session's group, so logging out can close them.
+Groups: every socket on a conversation joins its conversation group, and its session's
+and its user's groups (``webapp/core/sockets.py``), which close it when either ends.
 """
 
 from __future__ import annotations
 
 from typing import Literal, NotRequired, TypedDict
 
+from webapp.core.sockets import SessionClosedEvent
+
 
 def conversation_group(*, conversation_id: int) -> str:
     """The group every socket on this conversation listens to."""
     return f"chat.conversation.{conversation_id}"
-
-
-def session_group(*, session_key: str) -> str:
-    """The group every socket of one browser session listens to."""
-    return f"chat.session.{session_key}"
 
 
 class DeltaEvent(TypedDict):
@@ -62,12 +59,6 @@ class QueueEvent(TypedDict):
     type: Literal["chat.queue"]
     message: int
     position: int
-
-
-class SessionClosedEvent(TypedDict):
-    """The browser session logged out: its sockets close."""
-
-    type: Literal["session.closed"]
 
 
 ChatEvent = DeltaEvent | StatusEvent | CreatedEvent | QueueEvent | SessionClosedEvent
@@ -120,7 +111,3 @@ def created(*, message_id: int) -> CreatedEvent:
 
 def queue(*, message_id: int, position: int) -> QueueEvent:
     return {"type": "chat.queue", "message": message_id, "position": position}
-
-
-def session_closed() -> SessionClosedEvent:
-    return {"type": "session.closed"}

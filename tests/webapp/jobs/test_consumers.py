@@ -27,7 +27,11 @@ async def test_progress_reaches_the_page_over_a_websocket(user: User, make_user:
     summary = await database_sync_to_async(services.summary_request)(document, "short", "paragraph")
     client = Client()
     await database_sync_to_async(client.force_login)(user)
-    headers = [(b"origin", b"http://localhost"), (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+    headers = [
+        (b"origin", b"http://localhost"),
+        (b"host", b"localhost"),
+        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+    ]
     socket = WebsocketCommunicator(application, f"/ws/jobs/{summary.job_id}/", headers=headers)
     assert (await socket.connect())[0]
     first = json.loads(await socket.receive_from())
@@ -47,6 +51,7 @@ async def test_progress_reaches_the_page_over_a_websocket(user: User, make_user:
     await database_sync_to_async(stranger.force_login)(await database_sync_to_async(make_user)())
     headers = [
         (b"origin", b"http://localhost"),
+        (b"host", b"localhost"),
         (b"cookie", f"sessionid={stranger.cookies['sessionid'].value}".encode()),
     ]
     refused = WebsocketCommunicator(application, f"/ws/jobs/{summary.job_id}/", headers=headers)

@@ -1,0 +1,115 @@
+"""Answers are rendered off the event loop: a slow render holds up no other socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import connection
+from django.test import Client
+
+from tests.webapp.chat.conftest import Converse
+from webapp.accounts.models import User
+from webapp.asgi import application
+from webapp.chat import consumers
+from webapp.chat.events import conversation_group
+from webapp.core.events import publish
+from webapp.core.rendering import render_markdown
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SLOW = "a piece that takes long to render"
+
+
+@pytest.fixture(autouse=True)
+async def close_db() -> AsyncIterator[None]:
+    yield
+    await database_sync_to_async(lambda: connection.close())()
+
+
+async def opened(user: User, conversation_id: int) -> WebsocketCommunicator:
+    client = Client()
+    await database_sync_to_async(client.force_login)(user)
+    headers = [
+        (b"origin", b"http://localhost"),
+        (b"host", b"localhost"),
+        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+    ]
+    socket = WebsocketCommunicator(application, f"/ws/chat/{conversation_id}/", headers=headers)
+    assert (await socket.connect())[0]
+    await socket.receive_from()  # the queued answer
+    return socket
+
+
+async def test_a_slow_render_holds_up_no_other_socket(
+    user: User, converse: Converse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    render_threads: list[int] = []
+
+    def slow_render(text: str) -> str:
+        render_threads.append(threading.get_ident())
+        if SLOW in text:
+            time.sleep(1.0)  # blocks whichever thread renders
+        return render_markdown(text)
+
+    monkeypatch.setattr(consumers, "render_markdown", slow_render)
+    (slow_conversation, slow_answer), (other_conversation, other_answer) = [
+        await database_sync_to_async(converse)() for _ in range(2)
+    ]
+    slow_socket = await opened(user, slow_conversation.pk)
+    other_socket = await opened(user, other_conversation.pk)
+
+    started = time.monotonic()
+    await database_sync_to_async(publish)(
+        conversation_group(conversation_id=slow_conversation.pk),
+        {"type": "chat.delta", "message": slow_answer.pk, "seq": 1, "delta": SLOW},
+    )
+    await asyncio.sleep(0.1)  # the slow render is under way
+    await database_sync_to_async(publish)(
+        conversation_group(conversation_id=other_conversation.pk),
+        {"type": "chat.delta", "message": other_answer.pk, "seq": 1, "delta": "Hello"},
+    )
+    other: dict[str, Any] = json.loads(await other_socket.receive_from(timeout=5))
+    assert (other["delta"], other["html"]) == ("Hello", "<p>Hello</p>\n")
+    assert time.monotonic() - started < 0.8, "the other socket waited for the slow render"
+
+    slow: dict[str, Any] = json.loads(await slow_socket.receive_from(timeout=5))
+    assert (slow["from_seq"], slow["seq"], slow["html"]) == (1, 1, render_markdown(SLOW))
+    assert threading.get_ident() not in render_threads  # never on the event loop's thread
+    await slow_socket.disconnect()
+    await other_socket.disconnect()
+
+
+async def test_pieces_that_arrive_during_a_render_go_in_the_next_frame(
+    user: User, converse: Converse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def slow_render(text: str) -> str:
+        time.sleep(0.05)
+        return render_markdown(text)
+
+    monkeypatch.setattr(consumers, "render_markdown", slow_render)
+    conversation, answer = await database_sync_to_async(converse)()
+    socket = await opened(user, conversation.pk)
+    pieces = [f"piece {seq} " for seq in range(1, 41)]
+    for seq, piece in enumerate(pieces, start=1):
+        await database_sync_to_async(publish)(
+            conversation_group(conversation_id=conversation.pk),
+            {"type": "chat.delta", "message": answer.pk, "seq": seq, "delta": piece},
+        )
+    text, expected_from = "", 1
+    async with asyncio.timeout(20):
+        while expected_from <= len(pieces):
+            frame = json.loads(await socket.receive_from(timeout=10))
+            assert frame["from_seq"] == expected_from, "a gap or a repeat"
+            text += frame["delta"]
+            assert frame["html"] == render_markdown(text)
+            expected_from = frame["seq"] + 1
+    assert text == "".join(pieces)
+    await socket.disconnect()
