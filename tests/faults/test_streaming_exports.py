@@ -252,3 +252,22 @@ def test_a_sentiment_export_streams_from_the_asgi_server_in_flat_memory(
     assert reading.lines == 4 * SENTIMENT_ROWS + (fmt == "csv")  # a CSV's header line too
     assert reading.first_line_seconds < reading.total_seconds / 4
     assert reading.rss_growth_kb < RSS_GROWTH_LIMIT_KB
+
+
+def test_a_client_that_leaves_mid_export_leaves_the_server_serving(
+    server: Server, make_user: Callable[..., User]
+) -> None:
+    owner = make_user("owner@example.com")
+    batch = make_batch(owner, 4 * SENTIMENT_ROWS)
+    session = session_of(owner)
+    path = reverse("sentiment:export", args=[batch.pk, "jsonl"])
+    for _ in range(3):
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        connection.request("GET", path, headers={"Cookie": f"sessionid={session}"})
+        response = connection.getresponse()
+        assert response.readline().startswith(b'{"row": 1,')
+        connection.close()  # gone after the first line, the rest unread
+
+    reading = read_export(server, path, session)
+    assert reading.lines == 4 * SENTIMENT_ROWS
+    assert server.process.poll() is None
