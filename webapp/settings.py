@@ -180,6 +180,13 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 30 * 60, mi
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 35 * 60, minimum=1)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 5 * 60}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Each kind of job has its own queue, so a long summary never keeps an upload waiting to be
+# read: the Procfile gives reading a worker of its own and serves every queue.
+CELERY_TASK_ROUTES = {
+    "webapp.documents.tasks.extract_document": {"queue": "reading"},
+    "webapp.documents.tasks.summarize_document": {"queue": "summaries"},
+    "webapp.documents.tasks.classify_batch": {"queue": "sentiment"},
+}
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [

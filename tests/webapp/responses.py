@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+from asgiref.sync import async_to_sync
 from django.http import HttpResponseBase, StreamingHttpResponse
 
 
 def streamed(response: HttpResponseBase) -> Iterator[bytes]:
     """The chunks of a view's streaming response, in order.
 
-    The test client's responses are typed as plain responses whatever the view returned, and a
-    streaming response's content may be an async iterator; a WSGI test client always gets a
-    synchronous one.
+    The test client's responses are typed as plain responses whatever the view returned.
+    A view whose body is an async iterator (so that it streams under ASGI) hands the WSGI
+    test client that iterator; it is read here to the end, in the test's thread and so on
+    its database connection.
     """
     assert isinstance(response, StreamingHttpResponse)
     content = response.streaming_content
-    assert isinstance(content, Iterator)
-    return content
+    if isinstance(content, Iterator):
+        return content
+    assert isinstance(content, AsyncIterator)
+    body = content
+
+    async def chunks() -> list[bytes]:
+        return [bytes(chunk) async for chunk in body]
+
+    return iter(async_to_sync(chunks)())

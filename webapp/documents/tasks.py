@@ -1,7 +1,9 @@
 """Celery tasks of documents: each takes a job id, claims the job and hands it to a service.
 
-The claim (``webapp.jobs.services.job_claimed``) makes a second delivery a no-op and
-takes over a job whose worker died; a job that is gone or finished is skipped quietly.
+The claim (``webapp.jobs.services.job_claimed``) runs the fairest waiting job of the
+kind (users take turns), makes a second delivery of a running job a no-op and takes over
+a job whose worker died. Reading and summaries wait in queues of their own
+(``CELERY_TASK_ROUTES``).
 The work itself is in ``reading`` and ``summaries``.
 """
 

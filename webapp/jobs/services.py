@@ -8,6 +8,14 @@ file that kills the worker fails after ``MAX_ATTEMPTS`` instead of looping. Ever
 change is conditional on the state too (a finished job stays finished), and each is
 published to the job's pages after it is saved.
 
+A delivery runs the fairest waiting job of its kind, not necessarily its own
+(``job_candidates``): the job whose owner has the fewest of that kind running and was
+served longest ago, oldest first. One user's fifty summaries then take turns with another
+user's one instead of all going first. Each job sends one message, so every waiting job
+still gets a delivery; a message whose own job already ran takes the next fair one, or
+finds nothing. A running job's own message (a redelivery after its worker died, a retry)
+takes that job over as before.
+
 A job's work runs inside ``job_claimed``: whatever it raises, other than the database
 going away for a moment (``TRANSIENT``, which the task retries), fails the job with a
 reason the page can show, while the job is still held, so no job stays ``running`` for a
@@ -28,7 +36,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from webapp.core.locks import advisory_lock
@@ -40,6 +49,7 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 JOB_LOCK_CLASS = 7301  # advisory-lock namespace of jobs: (JOB_LOCK_CLASS, job id)
 TRANSIENT = (OperationalError, InterfaceError)  # the database went away for a moment
+FAIR_CANDIDATES = 10  # waiting jobs a delivery tries, fairest first, before giving up
 ERROR_MESSAGE_CHARS = 300  # of an unexpected error's own message, in the reason shown
 
 JobHandler = Callable[[Job, str], None]
@@ -82,28 +92,60 @@ def on_cancel(kind: str, handler: JobHandler) -> None:
 
 @contextlib.contextmanager
 def job_claimed(*, job_id: int) -> Iterator[Job | None]:
-    """The job, claimed under its advisory lock for the block; None when there is nothing to do
-    (another worker holds it, it has finished, or it is gone).
+    """The job this delivery runs, claimed under its advisory lock for the block: the fairest
+    waiting job of ``job_id``'s kind (``job_candidates``), or ``job_id`` itself when it is
+    running and no worker holds it; None when there is nothing to do.
 
     An exception from the block fails the job with a reason naming it (Celery's soft time
     limit, with the limit), and goes no further; a ``TRANSIENT`` one is raised again for
     the task to retry.
     """
-    with advisory_lock(JOB_LOCK_CLASS, job_id) as locked:
-        job = job_claim(job_id=job_id) if locked else None
-        try:
-            yield job
-        except TRANSIENT:
-            raise
-        except SoftTimeLimitExceeded:
-            if job is None:
+    for candidate in job_candidates(job_id=job_id):
+        with advisory_lock(JOB_LOCK_CLASS, candidate) as locked:
+            job = job_claim(job_id=candidate) if locked else None
+            if job is None:  # another worker has it, or it finished meanwhile: the next one
+                continue
+            try:
+                yield job
+            except TRANSIENT:
                 raise
-            job_fail_too_slow(job=job, doing=job.get_kind_display().capitalize())
-        except Exception as error:
-            if job is None:
-                raise
-            logger.exception("job %s (%s) stopped on an unexpected error", job.pk, job.kind)
-            job_fail(job=job, reason=unexpected_error_reason(job, error))
+            except SoftTimeLimitExceeded:
+                job_fail_too_slow(job=job, doing=job.get_kind_display().capitalize())
+            except Exception as error:
+                logger.exception("job %s (%s) stopped on an unexpected error", job.pk, job.kind)
+                job_fail(job=job, reason=unexpected_error_reason(job, error))
+            return
+    yield None
+
+
+def job_candidates(*, job_id: int) -> list[int]:
+    """The jobs a delivery of ``job_id`` may run, in the order to try them.
+
+    A running job (its worker died, or its task retries) is its own only candidate: the
+    lock says whether anyone still holds it. Otherwise the waiting jobs of its kind, their
+    owners with the fewest of that kind running first, then the owner served longest ago
+    (never served first), then the oldest job; ``job_id`` itself last when it waits too.
+    """
+    own = Job.objects.filter(pk=job_id).values_list("kind", "state").first()
+    if own is None:
+        return []
+    kind, state = own
+    if state == Job.State.RUNNING:
+        return [job_id]
+    of_owner = Job.objects.filter(owner=OuterRef("owner"), kind=kind)
+    running = (
+        of_owner.filter(state=Job.State.RUNNING).order_by().values("owner").annotate(count=Count("pk")).values("count")
+    )
+    last_started = of_owner.filter(started_at__isnull=False).order_by("-started_at").values("started_at")[:1]
+    waiting = list(
+        Job.objects.filter(kind=kind, state=Job.State.QUEUED)
+        .annotate(owner_running=Coalesce(Subquery(running), Value(0)), owner_served=Subquery(last_started))
+        .order_by("owner_running", F("owner_served").asc(nulls_first=True), "created_at", "pk")
+        .values_list("pk", flat=True)[:FAIR_CANDIDATES]
+    )
+    if state == Job.State.QUEUED and job_id not in waiting:
+        waiting.append(job_id)
+    return waiting
 
 
 def unexpected_error_reason(job: Job, error: BaseException) -> str:

@@ -5,7 +5,8 @@ Each kind of job has one task, named here by its Celery name; each task takes
 ``webapp.documents.tasks``, and stay so: messages already in the broker carry them.
 A task retries only ``TRANSIENT`` errors, with backoff; everything else fails the job
 (``webapp.jobs.services.job_claimed``).
-At worker start, ``requeue_orphaned_jobs`` sends again the jobs that no worker holds.
+At worker start, ``requeue_orphaned_jobs`` sends again the jobs that no worker holds,
+each to its kind's queue (``CELERY_TASK_ROUTES`` routes every send by the task's name).
 """
 
 from __future__ import annotations

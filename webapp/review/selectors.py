@@ -338,15 +338,25 @@ def export_items(queue_filter: QueueFilter, dataset: str) -> QuerySet[ReviewItem
         items = items.filter(kind__in=(Kind.CHAT, Kind.SUMMARY), corrected=True)
     elif dataset == "sentiment":
         items = items.filter(usable, kind=Kind.SENTIMENT)
-    # a chat item carries its prompt: its answer is read in the same row, its conversation not at all
-    return items.select_related("latest__reviewer", "message", "summary__document", "sentiment_item__batch").order_by(
-        "pk"
+    # a chat item carries its prompt: its answer is read in the same row, its conversation not at all;
+    # the document's text is the summary's prompt, but its uploaded bytes and search vector are never read
+    return (
+        items.select_related("latest__reviewer", "message", "summary__document", "sentiment_item__batch")
+        .defer("summary__document__original", "summary__document__search", "sentiment_item__batch__raw")
+        .order_by("pk")
     )
 
 
+EXPORT_CHUNK_ROWS = 200  # rows a read brings; a summary's row carries its document's text
+
+
 def export_lines(queue_filter: QueueFilter, dataset: str) -> Iterator[str]:
-    """One JSON object a line, read in chunks, so a large export never sits in memory."""
-    for item in export_items(queue_filter, dataset).iterator(chunk_size=500):
+    """One JSON object a line, read in chunks, so a large export never sits in memory.
+
+    The view streams it through ``webapp.core.streaming.streamed_text``, so under ASGI too
+    the first lines leave before the last rows are read.
+    """
+    for item in export_items(queue_filter, dataset).iterator(chunk_size=EXPORT_CHUNK_ROWS):
         yield json.dumps(export_record(item), ensure_ascii=False) + "\n"
 
 

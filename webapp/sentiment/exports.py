@@ -1,5 +1,9 @@
 """A batch's results as CSV or JSONL lines, streamed: a large batch never sits in memory.
 
+The items are read in chunks and the view hands the lines to ``StreamingHttpResponse``
+as an async iterator (``export_body``), which Django's ASGI handler sends as they come
+instead of reading them whole first; the batch's uploaded bytes are never read.
+
 Both carry each label's probability under the batch's label names, in the batch's order.
 
 A CSV is opened in spreadsheets, which run a cell that starts with ``=``, ``+``, ``-`` or
@@ -14,14 +18,31 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+from django.http import Http404
+
+from webapp.accounts.models import User
+from webapp.core.streaming import streamed_text
 from webapp.sentiment.models import SentimentBatch, SentimentItem
 from webapp.sentiment.sources import EXTRA_KEY
 
 FORMATS = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
 CHUNK_SIZE = 2000
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def export_batch_get(user: User, batch_id: object) -> SentimentBatch:
+    """The user's batch, without its upload (``raw``, up to the upload limit), which no export needs."""
+    try:
+        return SentimentBatch.objects.defer("raw").get(pk=int(str(batch_id)), owner=user)
+    except (SentimentBatch.DoesNotExist, ValueError):
+        raise Http404("No such batch.") from None
+
+
+def export_body(batch: SentimentBatch, fmt: str) -> AsyncIterator[str]:
+    """The export as a response body that streams under ASGI as well as under WSGI."""
+    return streamed_text(export_lines(batch, fmt))
 
 
 def export_lines(batch: SentimentBatch, fmt: str) -> Iterator[str]:

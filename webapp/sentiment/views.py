@@ -87,7 +87,7 @@ def choose_column(request: AuthedRequest, batch_id: int) -> HttpResponse:
 def export(request: AuthedRequest, batch_id: int, fmt: str) -> StreamingHttpResponse:
     if fmt not in exports.FORMATS:
         raise Http404("Exports are CSV or JSONL.")
-    batch = selectors.batch_get(request.user, batch_id)
-    response = StreamingHttpResponse(exports.export_lines(batch, fmt), content_type=exports.FORMATS[fmt])
+    batch = exports.export_batch_get(request.user, batch_id)
+    response = StreamingHttpResponse(exports.export_body(batch, fmt), content_type=exports.FORMATS[fmt])
     response["Content-Disposition"] = f'attachment; filename="{exports.export_filename(batch, fmt)}"'
     return response

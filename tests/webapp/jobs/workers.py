@@ -10,10 +10,12 @@ from typing import Any
 
 from tests.processes import BASE_DIR, process_env
 
+EVERY_QUEUE = "reading,summaries,sentiment"
 
-def start_celery(env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+
+def start_celery(env: dict[str, str] | None = None, queues: str = EVERY_QUEUE) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "webapp.celery", "worker", "--pool", "solo",
+        [sys.executable, "-m", "celery", "-A", "webapp.celery", "worker", "--pool", "solo", "--queues", queues,
          "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
         cwd=BASE_DIR, env=env or process_env(),
     )  # fmt: skip
