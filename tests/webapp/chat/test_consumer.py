@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.db import connection
 from django.test import Client
 
 from tests.webapp.chat.conftest import Converse
+from tests.webapp.sockets import ORIGIN, session_cookie, socket_to
 from webapp.accounts.models import User
-from webapp.asgi import application
 from webapp.chat.events import conversation_group
 from webapp.chat.models import Conversation, Message
 from webapp.chat.worker import GenerationWorker
@@ -27,19 +26,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 FINAL = {"complete", "interrupted", "failed"}
 
 
-async def session_cookie(user: User) -> str:
-    client = Client()
-    await database_sync_to_async(client.force_login)(user)
-    return client.cookies["sessionid"].value
-
-
-def communicator(
-    conversation_id: int, session: str | None = None, origin: str = "http://localhost"
-) -> WebsocketCommunicator:
-    headers = [(b"origin", origin.encode()), (b"host", b"localhost")]
-    if session:
-        headers.append((b"cookie", f"sessionid={session}".encode()))
-    return WebsocketCommunicator(application, f"/ws/chat/{conversation_id}/", headers=headers)
+def communicator(conversation_id: int, session: str | None = None, origin: str = ORIGIN) -> WebsocketCommunicator:
+    return socket_to(f"/ws/chat/{conversation_id}/", session, origin=origin)
 
 
 class Reader:
@@ -91,13 +79,6 @@ async def open_queued(user: User, converse: Converse) -> tuple[Conversation, Mes
     reader = Reader(socket)
     await reader.next()
     return conversation, answer, socket, reader
-
-
-@pytest.fixture
-async def close_db() -> AsyncIterator[None]:
-    yield
-    # the connection that sync_to_async's thread opened (looked up in that thread)
-    await database_sync_to_async(lambda: connection.close())()
 
 
 async def saved(answer: Message) -> Message:

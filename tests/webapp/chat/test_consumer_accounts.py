@@ -3,57 +3,27 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.tokens import default_token_generator
-from django.db import connection, transaction
+from django.db import transaction
 from django.test import Client
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from tests.conftest import PASSWORD
 from tests.webapp.chat.conftest import Converse
+from tests.webapp.sockets import opened, session_cookie, session_of, signed_in, socket_to
 from webapp.accounts.models import User
-from webapp.asgi import application
 from webapp.core.sockets import CREDENTIALS_CHANGED, SIGNED_OUT
 from webapp.jobs.models import Job
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("close_db")]
 
 NEW_PASSWORD = "a-new-and-longer-passphrase-7"
-
-
-@pytest.fixture(autouse=True)
-async def close_db() -> AsyncIterator[None]:
-    yield
-    await database_sync_to_async(lambda: connection.close())()
-
-
-async def signed_in(user: User) -> Client:
-    client = Client()
-    await database_sync_to_async(client.force_login)(user)
-    return client
-
-
-def socket_of(client: Client, path: str) -> WebsocketCommunicator:
-    headers = [
-        (b"origin", b"http://localhost"),
-        (b"host", b"localhost"),
-        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
-    ]
-    return WebsocketCommunicator(application, path, headers=headers)
-
-
-async def opened(client: Client, path: str) -> WebsocketCommunicator:
-    """A socket past its first frame (the saved state)."""
-    socket = socket_of(client, path)
-    assert (await socket.connect())[0]
-    await socket.receive_from()
-    return socket
 
 
 async def close_code(socket: WebsocketCommunicator) -> int:
@@ -64,7 +34,7 @@ async def close_code(socket: WebsocketCommunicator) -> int:
 
 
 async def handshake(client: Client, path: str) -> tuple[bool, Any]:
-    socket = socket_of(client, path)
+    socket = socket_to(path, session_of(client))
     result = await socket.connect()
     await socket.disconnect()
     return result
@@ -80,8 +50,8 @@ async def paths(user: User, converse: Converse) -> tuple[str, str]:
 
 async def test_logging_out_closes_that_sessions_sockets_and_no_other(user: User, paths: tuple[str, str]) -> None:
     leaving, staying = await signed_in(user), await signed_in(user)
-    chat, job = await opened(leaving, paths[0]), await opened(leaving, paths[1])
-    other = await opened(staying, paths[0])
+    chat, job = await opened(paths[0], session_of(leaving)), await opened(paths[1], session_of(leaving))
+    other = await opened(paths[0], session_of(staying))
     await database_sync_to_async(leaving.post)("/accounts/logout/")
     assert await close_code(chat) == SIGNED_OUT
     assert await close_code(job) == SIGNED_OUT
@@ -93,7 +63,7 @@ async def test_changing_the_password_closes_every_socket_and_only_the_changer_ge
     user: User, paths: tuple[str, str]
 ) -> None:
     changer, elsewhere = await signed_in(user), await signed_in(user)
-    sockets = [await opened(client, path) for client in (changer, elsewhere) for path in paths]
+    sockets = [await opened(path, session_of(client)) for client in (changer, elsewhere) for path in paths]
     response = await database_sync_to_async(changer.post)(
         "/accounts/password/change/",
         {"old_password": PASSWORD, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
@@ -109,7 +79,7 @@ async def test_changing_the_password_closes_every_socket_and_only_the_changer_ge
 
 async def test_resetting_the_password_closes_every_socket(user: User, paths: tuple[str, str]) -> None:
     browser = await signed_in(user)
-    sockets = [await opened(browser, path) for path in paths]
+    sockets = [await opened(path, session_of(browser)) for path in paths]
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     token = await database_sync_to_async(default_token_generator.make_token)(user)
     resetter = Client()
@@ -127,7 +97,7 @@ async def test_resetting_the_password_closes_every_socket(user: User, paths: tup
 
 async def test_deactivating_the_account_closes_every_socket_for_good(user: User, paths: tuple[str, str]) -> None:
     browsers = [await signed_in(user), await signed_in(user)]
-    sockets = [await opened(browser, path) for browser in browsers for path in paths]
+    sockets = [await opened(path, session_of(browser)) for browser in browsers for path in paths]
 
     def deactivate() -> None:
         stored = User.objects.get(pk=user.pk)
@@ -142,7 +112,7 @@ async def test_deactivating_the_account_closes_every_socket_for_good(user: User,
 
 
 async def test_deleting_the_account_closes_its_sockets(user: User, paths: tuple[str, str]) -> None:
-    socket = await opened(await signed_in(user), paths[0])
+    socket = await opened(paths[0], await session_cookie(user))
     await database_sync_to_async(lambda: User.objects.get(pk=user.pk).delete())()
     assert await close_code(socket) == SIGNED_OUT
 
@@ -150,7 +120,7 @@ async def test_deleting_the_account_closes_its_sockets(user: User, paths: tuple[
 async def test_other_saves_and_a_rolled_back_change_leave_the_sockets_open(
     user: User, make_user: Any, paths: tuple[str, str]
 ) -> None:
-    socket = await opened(await signed_in(user), paths[0])
+    socket = await opened(paths[0], await session_cookie(user))
     another = await database_sync_to_async(make_user)()
 
     def unrelated_changes() -> None:

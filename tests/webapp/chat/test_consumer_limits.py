@@ -6,44 +6,21 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.db import connection
-from django.test import Client
 
 from tests.processes import BASE_DIR
 from tests.webapp.chat.conftest import Converse
+from tests.webapp.sockets import opened, session_cookie
 from webapp.accounts.models import User
-from webapp.asgi import application
 from webapp.chat.models import Message
 from webapp.core.sockets import FLOODED, TOO_LARGE, FrameGate
 from webapp.jobs.models import Job
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-async def close_db() -> AsyncIterator[None]:
-    yield
-    await database_sync_to_async(lambda: connection.close())()
-
-
-async def opened(user: User, path: str) -> WebsocketCommunicator:
-    client = Client()
-    await database_sync_to_async(client.force_login)(user)
-    headers = [
-        (b"origin", b"http://localhost"),
-        (b"host", b"localhost"),
-        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
-    ]
-    socket = WebsocketCommunicator(application, path, headers=headers)
-    assert (await socket.connect())[0]
-    await socket.receive_from()  # the saved state
-    return socket
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("close_db")]
 
 
 async def reply(socket: WebsocketCommunicator) -> dict[str, Any]:
@@ -62,14 +39,14 @@ async def test_a_frame_over_the_limit_gets_an_error_and_closes_the_socket(
 ) -> None:
     settings.PARLEY_WS_MAX_FRAME_BYTES = 1000
     conversation, answer = await database_sync_to_async(converse)()
-    socket = await opened(user, f"/ws/chat/{conversation.pk}/")
+    socket = await opened(f"/ws/chat/{conversation.pk}/", await session_cookie(user))
     stop = json.dumps({"type": "stop", "message": answer.pk})
     await socket.send_to(text_data=stop + " " * (1000 - len(stop)))  # at the limit: read, and done
     assert (await reply(socket))["type"] != "error"  # the answer's status, stopped
     assert (await Message.objects.aget(pk=answer.pk)).status != "queued"
 
     conversation, answer = await database_sync_to_async(converse)()
-    socket = await opened(user, f"/ws/chat/{conversation.pk}/")
+    socket = await opened(f"/ws/chat/{conversation.pk}/", await session_cookie(user))
     stop = json.dumps({"type": "stop", "message": answer.pk})
     await socket.send_to(text_data=stop + "é" * ((1000 - len(stop)) // 2 + 1))  # one byte over, fewer characters
     error = await reply(socket)
@@ -85,7 +62,7 @@ async def test_a_flood_of_frames_gets_an_error_and_closes_the_socket(
 ) -> None:
     settings.PARLEY_WS_FRAMES_PER_10S = 5
     conversation, answer = await database_sync_to_async(converse)()
-    socket = await opened(user, f"/ws/chat/{conversation.pk}/")
+    socket = await opened(f"/ws/chat/{conversation.pk}/", await session_cookie(user))
     for _ in range(5):
         await socket.send_to(text_data=json.dumps({"type": "ping"}))
         assert "Unknown frame" in (await reply(socket))["error"]
@@ -99,12 +76,12 @@ async def test_a_flood_of_frames_gets_an_error_and_closes_the_socket(
 async def test_the_job_socket_has_the_same_limits(user: User, settings: Any) -> None:
     settings.PARLEY_WS_FRAMES_PER_10S = 3
     job = await Job.objects.acreate(owner=user, kind=Job.Kind.SENTIMENT)
-    socket = await opened(user, f"/ws/jobs/{job.pk}/")
+    socket = await opened(f"/ws/jobs/{job.pk}/", await session_cookie(user))
     await socket.send_to(text_data="x" * 5000)
     assert "too large" in (await reply(socket))["error"]
     assert await closed_with(socket) == TOO_LARGE
 
-    socket = await opened(user, f"/ws/jobs/{job.pk}/")
+    socket = await opened(f"/ws/jobs/{job.pk}/", await session_cookie(user))
     for _ in range(3):
         await socket.send_to(text_data="{}")
         assert "takes no frames" in (await reply(socket))["error"]

@@ -6,46 +6,22 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
-from django.db import connection
-from django.test import Client
 
 from tests.webapp.chat.conftest import Converse
+from tests.webapp.sockets import opened, session_cookie
 from webapp.accounts.models import User
-from webapp.asgi import application
 from webapp.chat import consumers
 from webapp.chat.events import conversation_group
 from webapp.core.events import publish
 from webapp.core.rendering import render_markdown
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("close_db")]
 
 SLOW = "a piece that takes long to render"
-
-
-@pytest.fixture(autouse=True)
-async def close_db() -> AsyncIterator[None]:
-    yield
-    await database_sync_to_async(lambda: connection.close())()
-
-
-async def opened(user: User, conversation_id: int) -> WebsocketCommunicator:
-    client = Client()
-    await database_sync_to_async(client.force_login)(user)
-    headers = [
-        (b"origin", b"http://localhost"),
-        (b"host", b"localhost"),
-        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
-    ]
-    socket = WebsocketCommunicator(application, f"/ws/chat/{conversation_id}/", headers=headers)
-    assert (await socket.connect())[0]
-    await socket.receive_from()  # the queued answer
-    return socket
 
 
 async def test_a_slow_render_holds_up_no_other_socket(
@@ -63,8 +39,8 @@ async def test_a_slow_render_holds_up_no_other_socket(
     (slow_conversation, slow_answer), (other_conversation, other_answer) = [
         await database_sync_to_async(converse)() for _ in range(2)
     ]
-    slow_socket = await opened(user, slow_conversation.pk)
-    other_socket = await opened(user, other_conversation.pk)
+    slow_socket = await opened(f"/ws/chat/{slow_conversation.pk}/", await session_cookie(user))
+    other_socket = await opened(f"/ws/chat/{other_conversation.pk}/", await session_cookie(user))
 
     started = time.monotonic()
     await database_sync_to_async(publish)(
@@ -96,7 +72,7 @@ async def test_pieces_that_arrive_during_a_render_go_in_the_next_frame(
 
     monkeypatch.setattr(consumers, "render_markdown", slow_render)
     conversation, answer = await database_sync_to_async(converse)()
-    socket = await opened(user, conversation.pk)
+    socket = await opened(f"/ws/chat/{conversation.pk}/", await session_cookie(user))
     pieces = [f"piece {seq} " for seq in range(1, 41)]
     for seq, piece in enumerate(pieces, start=1):
         await database_sync_to_async(publish)(

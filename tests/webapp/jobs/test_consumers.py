@@ -8,13 +8,11 @@ from collections.abc import Callable
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.db import connection
-from django.test import Client
 
 from tests.webapp.documents.test_summaries import long_text, ready_document
+from tests.webapp.sockets import session_cookie, socket_to
 from webapp.accounts.models import User
-from webapp.asgi import application
 from webapp.documents import services
 from webapp.jobs.events import publish_job_progress
 from webapp.jobs.models import Job
@@ -25,14 +23,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 async def test_progress_reaches_the_page_over_a_websocket(user: User, make_user: Callable[..., User]) -> None:
     document = await database_sync_to_async(ready_document)(user, long_text(100))
     summary = await database_sync_to_async(services.summary_request)(document, "short", "paragraph")
-    client = Client()
-    await database_sync_to_async(client.force_login)(user)
-    headers = [
-        (b"origin", b"http://localhost"),
-        (b"host", b"localhost"),
-        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
-    ]
-    socket = WebsocketCommunicator(application, f"/ws/jobs/{summary.job_id}/", headers=headers)
+    socket = socket_to(f"/ws/jobs/{summary.job_id}/", await session_cookie(user))
     assert (await socket.connect())[0]
     first = json.loads(await socket.receive_from())
     assert (first["type"], first["state"], first["job"]) == ("progress", "queued", summary.job_id)
@@ -47,14 +38,8 @@ async def test_progress_reaches_the_page_over_a_websocket(user: User, make_user:
     assert frame["text"] == "2 of 5 steps"  # written by the server; the page only shows it
     await socket.disconnect()
 
-    stranger = Client()
-    await database_sync_to_async(stranger.force_login)(await database_sync_to_async(make_user)())
-    headers = [
-        (b"origin", b"http://localhost"),
-        (b"host", b"localhost"),
-        (b"cookie", f"sessionid={stranger.cookies['sessionid'].value}".encode()),
-    ]
-    refused = WebsocketCommunicator(application, f"/ws/jobs/{summary.job_id}/", headers=headers)
+    stranger = await database_sync_to_async(make_user)()
+    refused = socket_to(f"/ws/jobs/{summary.job_id}/", await session_cookie(stranger))
     assert not (await refused.connect())[0]
     await refused.disconnect()
     await database_sync_to_async(lambda: connection.close())()
