@@ -353,7 +353,7 @@ EXPORT_CHUNK_ROWS = 200  # rows a read brings; a summary's row carries its docum
 def export_lines(queue_filter: QueueFilter, dataset: str) -> Iterator[str]:
     """One JSON object a line, read in chunks, so a large export never sits in memory.
 
-    The view streams it through ``webapp.core.streaming.streamed_text``, so under ASGI too
+    The view streams it through ``webapp.core.streaming.streamed_body``, so under ASGI too
     the first lines leave before the last rows are read.
     """
     for item in export_items(queue_filter, dataset).iterator(chunk_size=EXPORT_CHUNK_ROWS):

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from webapp.accounts.http import AuthedRequest
-from webapp.core.streaming import streamed_text
+from webapp.core.streaming import streamed_body
 from webapp.review import selectors, services
 from webapp.review.charts import approval_by_day
 from webapp.review.diffs import text_diff
@@ -203,7 +203,7 @@ def export(request: AuthedRequest) -> HttpResponseBase:
     dataset = request.GET.get("dataset", "reviews")
     if dataset not in selectors.DATASETS:
         return HttpResponseBadRequest(f"Unknown dataset {dataset!r}: choose one of {', '.join(selectors.DATASETS)}.")
-    lines = streamed_text(selectors.export_lines(queue_filter, dataset))
+    lines = streamed_body(selectors.export_lines(queue_filter, dataset))
     response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="parley-{dataset}-{stamp}.jsonl"'

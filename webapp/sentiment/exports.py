@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Iterator
 from django.http import Http404
 
 from webapp.accounts.models import User
-from webapp.core.streaming import streamed_text
+from webapp.core.streaming import streamed_body
 from webapp.sentiment.models import SentimentBatch, SentimentItem
 from webapp.sentiment.sources import EXTRA_KEY
 
@@ -42,7 +42,7 @@ def export_batch_get(user: User, batch_id: object) -> SentimentBatch:
 
 def export_body(batch: SentimentBatch, fmt: str) -> AsyncIterator[str]:
     """The export as a response body that streams under ASGI as well as under WSGI."""
-    return streamed_text(export_lines(batch, fmt))
+    return streamed_body(export_lines(batch, fmt))
 
 
 def export_lines(batch: SentimentBatch, fmt: str) -> Iterator[str]:

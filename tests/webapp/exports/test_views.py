@@ -23,10 +23,11 @@ from django.urls import reverse
 from webapp.accounts.http import AuthedRequest
 from webapp.chat.models import Conversation, Message
 from webapp.core.handlers import ThreadedASGIHandler
+from webapp.core.streaming import streamed_body
 from webapp.documents.models import Document
 from webapp.exports import views
 from webapp.exports.archive import safe_name
-from webapp.exports.views import everything, one_at_a_time
+from webapp.exports.views import everything
 from webapp.sentiment.models import SentimentBatch, SentimentItem
 
 URL = reverse("exports:everything")
@@ -182,7 +183,7 @@ async def test_pieces_are_produced_only_when_asked_for_and_closed_when_the_clien
         finally:
             produced.append("closed")
 
-    stream = one_at_a_time(pieces())  # type: ignore[arg-type]
+    stream = streamed_body(pieces(), pull_size=1)  # as the zip is sent
     assert await anext(stream) == b"\x00"
     assert produced == [0]
     await stream.aclose()  # type: ignore[attr-defined]
