@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.webapp.jobs.workers import wait_for
+from tests.waiting import wait_for
 from webapp.launcher import BASE_DIR
 
 CHILD = """

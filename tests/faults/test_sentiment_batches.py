@@ -19,7 +19,8 @@ from django.test import Client
 from django.urls import reverse
 
 from tests.processes import BASE_DIR, process_env
-from tests.webapp.jobs.workers import start_celery, stop_celery, wait_for
+from tests.waiting import wait_for
+from tests.webapp.jobs.workers import start_celery, stop_celery
 from webapp.documents.intake import RejectedUpload
 from webapp.jobs.models import Job
 from webapp.jobs.services import JOB_LOCK_CLASS

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +17,13 @@ from inference.models import chat_model_dir, choose_device, load_causal_lm
 from inference.types import ChatMessage, SamplingParams
 from tests.models import build_tiny_model
 from tests.oracles import one_at_a_time
+from tests.waiting import wait_for
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 def greedy(messages: list[dict[str, str]], tokens: int = 24, **extra: Any) -> GenerationRequest:
     return GenerationRequest.of(messages, max_new_tokens=tokens, temperature=0, **extra)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the engine never got there"
-        time.sleep(0.001)
 
 
 class Pacer:
@@ -127,7 +120,7 @@ def test_requests_submitted_together_wait_for_each_other_and_share_one_prefill(c
         with engine.together():
             streams = [engine.submit(greedy([{"role": "user", "content": "word " * n}], 8)) for n in (1, 5, 9)]
             passes_before = len(rows)
-            wait_until(lambda: len(rows) >= passes_before + 3)
+            wait_for(lambda: len(rows) >= passes_before + 3, 60, "the engine to get there", interval=0.001)
             assert len(rows) > passes_before  # the running answer goes on meanwhile...
             assert set(rows[passes_before:]) == {1}  # ...alone
             assert all(stream.drain() == ("", False) for stream in streams)  # the new ones wait

@@ -85,16 +85,6 @@ def finish(answer: Message, content: str = "An answer.", model_name: str = "tiny
     return answer
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
-
-
 def settled(answer: Message) -> Message | None:
     answer.refresh_from_db()
     return None if answer.in_flight else answer

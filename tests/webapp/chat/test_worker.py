@@ -16,7 +16,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tests.processes import BASE_DIR, process_env
-from tests.webapp.chat.conftest import Converse, settled, wait_for
+from tests.waiting import wait_for
+from tests.webapp.chat.conftest import Converse, settled
 from webapp.accounts.models import User
 from webapp.chat import selectors, services
 from webapp.chat.answers import answer_reap

@@ -14,8 +14,9 @@ from django.urls import reverse
 
 from inference.summarize import Summarizer
 from tests.processes import process_env
+from tests.waiting import wait_for
 from tests.webapp.chat.conftest import slow_tiny_engine
-from tests.webapp.jobs.workers import start_celery, wait_for
+from tests.webapp.jobs.workers import start_celery
 from webapp.accounts.models import User
 from webapp.documents import services, summaries, tasks
 from webapp.documents.models import ChunkSummary, Document, Summary

@@ -14,8 +14,9 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
+from tests.waiting import wait_for
 from tests.webapp.documents.files import make_pdf
-from tests.webapp.jobs.workers import start_celery, stop_celery, wait_for
+from tests.webapp.jobs.workers import start_celery, stop_celery
 from webapp.accounts.models import User
 from webapp.documents.models import Document
 from webapp.documents.reading import document_sentiment

@@ -10,7 +10,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from tests.webapp.jobs.workers import start_celery, stop_celery, wait_for
+from tests.waiting import wait_for
+from tests.webapp.jobs.workers import start_celery, stop_celery
 from webapp.accounts.models import User
 from webapp.celery import app
 from webapp.documents.models import Document

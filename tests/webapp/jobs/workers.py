@@ -1,12 +1,9 @@
-"""A real Celery worker on the real broker, and waiting on a condition rather than a time."""
+"""A real Celery worker on the real broker."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import time
-from collections.abc import Callable
-from typing import Any
 
 from tests.processes import BASE_DIR, process_env
 
@@ -28,14 +25,3 @@ def stop_celery(worker: subprocess.Popen[bytes], timeout: float = 30) -> None:
     except subprocess.TimeoutExpired:
         worker.kill()
         worker.wait()
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str = "the condition") -> Any:
-    """The predicate's first true value, asked every 0.1 s; fails after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

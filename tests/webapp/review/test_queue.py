@@ -12,7 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 from pytest_django import Settings
 
-from tests.webapp.chat.conftest import Converse, converse, settled, start_worker, wait_for  # noqa: F401 (fixtures)
+from tests.waiting import wait_for
+from tests.webapp.chat.conftest import Converse, converse, settled, start_worker  # noqa: F401 (fixtures)
 from tests.webapp.review.conftest import make_chat_answer, make_sentiment
 from webapp.accounts.models import User
 from webapp.chat import services as chat

@@ -13,7 +13,8 @@ from django.test import Client
 from django.urls import reverse
 from pytest_django import Settings
 
-from tests.webapp.jobs.workers import start_celery, stop_celery, wait_for
+from tests.waiting import wait_for
+from tests.webapp.jobs.workers import start_celery, stop_celery
 from tests.webapp.responses import streamed
 from webapp.accounts.models import User
 from webapp.documents.intake import RejectedUpload
