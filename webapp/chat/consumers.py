@@ -45,7 +45,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import Http404
 
 from webapp.chat import selectors, services
@@ -58,7 +57,7 @@ from webapp.chat.events import (
 )
 from webapp.chat.models import Conversation, Message
 from webapp.core.rendering import render_markdown
-from webapp.core.sockets import FrameGate, SessionClosedEvent, account_groups
+from webapp.core.sockets import AccountSocket
 
 GAP_WAIT = 0.05  # seconds between reads of the saved text while filling a gap
 GAP_PATIENCE = 3.0  # then the saved text is taken as it is
@@ -87,15 +86,13 @@ class AnswerState:
             self.timer = None
 
 
-class ConversationConsumer(AsyncWebsocketConsumer):
+class ConversationConsumer(AccountSocket):
     conversation: Conversation
-    groups_joined: list[str]
 
     async def connect(self) -> None:
-        self.groups_joined = []
+        await super().connect()
         self.answers: dict[int, AnswerState] = {}
         self._pending_sends: set[asyncio.Future[None]] = set()
-        self.gate = FrameGate()
         user = self.scope["user"]
         if not user.is_authenticated:
             await self.close(code=4401)
@@ -108,55 +105,45 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.close(code=4404)
             return
         # Join before reading the saved text, so no delta falls between the two.
-        self.groups_joined = [conversation_group(conversation_id=self.conversation.pk), *account_groups(self.scope)]
-        for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
-        await self.accept()
+        await self.accept_joining([conversation_group(conversation_id=self.conversation.pk)])
         for answer in await self._in_flight_answers():
             await self._send_saved(answer)
 
     async def disconnect(self, code: int) -> None:
         for message_id in list(self.answers):
             self._forget(message_id)  # a send already under way then finds nothing to send
-        for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
+        await super().disconnect(code)
 
     # ---- from the browser ---------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        refused = self.gate.refusal(text_data, bytes_data)
-        if refused is not None:
-            await self._error(refused.error)
-            await self.close(code=refused.code)
+        if await self.refused(text_data, bytes_data):
             return
         if text_data is None:
-            await self._error("That frame is not text; nothing was done.")
+            await self.send_error("That frame is not text; nothing was done.")
             return
         try:
             frame = json.loads(text_data)
         except ValueError:
-            await self._error("That frame is not JSON; nothing was done.")
+            await self.send_error("That frame is not JSON; nothing was done.")
             return
         if not isinstance(frame, dict) or frame.get("type") != "stop":
-            await self._error('Unknown frame; the only one accepted is {"type": "stop", "message": <id>}.')
+            await self.send_error('Unknown frame; the only one accepted is {"type": "stop", "message": <id>}.')
             return
         message_id = frame.get("message")
         if not isinstance(message_id, int) or isinstance(message_id, bool):
-            await self._error("A stop frame needs the answer's id as a number.")
+            await self.send_error("A stop frame needs the answer's id as a number.")
             return
         try:
             await database_sync_to_async(self._stop)(message_id)
         except Http404:
-            await self._error("There is no such answer in this conversation.")
+            await self.send_error("There is no such answer in this conversation.")
         except services.ChatError as error:
-            await self._error(str(error))
+            await self.send_error(str(error))
 
     def _stop(self, message_id: int) -> None:
         answer = selectors.message_get(user=self.scope["user"], message_id=message_id, conversation=self.conversation)
         services.message_stop(answer=answer)
-
-    async def _error(self, text: str) -> None:
-        await self._send({"type": "error", "error": text})
 
     # ---- from the generation worker, through the channel layer -----------------------------
 
@@ -212,7 +199,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         state.rendering = False
         loop = asyncio.get_running_loop()
         state.next_frame_at = loop.time() + spent / RENDER_SHARE
-        await self._send(frame)
+        await self.send_frame(frame)
         if state.unsent_from and state.timer is None:  # pieces that came while rendering
             state.timer = loop.call_at(state.next_frame_at, self._send_unsent_later, message_id)
 
@@ -224,16 +211,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             self._forget(message_id)
             self.answers[message_id] = AnswerState(seq=event["seq"], text=event["content"])
             frame["html"] = await _rendered(event["content"])
-        await self._send(frame)
+        await self.send_frame(frame)
 
     async def chat_queue(self, event: QueueEvent) -> None:
-        await self._send({"type": "queue", "message": event["message"], "position": event["position"]})
+        await self.send_frame({"type": "queue", "message": event["message"], "position": event["position"]})
 
     async def chat_created(self, event: CreatedEvent) -> None:
-        await self._send({"type": "created", "message": event["message"]})
-
-    async def session_closed(self, event: SessionClosedEvent) -> None:
-        await self.close(code=event["code"])
+        await self.send_frame({"type": "created", "message": event["message"]})
 
     # ---- saved state ---------------------------------------------------------------------
 
@@ -258,7 +242,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def _send_saved(self, answer: Message) -> None:
         self._forget(answer.pk)
         self.answers[answer.pk] = AnswerState(seq=answer.seq, text=answer.content)
-        await self._send(
+        await self.send_frame(
             {
                 "type": "answer",
                 "message": answer.pk,
@@ -277,6 +261,3 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     @database_sync_to_async
     def _saved(self, message_id: int) -> Message | None:
         return selectors.saved_answer(conversation=self.conversation, message_id=message_id)
-
-    async def _send(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(frame))

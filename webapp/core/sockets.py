@@ -24,12 +24,14 @@ and size limits below.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
+from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 CREDENTIALS_CHANGED = 4001
@@ -117,3 +119,45 @@ class FrameGate:
                 TOO_LARGE,
             )
         return None
+
+
+class AccountSocket(AsyncWebsocketConsumer):
+    """The part every consumer of a signed-in user's socket shares: the frame gate, joining
+    its own groups and the account's (``account_groups``) before it is accepted, leaving
+    them when it closes, and closing on a ``session.closed`` frame."""
+
+    groups_joined: list[str]
+
+    async def connect(self) -> None:
+        self.groups_joined = []
+        self.gate = FrameGate()
+
+    async def accept_joining(self, groups: list[str]) -> None:
+        """Join ``groups`` and the account's, then accept: joined before the page is sent
+        any saved state, so no change falls between the two."""
+        self.groups_joined = [*groups, *account_groups(self.scope)]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def refused(self, text_data: str | None, bytes_data: bytes | None) -> bool:
+        """Whether the frame is over a limit; if so the page is told and the socket closed."""
+        refusal = self.gate.refusal(text_data, bytes_data)
+        if refusal is None:
+            return False
+        await self.send_error(refusal.error)
+        await self.close(code=refusal.code)
+        return True
+
+    async def send_error(self, text: str) -> None:
+        await self.send_frame({"type": "error", "error": text})
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(frame))
+
+    async def session_closed(self, event: SessionClosedEvent) -> None:
+        await self.close(code=event["code"])

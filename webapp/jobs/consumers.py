@@ -9,25 +9,18 @@ rate limit also closes the socket.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import Http404
 
-from webapp.core.sockets import FrameGate, SessionClosedEvent, account_groups
+from webapp.core.sockets import AccountSocket
 from webapp.jobs.events import JobProgressEvent, job_group, job_progress_frame
 from webapp.jobs.models import Job
 from webapp.jobs.selectors import job_get
 
 
-class JobConsumer(AsyncWebsocketConsumer):
-    groups_joined: list[str]
-
+class JobConsumer(AccountSocket):
     async def connect(self) -> None:
-        self.groups_joined = []
-        self.gate = FrameGate()
+        await super().connect()
         user = self.scope["user"]
         if not user.is_authenticated:
             await self.close(code=4401)
@@ -39,31 +32,13 @@ class JobConsumer(AsyncWebsocketConsumer):
         except Http404:
             await self.close(code=4404)
             return
-        # Joined before reading the state, so no change falls between the two.
-        self.groups_joined = [job_group(job.pk), *account_groups(self.scope)]
-        for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
-        await self.accept()
-        await job.arefresh_from_db()
-        await self._send(dict(job_progress_frame(job)))
-
-    async def disconnect(self, code: int) -> None:
-        for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
+        await self.accept_joining([job_group(job.pk)])
+        await job.arefresh_from_db()  # read after joining, so no change falls between the two
+        await self.send_frame(dict(job_progress_frame(job)))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        refused = self.gate.refusal(text_data, bytes_data)
-        if refused is not None:
-            await self._send({"type": "error", "error": refused.error})
-            await self.close(code=refused.code)
-            return
-        await self._send({"type": "error", "error": "This socket only reports progress; it takes no frames."})
+        if not await self.refused(text_data, bytes_data):
+            await self.send_error("This socket only reports progress; it takes no frames.")
 
     async def job_progress(self, event: JobProgressEvent) -> None:
-        await self._send({**event, "type": "progress"})
-
-    async def session_closed(self, event: SessionClosedEvent) -> None:
-        await self.close(code=event["code"])
-
-    async def _send(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(frame))
+        await self.send_frame({**event, "type": "progress"})
