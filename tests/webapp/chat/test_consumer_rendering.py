@@ -28,11 +28,16 @@ async def test_a_slow_render_holds_up_no_other_socket(
     user: User, converse: Converse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     render_threads: list[int] = []
+    rendering, release = threading.Event(), threading.Event()
+    released: list[bool] = []  # per slow render: let go by the test (True) or timed out
 
     def slow_render(text: str) -> str:
         render_threads.append(threading.get_ident())
         if SLOW in text:
-            time.sleep(1.0)  # blocks whichever thread renders
+            rendering.set()
+            # blocks whichever thread renders until the test lets it go; on the event loop's
+            # thread the test could not run to let it go, and the wait would time out
+            released.append(release.wait(timeout=10))
         return render_markdown(text)
 
     monkeypatch.setattr(consumers, "render_markdown", slow_render)
@@ -42,22 +47,23 @@ async def test_a_slow_render_holds_up_no_other_socket(
     slow_socket = await opened(f"/ws/chat/{slow_conversation.pk}/", await session_cookie(user))
     other_socket = await opened(f"/ws/chat/{other_conversation.pk}/", await session_cookie(user))
 
-    started = time.monotonic()
     await database_sync_to_async(publish)(
         conversation_group(conversation_id=slow_conversation.pk),
         {"type": "chat.delta", "message": slow_answer.pk, "seq": 1, "delta": SLOW},
     )
-    await asyncio.sleep(0.1)  # the slow render is under way
+    assert await asyncio.to_thread(rendering.wait, 10), "the slow render never started"
     await database_sync_to_async(publish)(
         conversation_group(conversation_id=other_conversation.pk),
         {"type": "chat.delta", "message": other_answer.pk, "seq": 1, "delta": "Hello"},
     )
+    # the slow render is still held: on the event loop it would hold this frame back too
     other: dict[str, Any] = json.loads(await other_socket.receive_from(timeout=5))
     assert (other["delta"], other["html"]) == ("Hello", "<p>Hello</p>\n")
-    assert time.monotonic() - started < 0.8, "the other socket waited for the slow render"
+    release.set()
 
     slow: dict[str, Any] = json.loads(await slow_socket.receive_from(timeout=5))
     assert (slow["from_seq"], slow["seq"], slow["html"]) == (1, 1, render_markdown(SLOW))
+    assert released == [True], "the slow render held the event loop"
     assert threading.get_ident() not in render_threads  # never on the event loop's thread
     await slow_socket.disconnect()
     await other_socket.disconnect()
