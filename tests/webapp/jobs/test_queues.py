@@ -111,6 +111,9 @@ def test_a_reading_worker_reads_an_upload_while_a_summary_waits(
     summarize_document.delay(summary_job.pk)  # nobody serves summaries here
     worker: subprocess.Popen[bytes] = start_celery(queues="reading")
     try:
+        # the worker is up once its start has sent the waiting summary again; an upload
+        # before then would be sent twice (by the upload and by the worker's start)
+        wait_for(lambda: broker()["summaries"] == 2, 60, "the worker's start to send the summary again")
         note = SimpleUploadedFile("note.txt", b"A one-page note to read at once.")
         logged_in_client.post(reverse("documents:upload"), {"files": [note]})
         document = Document.objects.get(owner=user, name="note.txt")
