@@ -107,6 +107,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "webapp.core.navigation.nav_items",
+                "webapp.core.health.degraded_services",
             ],
         },
     },
@@ -161,9 +162,16 @@ CHANNEL_LAYERS = {
 }
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's Redis cache, answering "nothing there" while Redis is unreachable
+        # (webapp/core/cache.py): the cache only holds rate-limit counts.
+        "BACKEND": "webapp.core.cache.ForgivingRedisCache",
         "LOCATION": REDIS_URLS.cache,
-        "OPTIONS": {"pool_class": "webapp.core.cache.SharedConnectionPool"},
+        "OPTIONS": {
+            "pool_class": "webapp.core.cache.SharedConnectionPool",
+            # a Redis that is away must not hold a request long
+            "socket_connect_timeout": 1,
+            "socket_timeout": 2,
+        },
     }
 }
 
@@ -183,6 +191,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT 
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Each kind of job has its own queue, so a long summary never keeps an upload waiting to be
 # read: the Procfile gives reading a worker of its own and serves every queue.
+# How often each worker sends the jobs made while the broker was unreachable.
+PARLEY_JOB_RESEND_SECONDS = env_int("PARLEY_JOB_RESEND_SECONDS", 30, minimum=1)
 CELERY_TASK_ROUTES = {
     "webapp.documents.tasks.extract_document": {"queue": "reading"},
     "webapp.documents.tasks.summarize_document": {"queue": "summaries"},
@@ -343,6 +353,10 @@ PARLEY_PUBLIC_SHARE_LINKS = env_bool("PARLEY_PUBLIC_SHARE_LINKS", False)
 # Conversations imported from a file (Parley's JSON or ChatGPT's export): the largest file.
 PARLEY_IMPORT_MAX_BYTES = env_int("PARLEY_IMPORT_MAX_MB", 50, minimum=1) * 1024 * 1024
 RATELIMIT_USE_CACHE = "default"
+# While Redis (which holds the counts) is unreachable, rate limits let requests through
+# rather than refuse everyone: what is kept in Postgres still holds (quotas, answers in
+# flight, jobs waiting, django-axes' lockout of an account after failed log-ins).
+RATELIMIT_FAIL_OPEN = True
 
 # Websockets: the largest frame a page may send, in bytes (uvicorn's --ws-max-size in the
 # Procfile reads the same variable and closes the socket before reading a larger one;
