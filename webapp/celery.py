@@ -10,8 +10,13 @@ import os
 
 from celery import Celery
 
+from webapp.jobs.steps import SendUnsentJobs
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
 app = Celery("parley")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# In every worker: send again the jobs made while the broker was unreachable.
+app.steps["consumer"].add(SendUnsentJobs)

@@ -83,6 +83,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "webapp.accounts.middleware.PasswordChangeRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -106,6 +107,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "webapp.core.navigation.nav_items",
+                "webapp.core.health.degraded_services",
             ],
         },
     },
@@ -160,9 +162,16 @@ CHANNEL_LAYERS = {
 }
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's Redis cache, answering "nothing there" while Redis is unreachable
+        # (webapp/core/cache.py): the cache only holds rate-limit counts.
+        "BACKEND": "webapp.core.cache.ForgivingRedisCache",
         "LOCATION": REDIS_URLS.cache,
-        "OPTIONS": {"pool_class": "webapp.core.cache.SharedConnectionPool"},
+        "OPTIONS": {
+            "pool_class": "webapp.core.cache.SharedConnectionPool",
+            # a Redis that is away must not hold a request long
+            "socket_connect_timeout": 1,
+            "socket_timeout": 2,
+        },
     }
 }
 
@@ -182,6 +191,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT 
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Each kind of job has its own queue, so a long summary never keeps an upload waiting to be
 # read: the Procfile gives reading a worker of its own and serves every queue.
+# How often each worker sends the jobs made while the broker was unreachable.
+PARLEY_JOB_RESEND_SECONDS = env_int("PARLEY_JOB_RESEND_SECONDS", 30, minimum=1)
 CELERY_TASK_ROUTES = {
     "webapp.documents.tasks.extract_document": {"queue": "reading"},
     "webapp.documents.tasks.summarize_document": {"queue": "summaries"},
@@ -249,7 +260,19 @@ AXES_VERBOSE = False
 # The login form posts the e-mail in the field Django calls "username".
 AXES_USERNAME_FORM_FIELD = "username"
 
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Mail goes out only through a backend the operator configured (EMAIL_BACKEND, or EMAIL_HOST
+# for SMTP). Without one nothing is sent or printed: a password-reset link is a secret, so
+# the reset page says reset by e-mail is unavailable instead of writing links to a log.
+EMAIL_HOST = env_str("EMAIL_HOST", "") or ""
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "") or ""
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "") or ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+PARLEY_MAIL_CONFIGURED = bool(os.environ.get("EMAIL_BACKEND") or EMAIL_HOST)
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.dummy.EmailBackend",
+)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "parley@localhost")
 
 LANGUAGE_CODE = "en-us"
@@ -330,6 +353,10 @@ PARLEY_PUBLIC_SHARE_LINKS = env_bool("PARLEY_PUBLIC_SHARE_LINKS", False)
 # Conversations imported from a file (Parley's JSON or ChatGPT's export): the largest file.
 PARLEY_IMPORT_MAX_BYTES = env_int("PARLEY_IMPORT_MAX_MB", 50, minimum=1) * 1024 * 1024
 RATELIMIT_USE_CACHE = "default"
+# While Redis (which holds the counts) is unreachable, rate limits let requests through
+# rather than refuse everyone: what is kept in Postgres still holds (quotas, answers in
+# flight, jobs waiting, django-axes' lockout of an account after failed log-ins).
+RATELIMIT_FAIL_OPEN = True
 
 # Websockets: the largest frame a page may send, in bytes (uvicorn's --ws-max-size in the
 # Procfile reads the same variable and closes the socket before reading a larger one;

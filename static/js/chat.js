@@ -157,7 +157,7 @@
     });
     socket.addEventListener("message", (event) => handle(JSON.parse(event.data)));
     socket.addEventListener("close", (event) => {
-      if (event.code === 4401 || event.code === 4403) { // logged out: do not knock again
+      if (event.code === 4401 || event.code === 4403 || event.code === 4404) { // logged out, or no such conversation: do not knock again
         document.body.dataset.socket = "closed";
         return;
       }

@@ -5,6 +5,8 @@
 
 (() => {
   const FINISHED = new Set(["done", "failed", "cancelled"]);
+  // Close codes after which the server would refuse again: not signed in, signed out, no such job.
+  const FOR_GOOD = new Set([4401, 4403, 4404]);
 
   // The job's section (an element with an id and data-refresh-url) comes again from the server.
   function refresh(element) {
@@ -32,6 +34,10 @@
     });
     socket.addEventListener("close", (event) => {
       if (event.code === 1000 || !document.body.contains(element)) return;
+      if (FOR_GOOD.has(event.code)) { // signed out, or the job is gone: knocking again cannot help
+        element.dataset.socket = "closed";
+        return;
+      }
       delete element.dataset.watching;
       window.setTimeout(() => watch(element, Math.min(delay * 2, 8000)), delay);
     });

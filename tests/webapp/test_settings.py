@@ -37,3 +37,25 @@ def test_a_bad_model_setting_stops_the_web_project_with_the_variables_name(
     assert result.returncode != 0
     assert "configuration error" in result.stderr
     assert message in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "backend", "configured"),
+    [
+        ({}, "django.core.mail.backends.dummy.EmailBackend", "False"),
+        ({"EMAIL_HOST": "smtp.example.com"}, "django.core.mail.backends.smtp.EmailBackend", "True"),
+        ({"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}, "console.EmailBackend", "True"),
+    ],
+)
+def test_mail_is_sent_only_through_a_backend_the_operator_configured(
+    tmp_path: Path, extra: dict[str, str], backend: str, configured: str
+) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("EMAIL_")}
+    env.update(PARLEY_VAR_DIR=str(tmp_path), **extra)
+    show = "from django.conf import settings; print(settings.EMAIL_BACKEND, settings.PARLEY_MAIL_CONFIGURED)"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", show], env=env, capture_output=True, text=True, check=True
+    )
+    shown_backend, shown_configured = result.stdout.splitlines()[-1].split()
+    assert shown_backend.endswith(backend)
+    assert shown_configured == configured

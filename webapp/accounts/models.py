@@ -42,6 +42,9 @@ class ParleyUserManager(UserManager["User"]):
 
 class User(AbstractUser):
     email = models.EmailField("e-mail address", unique=True)
+    # Set on an account whose password someone else has seen (the first admin's one-time
+    # password, printed in the terminal): every page asks for a new one until it is changed.
+    must_change_password = models.BooleanField(default=False)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: ClassVar[list[str]] = []

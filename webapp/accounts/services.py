@@ -98,4 +98,12 @@ def admin_ensure(*, email: str, password: str | None) -> tuple[User | None, str 
     if not password:
         generated = secrets.token_urlsafe(12)
         password = generated
-    return User.objects.create_superuser(email=email, password=password), generated
+    admin = User.objects.create_superuser(email=email, password=password, must_change_password=bool(generated))
+    return admin, generated
+
+
+def password_changed(*, user: User) -> None:
+    """The account's owner chose a password of their own: nothing asks for one any more."""
+    if user.must_change_password:
+        User.objects.filter(pk=user.pk).update(must_change_password=False)
+        user.must_change_password = False

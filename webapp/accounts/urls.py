@@ -34,7 +34,7 @@ urlpatterns = [
     ),
     path(
         "password/reset/<uidb64>/<token>/",
-        login_not_required(auth_views.PasswordResetConfirmView.as_view()),
+        login_not_required(views.PasswordResetConfirmView.as_view()),
         name="password_reset_confirm",
     ),
     path(

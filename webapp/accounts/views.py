@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
@@ -119,7 +119,13 @@ class LoginView(auth_views.LoginView):
 
 class PasswordResetView(auth_views.PasswordResetView):
     """Reset e-mails, at most PARLEY_PASSWORD_RESET_RATE per client address and per address asked
-    for, so the form cannot be used to flood someone's inbox."""
+    for, so the form cannot be used to flood someone's inbox. Without a configured mail
+    backend there is no safe way to deliver a link, so the page says so instead."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not settings.PARLEY_MAIL_CONFIGURED:
+            return render(request, "registration/password_reset_unavailable.html", status=503)
+        return super().dispatch(request, *args, **kwargs)
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         rate = settings.PARLEY_PASSWORD_RESET_RATE
@@ -141,3 +147,15 @@ class PasswordChangeView(auth_views.PasswordChangeView):
         if is_ratelimited(request, group="password-change", key="user", rate=rate, method="POST", increment=True):
             return too_many_requests(request, "Too many password changes tried. Wait an hour, then try again.")
         return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response = super().form_valid(form)
+        services.password_changed(user=form.user)
+        return response
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    def form_valid(self, form: Any) -> HttpResponse:
+        response = super().form_valid(form)
+        services.password_changed(user=form.user)
+        return response

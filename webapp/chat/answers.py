@@ -21,6 +21,7 @@ threads. Ending an answer and queueing it for review commit together.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -191,7 +192,8 @@ def answer_fail(*, answer_id: int, reason: str, send: Send = publish) -> bool:
 
 def answer_interrupt(*, answer: Message) -> bool:
     """Stop an answer. One not yet claimed ends here, empty; one being written is asked to
-    stop, and its worker cancels it within a step and ends it with the text shown.
+    stop, and its worker cancels it within a step and ends it with the text shown; one
+    whose worker is gone (no worker holds its lock) ends here with the text saved.
     False when it had already ended."""
     with transaction.atomic():
         if Message.objects.filter(pk=answer.pk, status=Message.Status.QUEUED).update(
@@ -201,41 +203,67 @@ def answer_interrupt(*, answer: Message) -> bool:
             transaction.on_commit(lambda: publish(_group(answer), frame))
             return True
         if Message.objects.filter(pk=answer.pk, status=Message.Status.GENERATING).update(stop_requested=True):
+            key = Message.objects.filter(pk=answer.pk).values_list("worker_key", flat=True).first()
+            if key is not None:
+                with advisory_lock(key) as free:
+                    if free:  # its worker is gone: nobody else would end it
+                        _interrupt_abandoned(key=key)
+                        return True
             # delivered at commit; the worker also polls stop_requested, in case it is missed
             notify_worker(payload=f"stop:{answer.pk}")
             return True
     return False
 
 
-def answer_reap(*, own_key: int | None = None) -> int:
+def answer_reap(*, own_key: int | None = None, free_since: dict[int, float] | None = None, grace: float = 0.0) -> int:
     """Interrupt answers whose worker died, keeping their partial text. Returns how many.
 
     A worker holds its advisory lock for as long as it lives, so an answer marked with a
     key whose lock is free belongs to a dead worker. ``own_key`` is the caller's.
+
+    A worker whose database connection dropped (Postgres restarted) has lost its lock
+    until it reconnects, though it is alive and still writing. So a caller that reaps
+    again and again (a worker) passes ``free_since``, its record of when it first found
+    each key free, and a key is reaped only once it has stayed free for ``grace`` seconds:
+    longer than a live worker takes to reconnect and take its lock again.
     """
     generating = Message.objects.filter(status=Message.Status.GENERATING).exclude(worker_key=None)
     keys = {key for key in generating.values_list("worker_key", flat=True).distinct() if key is not None}
     keys.discard(own_key)
+    if free_since is not None:
+        for gone in set(free_since) - keys:
+            del free_since[gone]
     reaped = 0
+    now = time.monotonic()
     for key in keys:
         with advisory_lock(key) as free:
             if not free:
+                if free_since is not None:
+                    free_since.pop(key, None)
                 continue  # that worker is alive
-            for answer in Message.objects.filter(status=Message.Status.GENERATING, worker_key=key):
-                if Message.objects.filter(pk=answer.pk, status=Message.Status.GENERATING).update(
-                    status=Message.Status.INTERRUPTED, error=REAPED_ERROR
-                ):
-                    reaped += 1
-                    frame = events.ended(
-                        message_id=answer.pk,
-                        status=Message.Status.INTERRUPTED,
-                        content=answer.content,
-                        seq=answer.seq,
-                    )
-                    transaction.on_commit(partial(publish, _group(answer), frame))
+            if free_since is not None and now - free_since.setdefault(key, now) < grace:
+                continue  # perhaps reconnecting: look again later
+            reaped += _interrupt_abandoned(key=key)
+            if free_since is not None:
+                free_since.pop(key, None)
     if reaped:
         logger.warning("interrupted %d answers left by a stopped generation worker", reaped)
     return reaped
+
+
+def _interrupt_abandoned(*, key: int) -> int:
+    """Interrupt the answers of the dead worker ``key``, keeping their text; how many."""
+    interrupted = 0
+    for answer in Message.objects.filter(status=Message.Status.GENERATING, worker_key=key):
+        if Message.objects.filter(pk=answer.pk, status=Message.Status.GENERATING).update(
+            status=Message.Status.INTERRUPTED, error=REAPED_ERROR
+        ):
+            interrupted += 1
+            frame = events.ended(
+                message_id=answer.pk, status=Message.Status.INTERRUPTED, content=answer.content, seq=answer.seq
+            )
+            transaction.on_commit(partial(publish, _group(answer), frame))
+    return interrupted
 
 
 IMPORT_BATCH_SIZE = 1000

@@ -17,8 +17,15 @@ stream, and less often as more do, so that together they send about
 Every delta wakes Redis, the web process and a browser, and on a CPU each wake-up is
 taken from the model (figures in docs/decisions.md, "The worker's pump on a clock").
 
-A worker holds a Postgres advisory lock for as long as it lives. The reaper interrupts
-answers marked as generating by a worker whose lock is free, which is to say dead.
+A worker holds a Postgres advisory lock for as long as it lives (``liveness.py``). The
+reaper interrupts answers marked as generating by a worker whose lock has stayed free
+for ``reap_grace`` seconds, which is to say dead.
+
+The worker outlives its database: when Postgres restarts or drops a connection, the
+main loop and the pump retry with backoff, and the notification connection reconnects,
+takes the worker's locks again (well within ``reap_grace``, so no other worker reaps its
+answers meanwhile) and looks for Stops sent while it was away. The engine keeps writing
+meanwhile; the text is saved once the database answers again.
 
 Every change of an answer's state (claiming, saving its growing text, finishing,
 failing, reaping) is a call into ``webapp/chat/answers.py``, and every frame is built by
@@ -27,6 +34,8 @@ failing, reaping) is a call into ``webapp/chat/answers.py``, and every frame is 
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import secrets
 import threading
@@ -35,13 +44,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from inference.engine import Engine
 from inference.errors import InferenceError
 from inference.streams import Stream
 from inference.types import GenerationRequest
-from webapp.chat import answers, events, selectors
+from webapp.chat import answers, events, liveness, selectors
 from webapp.chat.models import Message
 from webapp.chat.notify import worker_notifications
 from webapp.core.events import ThreadPublisher
@@ -80,6 +89,8 @@ class GenerationWorker:
         capacity: int | None = None,
         poll_interval: float = 2.0,
         reap_interval: float = 30.0,
+        reap_grace: float = 10.0,
+        reconnect_delays: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0),
         save_interval: float = 0.25,
         flush_interval: float = 0.02,
         updates_per_second: float = 40.0,
@@ -89,6 +100,9 @@ class GenerationWorker:
         self.capacity = capacity or engine.max_batch_size
         self.poll_interval = poll_interval
         self.reap_interval = reap_interval
+        self.reap_grace = reap_grace
+        self.reconnect_delays = reconnect_delays
+        self._free_since: dict[int, float] = {}  # other workers' keys found free, and when
         self.save_interval = save_interval
         self.flush_interval = flush_interval
         self.updates_per_second = updates_per_second
@@ -107,28 +121,47 @@ class GenerationWorker:
     # ---- lifecycle ------------------------------------------------------------------
 
     def start(self) -> None:
-        """Take the liveness lock, listen for notifications and reap what a dead worker left."""
-        self._listener = worker_notifications()
-        self._listener.execute("SELECT pg_advisory_lock(%s)", [self.key])
+        """Take the liveness locks and listen for notifications (the main loop then begins by
+        looking for a dead worker's answers)."""
+        self._listener = self._connect()
         threading.Thread(target=self._listen, name="listener", daemon=True).start()
         self._pump.start()
-        answers.answer_reap(own_key=self.key)
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        listener = worker_notifications()
+        liveness.hold(listener, key=self.key)
+        return listener
+
+    def reap(self) -> float:
+        """Interrupt what dead workers left; returns the seconds until the next look (sooner
+        while a key found free has yet to stay free for ``reap_grace``)."""
+        answers.answer_reap(own_key=self.key, free_since=self._free_since, grace=self.reap_grace)
+        return min(self.reap_interval, self.reap_grace) if self._free_since else self.reap_interval
 
     def run(self) -> None:
         """Serve until ``stop()``; answers in progress end as interrupted, their text kept."""
         self.start()
         logger.info("generation worker %x ready with %s (batch %d)", self.key, self.engine.model_name, self.capacity)
-        next_reap = time.monotonic() + self.reap_interval
+        next_reap = time.monotonic()
+        failures = 0
         try:
             while not self.stopping.is_set():
                 self.wake.clear()
-                claimed = self.claim()
-                if time.monotonic() >= next_reap:
-                    answers.answer_reap(own_key=self.key)
-                    self._poll_stop_requests()
-                    next_reap = time.monotonic() + self.reap_interval
-                if self.saturated:
-                    self._publish_queue_positions()
+                try:
+                    claimed = self.claim()
+                    if time.monotonic() >= next_reap:
+                        next_reap = time.monotonic() + self.reap()
+                        self._poll_stop_requests()
+                    if self.saturated:
+                        self._publish_queue_positions()
+                except DatabaseError as error:
+                    delay = self.reconnect_delays[min(failures, len(self.reconnect_delays) - 1)]
+                    failures += 1
+                    logger.warning("the database is unavailable (%s); trying again in %.1f s", error, delay)
+                    connection.close()
+                    self.stopping.wait(delay)
+                    continue
+                failures = 0
                 if not claimed:
                     self.wake.wait(self.poll_interval)
         finally:
@@ -235,18 +268,50 @@ class GenerationWorker:
         )
 
     def _listen(self) -> None:
-        assert self._listener is not None
-        try:
-            while not self.stopping.is_set():
-                for notify in self._listener.notifies(timeout=1.0):
+        while not self.stopping.is_set():
+            listener = self._listener
+            try:
+                if listener is None:
+                    listener = self._reconnect()
+                    if listener is None:
+                        return  # stopping
+                for notify in listener.notifies(timeout=1.0):
                     kind, _, message_id = notify.payload.partition(":")
                     if kind == "queued":
                         self.wake.set()
                     elif kind == "stop" and message_id.isdigit():
                         self._cancel(int(message_id))
-        except psycopg.Error:
-            if not self.stopping.is_set():
-                logger.exception("lost the notification connection; polling only")
+            except psycopg.Error as error:
+                if self.stopping.is_set():
+                    return
+                logger.warning("lost the notification connection (%s); reconnecting", error)
+                if listener is not None:
+                    with contextlib.suppress(psycopg.Error):
+                        listener.close()
+                self._listener = None
+
+    def _reconnect(self) -> psycopg.Connection[Any] | None:
+        """Connect again with backoff and take the liveness locks again; then claim and
+        catch up on Stops that were sent while no notification could arrive."""
+        for attempt in itertools.count():
+            if self.stopping.is_set():
+                return None
+            try:
+                self._listener = self._connect()
+                break
+            except psycopg.Error as error:
+                delay = self.reconnect_delays[min(attempt, len(self.reconnect_delays) - 1)]
+                logger.warning("cannot reach the database (%s); trying again in %.1f s", error, delay)
+                self.stopping.wait(delay)
+        logger.info("generation worker %x reconnected and holds its lock again", self.key)
+        self.wake.set()
+        try:
+            self._poll_stop_requests()
+        except DatabaseError:
+            logger.warning("could not look for Stops after reconnecting; the main loop will")
+        finally:
+            connection.close()  # this thread's own Django connection
+        return self._listener
 
     def _cancel(self, message_id: int) -> None:
         with self._lock:  # one cancel per answer, whichever thread asks
@@ -276,15 +341,23 @@ class GenerationWorker:
     # ---- the pump: every live answer, on one clock ------------------------------------------
 
     def _pump_loop(self) -> None:
+        failures = 0
         try:
             while not (self.stopping.is_set() and not self._answers):
                 self.pump_wake.wait(self.flush_interval)
                 self.pump_wake.clear()
                 try:
                     self.flush()
-                except Exception:
-                    logger.exception("the pump failed a round; trying again")
+                    failures = 0
+                except Exception as error:
+                    delay = self.reconnect_delays[min(failures, len(self.reconnect_delays) - 1)]
+                    failures += 1
+                    if isinstance(error, DatabaseError):
+                        logger.warning("cannot save answers (%s); trying again in %.1f s", error, delay)
+                    else:
+                        logger.exception("the pump failed a round; trying again in %.1f s", delay)
                     connection.close()
+                    time.sleep(delay)  # the streams keep their text; nothing is lost by waiting
         finally:
             connection.close()
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from functools import partial
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
@@ -18,8 +17,8 @@ from webapp.accounts.models import User
 from webapp.documents import quotas
 from webapp.documents.intake import RejectedUpload, detect_kind, display_name
 from webapp.documents.models import Document, Summary
-from webapp.documents.tasks import extract_document, summarize_document
 from webapp.jobs.models import Job
+from webapp.jobs.sending import job_send_on_commit
 from webapp.jobs.services import JobQuotaExceeded, job_quota_check
 
 
@@ -92,7 +91,7 @@ def _documents_create(user: User, accepted: list[_Accepted], outcome: UploadOutc
                 owner=user, name=file.name, kind=file.kind, size=len(file.data), sha256=file.digest, original=file.data
             )
             job = Job.objects.create(owner=user, kind=Job.Kind.EXTRACT, document=document, total=1)
-            transaction.on_commit(partial(extract_document.delay, job.pk))
+            job_send_on_commit(job)
             outcome.added.append(document)
 
 
@@ -124,5 +123,5 @@ def summary_request(document: Document, length: str, form: str) -> Summary:
             raise DocumentError(str(error)) from None
         job = Job.objects.create(owner=document.owner, kind=Job.Kind.SUMMARY, document=document)
         summary = Summary.objects.create(document=document, job=job, length=length, form=form)
-        transaction.on_commit(lambda: summarize_document.delay(job.pk))
+        job_send_on_commit(job)
     return summary

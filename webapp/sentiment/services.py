@@ -22,6 +22,7 @@ from webapp.accounts.models import User
 from webapp.documents.intake import RejectedUpload, detect_kind, display_name
 from webapp.jobs.models import Job
 from webapp.jobs.selectors import job_cancelled
+from webapp.jobs.sending import job_send_on_commit
 from webapp.jobs.services import (
     JobQuotaExceeded,
     job_fail,
@@ -111,13 +112,11 @@ def batch_choose_column(batch: SentimentBatch, column: str) -> None:
 
 
 def _queue(batch: SentimentBatch) -> None:
-    from webapp.sentiment.tasks import classify_batch  # the task module imports this one
-
     job_quota_check(owner_id=batch.owner_id)  # JobQuotaExceeded, with the owner's row held
     job = Job.objects.create(owner=batch.owner, kind=Job.Kind.SENTIMENT)
     batch.job = job
     batch.save(update_fields=["job"])
-    transaction.on_commit(lambda: classify_batch.delay(job.pk))
+    job_send_on_commit(job)
 
 
 def batch_classify(*, job: Job) -> None:

@@ -89,7 +89,8 @@ def test_password_change_rejects_a_wrong_old_password(logged_in_client: Client, 
     assert user.check_password(PASSWORD)
 
 
-def test_password_reset_sends_an_email_with_a_working_link(user: User) -> None:
+def test_password_reset_sends_an_email_with_a_working_link(user: User, settings: Settings) -> None:
+    settings.PARLEY_MAIL_CONFIGURED = True
     client = Client()
     client.post(reverse("password_reset"), {"email": "alice@example.com"})
     assert len(mail.outbox) == 1
@@ -133,3 +134,49 @@ def test_ensure_admin_creates_one_admin_once(
     assert User.objects.get(email="boss@example.com").check_password(password)
     call_command("ensure_admin")
     assert User.objects.filter(is_superuser=True).count() == 1
+
+
+def test_without_a_mail_backend_reset_says_it_is_unavailable_and_makes_no_link(user: User, settings: Settings) -> None:
+    settings.PARLEY_MAIL_CONFIGURED = False
+    page = Client().get(reverse("password_reset"))
+    assert page.status_code == 503
+    assert "cannot send you a reset link" in page.content.decode()
+    answer = Client().post(reverse("password_reset"), {"email": "alice@example.com"})
+    assert answer.status_code == 503
+    assert mail.outbox == []
+
+
+def test_the_admin_with_a_one_time_password_must_choose_a_new_one_before_anything_else(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.core.management import call_command
+
+    monkeypatch.setenv("PARLEY_ADMIN_EMAIL", "boss@example.com")
+    monkeypatch.delenv("PARLEY_ADMIN_PASSWORD", raising=False)
+    call_command("ensure_admin")
+    one_time = capsys.readouterr().out.split("one-time password: ")[1].split()[0]
+    client = Client()
+    assert client.post(reverse("login"), {"username": "boss@example.com", "password": one_time}).status_code == 302
+    for page in ("home", "documents:index", "review:queue"):
+        held = client.get(reverse(page), follow=True)
+        assert held.redirect_chain[-1][0] == reverse("password_change")
+        assert "Choose a new password before going on" in held.content.decode()
+    assert client.get("/admin/")["Location"] == reverse("password_change")
+    changed = client.post(
+        reverse("password_change"),
+        {"old_password": one_time, "new_password1": "a-Brand-new-passw0rd", "new_password2": "a-Brand-new-passw0rd"},
+    )
+    assert changed.status_code == 302
+    assert client.get(reverse("home")).status_code == 200
+    assert not User.objects.get(email="boss@example.com").must_change_password
+
+
+def test_an_admin_whose_password_came_from_the_environment_is_not_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.core.management import call_command
+
+    monkeypatch.setenv("PARLEY_ADMIN_EMAIL", "boss@example.com")
+    monkeypatch.setenv("PARLEY_ADMIN_PASSWORD", "a-Chosen-passw0rd")
+    call_command("ensure_admin")
+    client = Client()
+    client.post(reverse("login"), {"username": "boss@example.com", "password": "a-Chosen-passw0rd"})
+    assert client.get(reverse("home")).status_code == 200

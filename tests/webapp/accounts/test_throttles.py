@@ -46,6 +46,7 @@ def test_wrong_passwords_for_many_accounts_from_one_address_are_refused(make_use
 
 def test_a_flood_of_password_resets_is_refused(user: Any, settings: Any) -> None:
     settings.PARLEY_PASSWORD_RESET_RATE = "3/h"
+    settings.PARLEY_MAIL_CONFIGURED = True
     client = Client(REMOTE_ADDR="10.4.0.1")
     for _ in range(3):
         assert client.post(reverse("password_reset"), {"email": "alice@example.com"}).status_code == 302

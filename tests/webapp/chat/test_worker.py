@@ -240,13 +240,32 @@ def test_the_reaper_leaves_a_live_workers_answers_alone(
     services.message_stop(answer=answer)
 
 
-def test_a_new_worker_reaps_at_start(start_worker: Callable[..., GenerationWorker], converse: Converse) -> None:
+def test_a_new_worker_reaps_a_dead_workers_answer_once_its_lock_stays_free(
+    start_worker: Callable[..., GenerationWorker], converse: Converse
+) -> None:
     _, answer = converse()
     Message.objects.filter(pk=answer.pk).update(status="generating", worker_key=12345, content="half an ans", seq=3)
-    start_worker()
+    started = time.monotonic()
+    start_worker(reap_grace=1.0)
     reaped = wait_for(lambda: settled(answer))
+    assert time.monotonic() - started >= 1.0  # not at the first sight of a free lock
     assert reaped.status == Message.Status.INTERRUPTED
     assert reaped.content == "half an ans"
+
+
+def test_a_key_found_free_once_is_not_reaped_before_the_grace_has_passed(converse: Converse) -> None:
+    _, answer = converse()
+    Message.objects.filter(pk=answer.pk).update(status="generating", worker_key=12345, content="so far", seq=2)
+    free_since: dict[int, float] = {}
+    assert answer_reap(free_since=free_since, grace=60) == 0
+    assert set(free_since) == {12345}
+    answer.refresh_from_db()
+    assert answer.status == Message.Status.GENERATING
+    free_since[12345] -= 61  # found free a minute ago
+    assert answer_reap(free_since=free_since, grace=60) == 1
+    answer.refresh_from_db()
+    assert (answer.status, answer.content) == ("interrupted", "so far")
+    assert free_since == {}
 
 
 def test_a_full_worker_leaves_the_rest_queued_and_reports_their_place(

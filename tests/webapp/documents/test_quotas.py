@@ -14,8 +14,9 @@ from django.template.defaultfilters import filesizeformat
 from django.test import Client
 from django.urls import reverse
 
-from webapp.documents import services, tasks
+from webapp.documents import services
 from webapp.documents.models import Document, Summary
+from webapp.jobs import sending
 from webapp.jobs.models import Job
 from webapp.sentiment.models import SentimentBatch
 
@@ -81,7 +82,7 @@ def test_an_upload_over_the_document_quota_is_refused_whole(logged_in_client: Cl
 
 @pytest.mark.django_db(transaction=True)
 def test_two_uploads_at_once_cannot_both_pass_the_quota(user: Any, settings: Any, monkeypatch: Any) -> None:
-    monkeypatch.setattr(tasks.extract_document, "delay", lambda job_id: None)
+    monkeypatch.setattr(sending, "job_send", lambda **job: None)
     settings.PARLEY_QUOTA_STORAGE_BYTES = 1000
     barrier = threading.Barrier(2)
     outcomes: list[services.UploadOutcome] = []

@@ -20,6 +20,6 @@ class Command(BaseCommand):
             return
         if generated:
             self.stdout.write(f"Created admin {email} with the one-time password: {generated}")
-            self.stdout.write("Change it after logging in (account menu → Change password).")
+            self.stdout.write("Parley asks for a new password at the first log-in.")
         else:
             self.stdout.write(f"Created admin {email} with the password from PARLEY_ADMIN_PASSWORD.")
