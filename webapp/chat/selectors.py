@@ -8,18 +8,24 @@ open share link (``share_get``), which its token alone opens, as its owner inten
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 from django.contrib.postgres.search import SearchQuery, SearchVector
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When, Window
+from django.db.models.functions import Coalesce, Lower, RowNumber
 from django.http import Http404
+from django.utils import timezone
 
 from webapp.accounts.models import User
-from webapp.chat.models import Conversation, Message, SharedConversation
+from webapp.chat.models import Conversation, Message, Project, SharedConversation
 
 # The most queued answers whose place the worker publishes while it is full.
 QUEUE_POSITIONS_PUBLISHED = 500
+# The most conversations the sidebar lists under Pinned, in each project, and by date (all
+# the date groups together): the latest of each; the rest are a search away.
+SIDEBAR_GROUP_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,97 @@ def message_get(*, user: User, message_id: Any, conversation: Conversation | Non
     if conversation is not None:
         message.conversation = conversation
     return message
+
+
+def projects_for(*, user: User) -> QuerySet[Project]:
+    """The user's projects by name, each with its ``conversation_count`` (archived ones included)."""
+    # ordered here: Meta.ordering does not apply to a query that counts
+    return (
+        Project.objects.filter(owner=user)
+        .annotate(conversation_count=Count("conversations"))
+        .order_by(Lower("name"), "pk")
+    )
+
+
+def project_get(*, user: User, project_id: Any) -> Project:
+    try:
+        return Project.objects.get(pk=int(project_id), owner=user)
+    except (Project.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such project.") from None
+
+
+# ---- the sidebar ------------------------------------------------------------------------
+
+
+@dataclass
+class SidebarGroup:
+    """One heading of the sidebar and the conversations under it, latest first."""
+
+    kind: str  # "pinned", "project" or "date"
+    label: str
+    project: Project | None = None
+    conversations: list[Conversation] = field(default_factory=list)
+
+
+# Which group a conversation falls in, computed in the query: pinned ones (-1) whatever
+# their project, then each project's (its id), then those in none (0).
+_PINNED_GROUP, _NO_PROJECT_GROUP = -1, 0
+
+
+def sidebar_groups(*, user: User, projects: list[Project], today: date | None = None) -> list[SidebarGroup]:
+    """Pinned, then each of ``projects`` (the user's, in their order, empty ones too), then
+    the other conversations by last activity: Today, Yesterday, Previous 7 days, Older,
+    days as the server's time zone counts them. Archived conversations are left out.
+
+    One query whatever the number of projects and conversations: each group's latest
+    ``SIDEBAR_GROUP_LIMIT`` come from a window over the user's conversations.
+    """
+    group = Case(
+        When(pinned_at__isnull=False, then=Value(_PINNED_GROUP)),
+        default=Coalesce(F("project_id"), Value(_NO_PROJECT_GROUP)),
+        output_field=IntegerField(),
+    )
+    ranked = (
+        Conversation.objects.filter(owner=user, archived=False)
+        .annotate(
+            sidebar_group=group,
+            place=Window(
+                RowNumber(),
+                partition_by=[group],
+                order_by=[F("pinned_at").desc(nulls_last=True), F("updated_at").desc(), F("pk").desc()],
+            ),
+        )
+        .filter(place__lte=SIDEBAR_GROUP_LIMIT)
+        .order_by("sidebar_group", "place")
+        .only("pk", "title", "project_id", "pinned_at", "updated_at")
+    )
+    pinned = SidebarGroup(kind="pinned", label="Pinned")
+    by_project = {project.pk: SidebarGroup(kind="project", label=project.name, project=project) for project in projects}
+    today = today or timezone.localdate()
+    by_day = {
+        label: SidebarGroup(kind="date", label=label) for label in ("Today", "Yesterday", "Previous 7 days", "Older")
+    }
+    for conversation in ranked:
+        if conversation.sidebar_group == _PINNED_GROUP:
+            pinned.conversations.append(conversation)
+        elif conversation.project_id in by_project:
+            by_project[conversation.project_id].conversations.append(conversation)
+        elif conversation.project_id is None:
+            by_day[_day_label(timezone.localdate(conversation.updated_at), today)].conversations.append(conversation)
+    groups = [pinned] if pinned.conversations else []
+    groups += by_project.values()
+    groups += [day for day in by_day.values() if day.conversations]
+    return groups
+
+
+def _day_label(day: date, today: date) -> str:
+    if day >= today:
+        return "Today"
+    if day == today - timedelta(days=1):
+        return "Yesterday"
+    if day >= today - timedelta(days=7):
+        return "Previous 7 days"
+    return "Older"
 
 
 # ---- the branch being shown ------------------------------------------------------------
