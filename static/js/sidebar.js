@@ -47,7 +47,7 @@
   }
 
   document.addEventListener("dragstart", (event) => {
-    const link = event.target instanceof Element && event.target.closest("#conversation-list a[data-move-url]");
+    const link = event.target instanceof Element && event.target.closest("#conversation-list a[draggable=true]");
     if (!link) return;
     dragged = link;
     event.dataTransfer.effectAllowed = "move";
@@ -75,8 +75,9 @@
     event.preventDefault();
     const list = document.getElementById("conversation-list");
     const headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
-    // the server moves it and answers with the sidebar redrawn
-    htmx.ajax("POST", dragged.dataset.moveUrl, {
+    // the server moves it and answers with the sidebar redrawn; a conversation's move is at
+    // its own address + "move" (webapp/chat/urls.py), rather than a second address per link
+    htmx.ajax("POST", new URL("move", dragged.href).pathname, {
       target: list,
       swap: "outerHTML",
       headers,

@@ -60,11 +60,19 @@ class Conversation(models.Model):
             models.Index(fields=["owner", "archived", "-updated_at"], name="chat_conv_owner_recent"),
             # the sidebar: each project's conversations (and those in none), latest first
             models.Index(fields=["owner", "archived", "project", "-updated_at"], name="chat_conv_sidebar"),
+            models.Index(
+                fields=["owner", "-pinned_at"], condition=models.Q(pinned_at__isnull=False), name="chat_conv_pinned"
+            ),
             GinIndex(SearchVector("title", config="simple"), name="chat_conv_title_search"),
         ]
 
     def __str__(self) -> str:
-        return self.title or f"Conversation {self.pk}"
+        return conversation_name(pk=self.pk, title=self.title)
+
+
+def conversation_name(*, pk: int | None, title: str) -> str:
+    """What a conversation is called on the page: its title, or its number until it has one."""
+    return title or f"Conversation {pk}"
 
 
 class Message(models.Model):

@@ -37,6 +37,8 @@ from webapp.chat.selectors import ThreadEntry
 from webapp.core.redirects import safe_redirect_url
 
 MAX_CHARS = settings.PARLEY_CHAT_MAX_MESSAGE_CHARS
+# The latest conversations a project's page lists (the sidebar lists its first few).
+PROJECT_PAGE_CONVERSATIONS = 200
 RATE_MESSAGE = "You are sending messages faster than this server allows ({rate}). Wait a minute and try again."
 
 
@@ -44,14 +46,18 @@ def _sidebar(request: AuthedRequest) -> dict[str, Any]:
     """The sidebar: grouped (pinned, projects, dates), or a flat list for a search or the archive."""
     query = request.GET.get("q", "")
     archived = request.GET.get("archived") == "1"
-    projects = list(selectors.projects_for(user=request.user))  # for the groups and the menu's Move
-    flat = archived or bool(query.strip())
+    if archived or query.strip():
+        groups = []
+        conversations = selectors.conversations_for(user=request.user, query=query, archived=archived)[:200]
+        projects = list(selectors.projects_for(user=request.user))
+    else:
+        groups = selectors.sidebar_groups(user=request.user)
+        conversations = Conversation.objects.none()
+        projects = [group.project for group in groups if group.project]
     return {
-        "conversations": selectors.conversations_for(user=request.user, query=query, archived=archived)[:200]
-        if flat
-        else [],
-        "groups": [] if flat else selectors.sidebar_groups(user=request.user, projects=projects),
-        "projects": projects,
+        "conversations": conversations,
+        "groups": groups,
+        "projects": projects,  # for the menu's Move
         "query": query,
         "archived": archived,
         "current_id": _int_or_none(request.GET.get("current") or request.POST.get("current")),
@@ -407,7 +413,7 @@ def projects(request: AuthedRequest) -> HttpResponse:
         else:
             messages.success(request, f"Project “{project}” made. Start a chat in it, or move conversations into it.")
             return redirect("chat:project", project.pk)
-    context = {"projects": selectors.projects_for(user=request.user), "form": form, "error": error}
+    context = {"projects": selectors.projects_with_counts(user=request.user), "form": form, "error": error}
     return render(request, "chat/projects.html", context, status=422 if error else 200)
 
 
@@ -443,7 +449,7 @@ def _project_page(
         "form": form or ProjectForm(initial={"name": project.name, "system_prompt": project.system_prompt}),
         "delete_form": delete_form or ProjectDeleteForm(initial={"conversations": ProjectDeleteForm.KEEP}),
         "other_projects": selectors.projects_for(user=request.user).exclude(pk=project.pk),
-        "conversation_count": project.conversations.count(),
+        "conversations": selectors.project_conversations(project=project)[:PROJECT_PAGE_CONVERSATIONS],
         "error": error,
     }
     return render(request, "chat/project.html", context, status=422 if error else 200)

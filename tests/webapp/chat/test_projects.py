@@ -389,7 +389,7 @@ def labels(groups: list[selectors.SidebarGroup]) -> list[tuple[str, list[str]]]:
 
 
 def sidebar_of(user: User) -> list[selectors.SidebarGroup]:
-    return selectors.sidebar_groups(user=user, projects=list(selectors.projects_for(user=user)))
+    return selectors.sidebar_groups(user=user)
 
 
 def test_the_sidebar_groups_pinned_then_projects_then_dates(user: User, other: User) -> None:
@@ -432,23 +432,41 @@ def test_days_are_counted_in_the_servers_time_zone(user: User, settings: Setting
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=moment)
 
     settings.TIME_ZONE = "Pacific/Kiritimati"
-    groups = selectors.sidebar_groups(user=user, projects=[], today=day)
+    groups = selectors.sidebar_groups(user=user, today=day)
     assert labels(groups) == [("Today", ["Early"])]
     settings.TIME_ZONE = "UTC"
-    groups = selectors.sidebar_groups(user=user, projects=[], today=day)
+    groups = selectors.sidebar_groups(user=user, today=day)
     assert labels(groups) == [("Yesterday", ["Early"])]
 
 
-def test_each_group_lists_its_latest_up_to_the_limit(user: User, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(selectors, "SIDEBAR_GROUP_LIMIT", 2)
+def test_each_group_lists_its_latest_up_to_its_limit_and_a_project_says_it_has_more(
+    logged_in_client: Client, user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(selectors, "SIDEBAR_PINNED_LIMIT", 1)
+    monkeypatch.setattr(selectors, "SIDEBAR_PROJECT_LIMIT", 2)
+    monkeypatch.setattr(selectors, "SIDEBAR_DATED_LIMIT", 3)
     work = services.project_create(owner=user, name="Work")
+    home = services.project_create(owner=user, name="Home")
     for days in (1, 2, 3):
         chat(user, f"Work {days}", project=work, days_ago=days)
         chat(user, f"Loose {days}", days_ago=days * 10)
-    assert labels(sidebar_of(user)) == [
+    chat(user, "Loose 4", days_ago=40)
+    for days in (1, 2):
+        chat(user, f"Home {days}", project=home, days_ago=days)
+    for days in (4, 5):
+        services.conversation_set_pinned(conversation=chat(user, f"Pinned {days}", days_ago=days), pinned=True)
+    groups = sidebar_of(user)
+    assert labels(groups) == [
+        ("Pinned", ["Pinned 5"]),
+        ("Home", ["Home 1", "Home 2"]),
         ("Work", ["Work 1", "Work 2"]),
-        ("Older", ["Loose 1", "Loose 2"]),
+        ("Older", ["Loose 1", "Loose 2", "Loose 3"]),
     ]
+    assert [group.more for group in groups if group.project] == [False, True]
+    html = logged_in_client.get(reverse("chat:index")).content.decode()
+    assert f'href="{reverse("chat:project", args=[work.pk])}">All in “Work”…' in html
+    assert "All in “Home”" not in html
+    assert "Work 3" in logged_in_client.get(reverse("chat:project", args=[work.pk])).content.decode()
 
 
 def test_the_page_shows_the_groups_in_order(logged_in_client: Client, user: User) -> None:
