@@ -137,8 +137,8 @@ def groups_windowed(*, user: User) -> list[SidebarGroup]:
         project.pk: SidebarGroup(kind="project", label=project.name, project=project)
         for project in selectors.projects_for(user=user)
     }
-    days = selectors._DayStarts.of(timezone.localdate())
-    by_day = {label: SidebarGroup(kind="date", label=label) for label in selectors._DayStarts.LABELS}
+    days = selectors.DayStarts.of(timezone.localdate())
+    by_day = {label: SidebarGroup(kind="date", label=label) for label in selectors.DayStarts.LABELS}
     for sidebar_group, pk, title, updated_at in ranked:
         entry = SidebarEntry(pk=pk, title=title)
         if sidebar_group == -1:
@@ -156,7 +156,7 @@ def _by_day(unpinned: QuerySet[Conversation], today: date) -> list[SidebarGroup]
     from webapp.chat import selectors
     from webapp.chat.selectors import SidebarEntry, SidebarGroup
 
-    days = selectors._DayStarts.of(today)
+    days = selectors.DayStarts.of(today)
     by_day: dict[str, SidebarGroup] = {label: SidebarGroup(kind="date", label=label) for label in days.LABELS}
     loose = unpinned.filter(project__isnull=True).values_list("pk", "title", "updated_at")
     for pk, title, updated_at in loose[: selectors.SIDEBAR_DATED_LIMIT]:

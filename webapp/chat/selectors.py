@@ -164,8 +164,8 @@ def sidebar_groups(*, user: User, today: date | None = None) -> list[SidebarGrou
                 more=len(entries) > SIDEBAR_PROJECT_LIMIT,
             )
         )
-    days = _DayStarts.of(today or timezone.localdate())
-    by_day = {label: SidebarGroup(kind="date", label=label) for label in _DayStarts.LABELS}
+    days = DayStarts.of(today or timezone.localdate())
+    by_day = {label: SidebarGroup(kind="date", label=label) for label in DayStarts.LABELS}
     loose = unpinned.filter(project__isnull=True).values_list("pk", "title", "updated_at")
     for pk, title, updated_at in loose[:SIDEBAR_DATED_LIMIT]:
         by_day[days.label(updated_at)].conversations.append(SidebarEntry(pk=pk, title=title))
@@ -173,7 +173,7 @@ def sidebar_groups(*, user: User, today: date | None = None) -> list[SidebarGrou
 
 
 @dataclass(frozen=True)
-class _DayStarts:
+class DayStarts:
     """When today, yesterday and the previous 7 days began, in the current time zone:
     compared with each conversation's time, rather than converting each to a date."""
 
@@ -183,7 +183,7 @@ class _DayStarts:
     week: datetime
 
     @classmethod
-    def of(cls, today: date) -> _DayStarts:
+    def of(cls, today: date) -> DayStarts:
         def start(day: date) -> datetime:
             return timezone.make_aware(datetime.combine(day, time.min))
 
