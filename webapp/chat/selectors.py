@@ -140,9 +140,9 @@ def sidebar_groups(*, user: User, today: date | None = None) -> list[SidebarGrou
 
     Three queries whatever the number of projects and conversations: the projects, each with
     its latest conversations from a subquery (one more than it lists, to tell whether there
-    are more), the pinned, and the latest of the rest; each walks ``chat_conv_sidebar`` and
-    stops at its limit, so a user's older conversations are never read
-    (``python -m bench.sidebar``).
+    are more), the pinned, and the latest of the rest; each walks an index (``chat_conv_sidebar``,
+    ``chat_conv_pinned``, ``chat_conv_owner_recent``) and stops at its limit, so a user's
+    older conversations are never read (``python -m bench.sidebar``).
     """
     listed = Conversation.objects.filter(owner=user, archived=False)
     unpinned = listed.filter(pinned_at__isnull=True).order_by("-updated_at", "-pk")
