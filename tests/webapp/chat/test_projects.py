@@ -86,6 +86,13 @@ def test_a_bad_name_is_refused_with_the_reason_and_nothing_is_made(
     assert not Project.objects.exists()
 
 
+def test_a_system_prompt_over_the_limit_is_refused_and_nothing_is_made(logged_in_client: Client) -> None:
+    response = logged_in_client.post(reverse("chat:projects"), {"name": "Long", "system_prompt": "p" * 8001})
+    assert response.status_code == 422
+    assert "at most 8000 characters" in error_on(response)
+    assert not Project.objects.exists()
+
+
 def test_a_name_of_exactly_100_characters_is_taken(user: User) -> None:
     assert services.project_create(owner=user, name="y" * 100).name == "y" * 100
 
