@@ -2,16 +2,24 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from webapp.chat.models import Conversation, Feedback, Message, SharedConversation
+from webapp.chat.models import Conversation, Feedback, Message, Project, SharedConversation
 
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "owner", "archived", "created_at", "updated_at"]
+    list_display = ["__str__", "owner", "project", "archived", "pinned_at", "created_at", "updated_at"]
     list_filter = ["archived", "created_at"]
     search_fields = ["title", "owner__email"]
+    list_select_related = ["owner", "project"]
+    raw_id_fields = ["owner", "current_leaf", "project"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "created_at", "updated_at"]
+    search_fields = ["name", "owner__email"]
     list_select_related = ["owner"]
-    raw_id_fields = ["owner", "current_leaf"]
+    raw_id_fields = ["owner"]
 
 
 @admin.register(Message)

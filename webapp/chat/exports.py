@@ -71,6 +71,9 @@ def conversation_document(*, conversation: Conversation) -> dict[str, Any]:
             "max_tokens": conversation.max_tokens,
         },
         "created": _timestamp(conversation.created_at),
+        # the project's name only: an importer puts it into its own project of that name
+        "project": conversation.project.name if conversation.project else None,
+        "pinned_at": _timestamp(conversation.pinned_at) if conversation.pinned_at else None,
         # the end of the branch shown, so an importer can show the same one
         "current_leaf_id": conversation.current_leaf_id,
         "messages": [

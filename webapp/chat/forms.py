@@ -24,9 +24,15 @@ class MessageForm(forms.Form):
         return content
 
 
+SYSTEM_PROMPT_MAX_LENGTH = 8000
+
+
 class SettingsForm(forms.ModelForm):
     system_prompt = forms.CharField(
-        required=False, max_length=8000, widget=forms.Textarea(attrs={"rows": 3}), label="System prompt"
+        required=False,
+        max_length=SYSTEM_PROMPT_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="System prompt",
     )
     temperature = forms.FloatField(
         min_value=0.0,
@@ -44,6 +50,37 @@ class SettingsForm(forms.ModelForm):
     class Meta:
         model = Conversation
         fields = ["system_prompt", "temperature", "top_p", "max_tokens"]
+
+
+class ProjectForm(forms.Form):
+    # the name is checked by services.project_name, which says what is wrong with it
+    name = forms.CharField(required=False, strip=False, label="Name")
+    system_prompt = forms.CharField(
+        required=False,
+        max_length=SYSTEM_PROMPT_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="System prompt for new chats in it",
+        help_text="New conversations made in the project start with it; those already made keep their own.",
+    )
+
+
+class ProjectDeleteForm(forms.Form):
+    KEEP, MOVE = "keep", "move"
+    conversations = forms.ChoiceField(
+        choices=[(KEEP, "Keep its conversations outside any project"), (MOVE, "Move its conversations into")],
+        widget=forms.RadioSelect,
+        error_messages={
+            "required": "Say what becomes of its conversations.",
+            "invalid_choice": "Say what becomes of its conversations.",
+        },
+    )
+    into = forms.IntegerField(required=False)
+
+    def clean(self) -> dict[str, object]:
+        cleaned = super().clean() or {}
+        if cleaned.get("conversations") == self.MOVE and cleaned.get("into") is None:
+            raise forms.ValidationError("Choose the project to move its conversations into.")
+        return cleaned
 
 
 class RenameForm(forms.Form):

@@ -3,7 +3,8 @@
 Two formats are read: Parley's own JSON (``parley.conversation`` version 1, as
 ``webapp/chat/exports.py`` writes it: one conversation, or a list of them) and ChatGPT's
 ``conversations.json`` (a list of conversations, each a ``mapping`` of node id to
-``{"message", "parent", "children"}`` and its ``current_node``).
+``{"message", "parent", "children"}`` and its ``current_node``). A Parley conversation's
+project is carried by name, and its pin by the time it was pinned.
 
 Everything is checked before anything is written, so a file is taken whole or not at
 all. What cannot be read at all (too large, not UTF-8, not JSON, nested too deep, more
@@ -36,7 +37,7 @@ from django.core.files.uploadhandler import SkipFile, TemporaryFileUploadHandler
 from django.http import HttpRequest
 
 from webapp.chat.exports import FORMAT_NAME, FORMAT_VERSION
-from webapp.chat.models import Conversation, Message
+from webapp.chat.models import PROJECT_NAME_MAX_LENGTH, Conversation, Message
 
 MAX_CONVERSATIONS = 10_000
 MAX_MESSAGES = 200_000
@@ -83,6 +84,8 @@ class ImportedConversation:
     created: datetime | None
     updated: datetime | None
     current_leaf: int | None  # position in ``ImportPlan.messages``
+    project: str = ""  # the name of the importer's project to put it in; "" for none
+    pinned_at: datetime | None = None
 
 
 @dataclass
@@ -326,6 +329,8 @@ def _read_parley(plan: ImportPlan, document: dict[str, Any]) -> None:
                 default=None,
             ),
             current_leaf=current,
+            project=_title(plan, document.get("project"))[:PROJECT_NAME_MAX_LENGTH].strip(),
+            pinned_at=_moment(document.get("pinned_at")),
         )
     )
 

@@ -1,4 +1,4 @@
-"""Conversations and their messages.
+"""Conversations and their messages, and the projects that group a user's conversations.
 
 Messages form a tree: a user message's parent is the answer before it, an answer's
 parent is the user message it answers. Editing a user message or regenerating an answer
@@ -14,6 +14,27 @@ from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
 from django.db import models
+from django.db.models.functions import Lower
+
+PROJECT_NAME_MAX_LENGTH = 100
+
+
+class Project(models.Model):
+    """A folder of one user's conversations, holding what new conversations in it start with
+    (``services.conversation_inheritance``). Its name is unique per owner, whatever the case."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_projects")
+    name = models.CharField(max_length=PROJECT_NAME_MAX_LENGTH)
+    system_prompt = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = [Lower("name"), "pk"]
+        constraints = [models.UniqueConstraint("owner", Lower("name"), name="chat_project_owner_name_unique")]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Conversation(models.Model):
@@ -25,6 +46,11 @@ class Conversation(models.Model):
     max_tokens = models.PositiveIntegerField(default=512)
     current_leaf = models.ForeignKey("Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     archived = models.BooleanField(default=False)
+    # Deleting a project never deletes its conversations (``services.project_delete``
+    # moves or releases them first; SET_NULL is the backstop).
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations")
+    # When it was pinned: pinned conversations lead the sidebar, the latest pinned first.
+    pinned_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -32,11 +58,21 @@ class Conversation(models.Model):
         ordering = ["-updated_at"]
         indexes = [
             models.Index(fields=["owner", "archived", "-updated_at"], name="chat_conv_owner_recent"),
+            # the sidebar: each project's conversations (and those in none), latest first
+            models.Index(fields=["owner", "archived", "project", "-updated_at"], name="chat_conv_sidebar"),
+            models.Index(
+                fields=["owner", "-pinned_at"], condition=models.Q(pinned_at__isnull=False), name="chat_conv_pinned"
+            ),
             GinIndex(SearchVector("title", config="simple"), name="chat_conv_title_search"),
         ]
 
     def __str__(self) -> str:
-        return self.title or f"Conversation {self.pk}"
+        return conversation_name(pk=self.pk, title=self.title)
+
+
+def conversation_name(*, pk: int | None, title: str) -> str:
+    """What a conversation is called on the page: its title, or its number until it has one."""
+    return title or f"Conversation {pk}"
 
 
 class Message(models.Model):

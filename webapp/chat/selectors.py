@@ -8,18 +8,28 @@ open share link (``share_get``), which its token alone opens, as its owner inten
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from django.contrib.postgres.expressions import ArraySubquery
 from django.contrib.postgres.search import SearchQuery, SearchVector
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models.functions import JSONObject, Lower
 from django.http import Http404
+from django.utils import timezone
 
 from webapp.accounts.models import User
-from webapp.chat.models import Conversation, Message, SharedConversation
+from webapp.chat.models import Conversation, Message, Project, SharedConversation, conversation_name
 
 # The most queued answers whose place the worker publishes while it is full.
 QUEUE_POSITIONS_PUBLISHED = 500
+# The most conversations the sidebar lists under Pinned, in each project (the rest are on
+# the project's page), and by date (all the date groups together; the rest are a search
+# away): the latest of each, so that a sidebar of 50 projects stays a few hundred links.
+SIDEBAR_PINNED_LIMIT = 50
+SIDEBAR_PROJECT_LIMIT = 10
+SIDEBAR_DATED_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,123 @@ def message_get(*, user: User, message_id: Any, conversation: Conversation | Non
     if conversation is not None:
         message.conversation = conversation
     return message
+
+
+def projects_for(*, user: User) -> QuerySet[Project]:
+    """The user's projects, by name."""
+    return Project.objects.filter(owner=user)
+
+
+def projects_with_counts(*, user: User) -> QuerySet[Project]:
+    """The user's projects by name, each with its ``conversation_count`` (archived ones included)."""
+    # ordered here: Meta.ordering does not apply to a query that counts
+    return projects_for(user=user).annotate(conversation_count=Count("conversations")).order_by(Lower("name"), "pk")
+
+
+def project_conversations(*, project: Project) -> QuerySet[Conversation]:
+    """The project's conversations, archived ones too, latest first."""
+    return project.conversations.order_by("-updated_at", "-pk")
+
+
+def project_get(*, user: User, project_id: Any) -> Project:
+    try:
+        return Project.objects.get(pk=int(project_id), owner=user)
+    except (Project.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such project.") from None
+
+
+# ---- the sidebar ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SidebarEntry:
+    """A conversation as the sidebar lists it: only what its link needs."""
+
+    pk: int
+    title: str
+
+    def __str__(self) -> str:
+        return conversation_name(pk=self.pk, title=self.title)
+
+
+@dataclass
+class SidebarGroup:
+    """One heading of the sidebar and the conversations under it, latest first."""
+
+    kind: str  # "pinned", "project" or "date"
+    label: str
+    project: Project | None = None
+    conversations: list[SidebarEntry] = field(default_factory=list)
+    more: bool = False  # a project holds more than the sidebar lists
+
+
+def sidebar_groups(*, user: User, today: date | None = None) -> list[SidebarGroup]:
+    """Pinned, then each of the user's projects by name (empty ones too), then the other
+    conversations by last activity: Today, Yesterday, Previous 7 days, Older, days as the
+    server's time zone counts them. Archived conversations are left out; a pinned one is
+    listed under Pinned only.
+
+    Three queries whatever the number of projects and conversations: the projects, each with
+    its latest conversations from a subquery (one more than it lists, to tell whether there
+    are more), the pinned, and the latest of the rest; each walks an index (``chat_conv_sidebar``,
+    ``chat_conv_pinned``, ``chat_conv_owner_recent``) and stops at its limit, so a user's
+    older conversations are never read (``python -m bench.sidebar``).
+    """
+    listed = Conversation.objects.filter(owner=user, archived=False)
+    unpinned = listed.filter(pinned_at__isnull=True).order_by("-updated_at", "-pk")
+    latest_in_project = unpinned.filter(project=OuterRef("pk")).values(entry=JSONObject(pk="pk", title="title"))
+    projects = projects_for(user=user).annotate(latest=ArraySubquery(latest_in_project[: SIDEBAR_PROJECT_LIMIT + 1]))
+    groups = []
+    pinned = listed.filter(pinned_at__isnull=False).order_by("-pinned_at", "-pk").values_list("pk", "title")
+    pinned_entries = [SidebarEntry(pk=pk, title=title) for pk, title in pinned[:SIDEBAR_PINNED_LIMIT]]
+    if pinned_entries:
+        groups.append(SidebarGroup(kind="pinned", label="Pinned", conversations=pinned_entries))
+    for project in projects:
+        entries = [SidebarEntry(pk=entry["pk"], title=entry["title"]) for entry in project.latest]
+        groups.append(
+            SidebarGroup(
+                kind="project",
+                label=project.name,
+                project=project,
+                conversations=entries[:SIDEBAR_PROJECT_LIMIT],
+                more=len(entries) > SIDEBAR_PROJECT_LIMIT,
+            )
+        )
+    days = DayStarts.of(today or timezone.localdate())
+    by_day = {label: SidebarGroup(kind="date", label=label) for label in DayStarts.LABELS}
+    loose = unpinned.filter(project__isnull=True).values_list("pk", "title", "updated_at")
+    for pk, title, updated_at in loose[:SIDEBAR_DATED_LIMIT]:
+        by_day[days.label(updated_at)].conversations.append(SidebarEntry(pk=pk, title=title))
+    return groups + [day for day in by_day.values() if day.conversations]
+
+
+@dataclass(frozen=True)
+class DayStarts:
+    """When today, yesterday and the previous 7 days began, in the current time zone:
+    compared with each conversation's time, rather than converting each to a date."""
+
+    LABELS = ("Today", "Yesterday", "Previous 7 days", "Older")
+    today: datetime
+    yesterday: datetime
+    week: datetime
+
+    @classmethod
+    def of(cls, today: date) -> DayStarts:
+        def start(day: date) -> datetime:
+            return timezone.make_aware(datetime.combine(day, time.min))
+
+        return cls(
+            today=start(today), yesterday=start(today - timedelta(days=1)), week=start(today - timedelta(days=7))
+        )
+
+    def label(self, moment: datetime) -> str:
+        if moment >= self.today:
+            return "Today"
+        if moment >= self.yesterday:
+            return "Yesterday"
+        if moment >= self.week:
+            return "Previous 7 days"
+        return "Older"
 
 
 # ---- the branch being shown ------------------------------------------------------------

@@ -1,5 +1,6 @@
 """What a user does in chat: send, regenerate, edit, stop, switch branch, rename, archive,
-delete, change settings, give feedback, share a snapshot and revoke it, import conversations.
+delete, change settings, give feedback, share a snapshot and revoke it, import conversations,
+keep projects and move conversations into them, pin conversations.
 
 Views and the websocket consumer validate the input and look the objects up scoped to
 the user (``selectors``); these functions check what only the database can tell (the
@@ -13,16 +14,19 @@ import re
 import secrets
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from webapp.accounts.models import User
 from webapp.chat import selectors
 from webapp.chat.answers import answer_enqueue, answer_interrupt, answers_import
 from webapp.chat.imports import ImportPlan
-from webapp.chat.models import Conversation, Feedback, Message, SharedConversation
+from webapp.chat.models import PROJECT_NAME_MAX_LENGTH, Conversation, Feedback, Message, Project, SharedConversation
 from webapp.chat.notify import notify_worker
 from webapp.review import services as review
 
@@ -53,12 +57,15 @@ def check_content(*, content: str) -> str:
     return content
 
 
-def conversation_start(*, owner: User, content: str) -> tuple[Conversation, Message]:
-    """A new conversation with its first message; the answer is queued."""
+def conversation_start(*, owner: User, content: str, project: Project | None = None) -> tuple[Conversation, Message]:
+    """A new conversation with its first message, in ``project`` (the owner's own) when
+    given and starting with what it holds; the answer is queued."""
     check_content(content=content)
     with transaction.atomic():
         _lock_user_and_check(user_id=owner.pk)
-        conversation = Conversation.objects.create(owner=owner, title=title_from(content=content))
+        conversation = Conversation.objects.create(
+            owner=owner, title=title_from(content=content), **conversation_inheritance(project=project)
+        )
         question = Message.objects.create(conversation=conversation, role=Message.Role.USER, content=content)
         answer = answer_enqueue(conversation=conversation, question_id=question.pk)
     return conversation, answer
@@ -189,6 +196,99 @@ def feedback_set(*, answer: Message, user: User, rating: int, comment: str) -> F
     return feedback
 
 
+# ---- projects and pins --------------------------------------------------------------------
+
+
+def conversation_inheritance(*, project: Project | None) -> dict[str, Any]:
+    """The fields a new conversation made in ``project`` starts with, and its place in it.
+
+    The one home of what a project hands down: whatever else a project comes to hold for
+    new conversations is added here. Copied when the conversation is made, so a later change
+    to the project leaves its existing conversations as they are.
+    """
+    if project is None:
+        return {}
+    return {"project": project, "system_prompt": project.system_prompt}
+
+
+def project_name(*, name: str) -> str:
+    """``name`` with its spaces tidied, or a ``ChatError`` saying why it cannot be one."""
+    name = re.sub(r"\s+", " ", name).strip()
+    if not name:
+        raise ChatError("A project needs a name.")
+    if len(name) > PROJECT_NAME_MAX_LENGTH:
+        raise ChatError(
+            f"A project's name can be at most {PROJECT_NAME_MAX_LENGTH} characters long; that one is {len(name):,}."
+        )
+    return name
+
+
+def _check_name_free(*, owner_id: int, name: str, project_id: int | None = None) -> None:
+    taken = Project.objects.filter(owner_id=owner_id, name__iexact=name)
+    if project_id is not None:
+        taken = taken.exclude(pk=project_id)
+    if taken.exists():
+        raise ChatError(f"You already have a project named “{name}”.")
+
+
+def project_create(*, owner: User, name: str, system_prompt: str = "") -> Project:
+    name = project_name(name=name)
+    try:
+        with transaction.atomic():
+            _check_name_free(owner_id=owner.pk, name=name)
+            return Project.objects.create(owner=owner, name=name, system_prompt=system_prompt)
+    except IntegrityError:
+        # the same name made at the same moment in another tab: the constraint decided
+        raise ChatError(f"You already have a project named “{name}”.") from None
+
+
+def project_update(*, project: Project, name: str, system_prompt: str) -> None:
+    """Rename the project and set what new conversations in it start with; its
+    conversations so far keep their own system prompts."""
+    name = project_name(name=name)
+    try:
+        with transaction.atomic():
+            _check_name_free(owner_id=project.owner_id, name=name, project_id=project.pk)
+            Project.objects.filter(pk=project.pk).update(
+                name=name, system_prompt=system_prompt, updated_at=timezone.now()
+            )
+    except IntegrityError:
+        raise ChatError(f"You already have a project named “{name}”.") from None
+    project.name, project.system_prompt = name, system_prompt
+
+
+def project_delete(*, project: Project, move_to: Project | None = None) -> int:
+    """Delete the project; its conversations leave it, or go into ``move_to`` (another of
+    the owner's projects). Returns how many conversations it held. Nothing is deleted but
+    the project itself, and the move and the deletion are one transaction."""
+    if move_to is not None and (move_to.pk == project.pk or move_to.owner_id != project.owner_id):
+        raise ChatError("Choose another of your projects to move its conversations into.")
+    with transaction.atomic():
+        moved = Conversation.objects.filter(project=project).update(project=move_to)
+        Project.objects.filter(pk=project.pk).delete()
+    return moved
+
+
+def conversation_move(*, conversation: Conversation, project: Project | None) -> None:
+    """Put the conversation into ``project`` (None: out of any). Its last activity stays as
+    it was: moving is not writing in it."""
+    if project is not None and project.owner_id != conversation.owner_id:
+        raise ChatError("A conversation can go only into its owner's projects.")
+    Conversation.objects.filter(pk=conversation.pk).update(project=project)
+    conversation.project = project
+
+
+def conversation_set_pinned(*, conversation: Conversation, pinned: bool) -> None:
+    """Pin the conversation to the top of the sidebar, or unpin it. Pinning one already
+    pinned keeps its place; its last activity stays as it was."""
+    conversations = Conversation.objects.filter(pk=conversation.pk)
+    if pinned:
+        conversations.filter(pinned_at__isnull=True).update(pinned_at=timezone.now())
+    else:
+        conversations.update(pinned_at=None)
+    conversation.pinned_at = conversations.values_list("pinned_at", flat=True).first()
+
+
 # ---- share links ------------------------------------------------------------------------
 
 
@@ -243,9 +343,12 @@ def conversations_import(*, owner: User, plan: ImportPlan) -> ImportResult:
     ``owner``, in one transaction: all of them or, should anything fail, none.
 
     Conversations keep the times they were started and last written at, so they take
-    their place in the history instead of all coming first.
+    their place in the history instead of all coming first. Each goes into the owner's
+    project of the name it was exported with (made if there is none), and stays pinned.
     """
+    now = timezone.now()
     with transaction.atomic():
+        projects = _projects_named(owner=owner, names={planned.project for planned in plan.conversations})
         conversations = Conversation.objects.bulk_create(
             [
                 Conversation(
@@ -255,13 +358,14 @@ def conversations_import(*, owner: User, plan: ImportPlan) -> ImportResult:
                     temperature=planned.temperature,
                     top_p=planned.top_p,
                     max_tokens=planned.max_tokens,
+                    project=projects.get(planned.project.lower()),
+                    pinned_at=_not_after(planned.pinned_at, now),
                 )
                 for planned in plan.conversations
             ],
             batch_size=500,
         )
         ids = answers_import(conversation_ids=[c.pk for c in conversations], messages=plan.messages)
-        now = timezone.now()
         for conversation, planned in zip(conversations, plan.conversations, strict=True):
             conversation.current_leaf_id = None if planned.current_leaf is None else ids[planned.current_leaf]
             # a time in the future would keep a conversation at the top of the list for good
@@ -271,3 +375,18 @@ def conversations_import(*, owner: User, plan: ImportPlan) -> ImportResult:
     return ImportResult(
         source=plan.source, conversations=conversations, messages=len(plan.messages), skipped=plan.skipped
     )
+
+
+def _projects_named(*, owner: User, names: set[str]) -> dict[str, Project]:
+    """The owner's projects of these names (any case), by lower-cased name; those missing made."""
+    wanted = {name.lower(): name for name in names if name}
+    if not wanted:
+        return {}
+    # ON CONFLICT DO NOTHING: a project of the name made meanwhile in another tab is used, not an error
+    Project.objects.bulk_create([Project(owner=owner, name=name) for name in wanted.values()], ignore_conflicts=True)
+    projects = Project.objects.filter(owner=owner).annotate(lower_name=Lower("name")).filter(lower_name__in=wanted)
+    return {project.name.lower(): project for project in projects}
+
+
+def _not_after(moment: datetime | None, latest: datetime) -> datetime | None:
+    return None if moment is None else min(moment, latest)

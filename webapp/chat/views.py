@@ -23,28 +23,58 @@ from django_ratelimit.core import is_ratelimited
 
 from webapp.accounts.http import AuthedRequest
 from webapp.chat import exports, imports, selectors, services
-from webapp.chat.forms import FeedbackForm, ImportForm, MessageForm, RenameForm, SettingsForm
-from webapp.chat.models import Conversation, Message
+from webapp.chat.forms import (
+    FeedbackForm,
+    ImportForm,
+    MessageForm,
+    ProjectDeleteForm,
+    ProjectForm,
+    RenameForm,
+    SettingsForm,
+)
+from webapp.chat.models import Conversation, Message, Project
 from webapp.chat.selectors import ThreadEntry
 from webapp.core.redirects import safe_redirect_url
 
 MAX_CHARS = settings.PARLEY_CHAT_MAX_MESSAGE_CHARS
+# The latest conversations a project's page lists (the sidebar lists its first few).
+PROJECT_PAGE_CONVERSATIONS = 200
 RATE_MESSAGE = "You are sending messages faster than this server allows ({rate}). Wait a minute and try again."
 
 
 def _sidebar(request: AuthedRequest) -> dict[str, Any]:
+    """The sidebar: grouped (pinned, projects, dates), or a flat list for a search or the archive."""
     query = request.GET.get("q", "")
     archived = request.GET.get("archived") == "1"
+    if archived or query.strip():
+        groups = []
+        conversations = selectors.conversations_for(user=request.user, query=query, archived=archived)[:200]
+        projects = list(selectors.projects_for(user=request.user))
+    else:
+        groups = selectors.sidebar_groups(user=request.user)
+        conversations = Conversation.objects.none()
+        projects = [group.project for group in groups if group.project]
     return {
-        "conversations": selectors.conversations_for(user=request.user, query=query, archived=archived)[:200],
+        "conversations": conversations,
+        "groups": groups,
+        "projects": projects,  # for the menu's Move
         "query": query,
         "archived": archived,
+        "current_id": _int_or_none(request.GET.get("current") or request.POST.get("current")),
     }
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _page(request: AuthedRequest, conversation: Conversation | None, **extra: Any) -> HttpResponse:
     context = {
         **_sidebar(request),
+        "current_id": conversation.pk if conversation else None,
         "conversation": conversation,
         "thread": selectors.thread(conversation=conversation) if conversation else [],
         "form": extra.pop("form", None) or MessageForm(),
@@ -97,7 +127,10 @@ def _rate_limited(request: AuthedRequest) -> bool:
 
 @require_GET
 def index(request: AuthedRequest) -> HttpResponse:
-    return _page(request, None)
+    """A new chat; with ``?project=``, one to be made in that project of the user's."""
+    project_id = request.GET.get("project")
+    project = selectors.project_get(user=request.user, project_id=project_id) if project_id else None
+    return _page(request, None, new_in_project=project)
 
 
 @require_GET
@@ -112,8 +145,12 @@ def start(request: AuthedRequest) -> HttpResponse:
         return _refused(request, first_error(form))
     if _rate_limited(request):
         return _refused(request, RATE_MESSAGE.format(rate=settings.PARLEY_CHAT_RATE))
+    project_id = request.POST.get("project")
+    project = selectors.project_get(user=request.user, project_id=project_id) if project_id else None
     try:
-        conversation, _ = services.conversation_start(owner=request.user, content=form.cleaned_data["content"])
+        conversation, _ = services.conversation_start(
+            owner=request.user, content=form.cleaned_data["content"], project=project
+        )
     except services.ChatError as error:
         return _refused(request, str(error))
     url = reverse("chat:conversation", args=[conversation.pk])
@@ -330,6 +367,116 @@ def delete(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     services.conversation_delete(conversation=conversation)
     messages.success(request, f"“{title}” deleted.")
     return redirect("chat:index")
+
+
+@require_POST
+def move(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+    """Into the user's project ``project``, or out of any when it is empty; from the
+    conversation's menu (a redirect) or a drop in the sidebar (htmx: the sidebar redrawn)."""
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    project_id = request.POST.get("project", "")
+    project = selectors.project_get(user=request.user, project_id=project_id) if project_id else None
+    services.conversation_move(conversation=conversation, project=project)
+    if request.htmx:
+        return render(request, "chat/conversation.html#conversation_list", _sidebar(request))
+    if project:
+        messages.success(request, f"“{conversation}” moved into “{project}”.")
+    else:
+        messages.success(request, f"“{conversation}” is in no project now.")
+    return redirect(safe_redirect_url(request, request.POST.get("next"), fallback=conversation_url(conversation)))
+
+
+@require_POST
+def pin(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    services.conversation_set_pinned(conversation=conversation, pinned=request.POST.get("pinned") != "0")
+    return redirect(safe_redirect_url(request, request.POST.get("next"), fallback=conversation_url(conversation)))
+
+
+# ---- projects ------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def projects(request: AuthedRequest) -> HttpResponse:
+    """The user's projects, and a new one made."""
+    form = ProjectForm(request.POST or None)
+    error = ""
+    if request.method == "POST":
+        try:
+            if not form.is_valid():
+                raise services.ChatError(first_error(form))
+            project = services.project_create(
+                owner=request.user, name=form.cleaned_data["name"], system_prompt=form.cleaned_data["system_prompt"]
+            )
+        except services.ChatError as refused:
+            error = str(refused)
+        else:
+            messages.success(request, f"Project “{project}” made. Start a chat in it, or move conversations into it.")
+            return redirect("chat:project", project.pk)
+    context = {"projects": selectors.projects_with_counts(user=request.user), "form": form, "error": error}
+    return render(request, "chat/projects.html", context, status=422 if error else 200)
+
+
+@require_http_methods(["GET", "POST"])
+def project(request: AuthedRequest, project_id: int) -> HttpResponse:
+    """One project: renamed, its system prompt for new chats set, or (from here) deleted."""
+    project = selectors.project_get(user=request.user, project_id=project_id)
+    if request.method == "POST":
+        form = ProjectForm(request.POST)
+        try:
+            if not form.is_valid():
+                raise services.ChatError(first_error(form))
+            services.project_update(
+                project=project, name=form.cleaned_data["name"], system_prompt=form.cleaned_data["system_prompt"]
+            )
+        except services.ChatError as refused:
+            return _project_page(request, project, form=form, error=str(refused))
+        messages.success(request, f"Project “{project}” saved.")
+        return redirect("chat:project", project.pk)
+    return _project_page(request, project)
+
+
+def _project_page(
+    request: AuthedRequest,
+    project: Project,
+    *,
+    form: ProjectForm | None = None,
+    delete_form: ProjectDeleteForm | None = None,
+    error: str = "",
+) -> HttpResponse:
+    context = {
+        "project": project,
+        "form": form or ProjectForm(initial={"name": project.name, "system_prompt": project.system_prompt}),
+        "delete_form": delete_form or ProjectDeleteForm(initial={"conversations": ProjectDeleteForm.KEEP}),
+        "other_projects": selectors.projects_for(user=request.user).exclude(pk=project.pk),
+        "conversations": selectors.project_conversations(project=project)[:PROJECT_PAGE_CONVERSATIONS],
+        "error": error,
+    }
+    return render(request, "chat/project.html", context, status=422 if error else 200)
+
+
+@require_POST
+def project_delete(request: AuthedRequest, project_id: int) -> HttpResponse:
+    project = selectors.project_get(user=request.user, project_id=project_id)
+    form = ProjectDeleteForm(request.POST)
+    if not form.is_valid():
+        return _project_page(request, project, delete_form=form, error=first_error(form))
+    move_to = None
+    if form.cleaned_data["conversations"] == ProjectDeleteForm.MOVE:
+        move_to = selectors.project_get(user=request.user, project_id=form.cleaned_data["into"])
+    try:
+        moved = services.project_delete(project=project, move_to=move_to)
+    except services.ChatError as refused:
+        return _project_page(request, project, delete_form=form, error=str(refused))
+    held = f"{moved} conversation{'' if moved == 1 else 's'}"
+    if move_to:
+        messages.success(request, f"Project “{project}” deleted; its {held} moved into “{move_to}”.")
+    else:
+        messages.success(
+            request,
+            f"Project “{project}” deleted; its {held} {'is' if moved == 1 else 'are'} kept outside any project.",
+        )
+    return redirect("chat:projects")
 
 
 # ---- importing -----------------------------------------------------------------------------

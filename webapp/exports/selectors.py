@@ -16,7 +16,9 @@ CHUNK_SIZE = 100
 
 def conversations_of(*, user: User) -> Iterator[Conversation]:
     """Every conversation of the user, archived ones included, oldest first."""
-    return Conversation.objects.filter(owner=user).order_by("created_at", "pk").iterator(chunk_size=CHUNK_SIZE)
+    # with its project, which each conversation's JSON names
+    conversations = Conversation.objects.filter(owner=user).select_related("project")
+    return conversations.order_by("created_at", "pk").iterator(chunk_size=CHUNK_SIZE)
 
 
 def documents_of(*, user: User) -> Iterator[tuple[int, str]]:
