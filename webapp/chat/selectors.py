@@ -37,7 +37,7 @@ class ThreadEntry:
 
 
 def conversations_for(*, user: User, query: str = "", archived: bool = False) -> QuerySet[Conversation]:
-    conversations = Conversation.objects.filter(owner=user, archived=archived)
+    conversations = Conversation.objects.filter(owner=user, archived=archived, origin=Conversation.Origin.CHAT)
     query = query.strip()
     if query:
         search = SearchQuery(query, config="simple", search_type="websearch")

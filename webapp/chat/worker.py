@@ -41,7 +41,7 @@ from inference.engine import Engine
 from inference.errors import InferenceError
 from inference.streams import Stream
 from inference.types import GenerationRequest
-from webapp.chat import answers, events, selectors
+from webapp.chat import answers, events, presence, selectors
 from webapp.chat.models import Message
 from webapp.chat.notify import worker_notifications
 from webapp.core.events import ThreadPublisher
@@ -110,6 +110,7 @@ class GenerationWorker:
         """Take the liveness lock, listen for notifications and reap what a dead worker left."""
         self._listener = worker_notifications()
         self._listener.execute("SELECT pg_advisory_lock(%s)", [self.key])
+        presence.announce(self._listener)
         threading.Thread(target=self._listen, name="listener", daemon=True).start()
         self._pump.start()
         answers.answer_reap(own_key=self.key)
@@ -232,6 +233,7 @@ class GenerationWorker:
             max_new_tokens=int(options.get("max_tokens", 512)),
             temperature=float(options.get("temperature", 0.7)),
             top_p=float(options.get("top_p", 0.95)),
+            stop=tuple(options.get("stop", ())),
         )
 
     def _listen(self) -> None:
