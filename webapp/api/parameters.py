@@ -25,11 +25,11 @@ MAX_STOP_SEQUENCES = 4
 MAX_EMBEDDING_INPUTS = 256
 ROLES = ("system", "developer", "user", "assistant")
 REFUSED = {
-    "tools": "Tools (function calling) are not supported by this server.",
-    "tool_choice": "Tools (function calling) are not supported by this server.",
-    "functions": "Functions are not supported by this server.",
-    "logprobs": "Log probabilities are not supported by this server.",
-    "response_format": "Structured output (response_format) is not supported by this server.",
+    "tools": "'tools' (function calling) is not supported by this server.",
+    "tool_choice": "'tool_choice' (function calling) is not supported by this server.",
+    "functions": "'functions' is not supported by this server.",
+    "logprobs": "'logprobs' is not supported by this server.",
+    "response_format": "'response_format' (structured output) is not supported by this server.",
 }
 
 
