@@ -21,7 +21,7 @@ import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bench.common import PROJECT_DIR, embedded_django, median, parser, taking_turns
@@ -36,6 +36,7 @@ QUESTIONS = [
 class Round:
     ttfts: list[float]  # seconds
     tokens_per_second: float
+    in_engine_ttfts: list[float] = field(default_factory=list)  # API only: the worker's engine's share
 
 
 def main() -> None:
@@ -58,6 +59,7 @@ def run(args: Any) -> None:
     from webapp.accounts.models import User
     from webapp.api import catalog
     from webapp.api.services import api_key_create
+    from webapp.chat.models import Message
     from webapp.chat.presence import generation_workers_alive
 
     call_command("migrate", verbosity=0)
@@ -83,10 +85,11 @@ def run(args: Any) -> None:
     try:
         wait_until(lambda: serving(port) and generation_workers_alive(), "the web server and the generation worker")
 
-        def one_stream(client: openai.OpenAI, question: str) -> tuple[float, float | None, float, int]:
+        def one_stream(client: openai.OpenAI, question: str) -> tuple[float, float | None, float, int, str]:
             started = time.perf_counter()
             first: float | None = None
             tokens = 0
+            completion = ""
             stream = client.chat.completions.create(
                 model=model,
                 messages=[{"role": "user", "content": question}],
@@ -96,18 +99,22 @@ def run(args: Any) -> None:
                 stream_options={"include_usage": True},
             )
             for chunk in stream:
+                completion = chunk.id
                 if first is None and chunk.choices and chunk.choices[0].delta.content:
                     first = time.perf_counter() - started
                 if chunk.usage is not None:
                     tokens = chunk.usage.completion_tokens
-            return started, first, time.perf_counter(), tokens
+            return started, first, time.perf_counter(), tokens, completion
 
         def api_round() -> Round:
             results = list(pool.map(one_stream, clients, questions))
-            wall = max(end for _, _, end, _ in results) - min(start for start, _, _, _ in results)
+            wall = max(end for _, _, end, _, _ in results) - min(start for start, *_ in results)
+            answers = [int(completion.removeprefix("chatcmpl-")) for *_, completion in results]
+            in_engine = Message.objects.filter(pk__in=answers).values_list("time_to_first_token_ms", flat=True)
             return Round(
-                ttfts=[first for _, first, _, _ in results if first is not None],
-                tokens_per_second=sum(tokens for *_, tokens in results) / wall,
+                ttfts=[first for _, first, _, _, _ in results if first is not None],
+                tokens_per_second=sum(tokens for _, _, _, tokens, _ in results) / wall,
+                in_engine_ttfts=[ms / 1000 for ms in in_engine if ms is not None],
             )
 
         def engine_round() -> Round:
@@ -148,8 +155,12 @@ def run(args: Any) -> None:
         f"clients={args.clients} rounds={args.rounds} max_tokens={args.max_tokens} model={model} "
         "(greedy; rounds alternate)"
     )
-    for name in ("api", "engine"):
-        print(f"{name:7s} ttft_p50_ms={ttft_ms(name):.0f} tokens_per_s={throughput(name):.1f}")
+    in_engine = median(t for r in rounds["api"] for t in r.in_engine_ttfts) * 1000
+    print(
+        f"api     ttft_p50_ms={ttft_ms('api'):.0f} tokens_per_s={throughput('api'):.1f} "
+        f"(of which in the worker's engine: ttft_p50_ms={in_engine:.0f})"
+    )
+    print(f"engine  ttft_p50_ms={ttft_ms('engine'):.0f} tokens_per_s={throughput('engine'):.1f}")
     print(f"throughput ratio per round: {' '.join(f'{r:.3f}' for r in ratios)}")
     print(
         f"api_ttft_overhead_ms_p50={ttft_ms('api') - ttft_ms('engine'):.0f} "
