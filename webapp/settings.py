@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "webapp.sentiment",
     "webapp.review",
     "webapp.exports",
+    "webapp.api",
 ]
 
 MIDDLEWARE = [

@@ -59,18 +59,22 @@ def generation_settings(*, conversation: Conversation) -> dict[str, Any]:
     }
 
 
-def answer_enqueue(*, conversation: Conversation, question_id: int) -> Message:
-    """Queue an answer to ``question_id`` and show it as the end of the branch.
+def answer_enqueue(*, conversation: Conversation, question_id: int, stop: Sequence[str] = ()) -> Message:
+    """Queue an answer to ``question_id`` and show it as the end of the branch; ``stop``:
+    strings that end it where they would begin (left out of its text).
 
     The caller holds the conversation's lock (``services``); the workers are woken and
     the conversation's sockets told when it commits.
     """
+    recorded = generation_settings(conversation=conversation)
+    if stop:
+        recorded["stop"] = list(stop)
     answer = Message.objects.create(
         conversation=conversation,
         parent_id=question_id,
         role=Message.Role.ASSISTANT,
         status=Message.Status.QUEUED,
-        settings=generation_settings(conversation=conversation),
+        settings=recorded,
     )
     conversation.current_leaf = answer
     conversation.save(update_fields=["current_leaf", "updated_at"])

@@ -38,6 +38,10 @@ class Project(models.Model):
 
 
 class Conversation(models.Model):
+    class Origin(models.TextChoices):
+        CHAT = "chat", "chat page"
+        API = "api", "API request"
+
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
     title = models.CharField(max_length=200, blank=True)
     system_prompt = models.TextField(blank=True)
@@ -51,6 +55,10 @@ class Conversation(models.Model):
     project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations")
     # When it was pinned: pinned conversations lead the sidebar, the latest pinned first.
     pinned_at = models.DateTimeField(null=True, blank=True)
+    # Where it was started: a request to /v1 (webapp/api) is kept as a conversation of its
+    # own, so it is generated, limited, reviewed and exported like a chat, but the chat
+    # sidebar lists only the chat page's.
+    origin = models.CharField(max_length=8, choices=Origin.choices, default=Origin.CHAT, db_default=Origin.CHAT)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -47,7 +47,7 @@ class ThreadEntry:
 
 
 def conversations_for(*, user: User, query: str = "", archived: bool = False) -> QuerySet[Conversation]:
-    conversations = Conversation.objects.filter(owner=user, archived=archived)
+    conversations = Conversation.objects.filter(owner=user, archived=archived, origin=Conversation.Origin.CHAT)
     query = query.strip()
     if query:
         search = SearchQuery(query, config="simple", search_type="websearch")
@@ -144,7 +144,7 @@ def sidebar_groups(*, user: User, today: date | None = None) -> list[SidebarGrou
     ``chat_conv_pinned``, ``chat_conv_owner_recent``) and stops at its limit, so a user's
     older conversations are never read (``python -m bench.sidebar``).
     """
-    listed = Conversation.objects.filter(owner=user, archived=False)
+    listed = Conversation.objects.filter(owner=user, archived=False, origin=Conversation.Origin.CHAT)
     unpinned = listed.filter(pinned_at__isnull=True).order_by("-updated_at", "-pk")
     latest_in_project = unpinned.filter(project=OuterRef("pk")).values(entry=JSONObject(pk="pk", title="title"))
     projects = projects_for(user=user).annotate(latest=ArraySubquery(latest_in_project[: SIDEBAR_PROJECT_LIMIT + 1]))

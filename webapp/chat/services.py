@@ -40,6 +40,10 @@ class ChatError(Exception):
     """A request chat refuses; the message is shown to the user as it is."""
 
 
+class InFlightLimitError(ChatError):
+    """The user already has as many answers being written as they may: one must end first."""
+
+
 # ---- sending, regenerating, editing -------------------------------------------------------
 
 
@@ -68,6 +72,51 @@ def conversation_start(*, owner: User, content: str, project: Project | None = N
         )
         question = Message.objects.create(conversation=conversation, role=Message.Role.USER, content=content)
         answer = answer_enqueue(conversation=conversation, question_id=question.pk)
+    return conversation, answer
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of a conversation handed over whole (an API request's ``messages``)."""
+
+    role: str  # Message.Role: user or assistant
+    content: str
+
+
+def conversation_start_from_turns(
+    *,
+    owner: User,
+    origin: str,
+    system_prompt: str,
+    turns: list[Turn],
+    temperature: float,
+    top_p: float,
+    max_tokens: int,
+    stop: tuple[str, ...] = (),
+) -> tuple[Conversation, Message]:
+    """A new conversation holding ``turns`` (the last a question), with its answer queued
+    under the same in-flight limit as a send. The turns are stored as messages that ended
+    long ago, so the model sees them as it would a conversation's own history."""
+    if not turns or turns[-1].role != Message.Role.USER:
+        raise ChatError("The last message must be the user's.")
+    with transaction.atomic():
+        _lock_user_and_check(user_id=owner.pk)
+        conversation = Conversation.objects.create(
+            owner=owner,
+            origin=origin,
+            title=title_from(content=turns[-1].content),
+            system_prompt=system_prompt,
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_tokens,
+        )
+        parent_id: int | None = None
+        for turn in turns:
+            parent_id = Message.objects.create(
+                conversation=conversation, parent_id=parent_id, role=turn.role, content=turn.content
+            ).pk
+        assert parent_id is not None
+        answer = answer_enqueue(conversation=conversation, question_id=parent_id, stop=stop)
     return conversation, answer
 
 
@@ -122,7 +171,7 @@ def _lock_user_and_check(*, user_id: int, conversation_id: int | None = None) ->
     limit = settings.PARLEY_CHAT_MAX_IN_FLIGHT_PER_USER
     busy = selectors.user_busy_conversations(user_id=user_id)
     if len(busy) >= limit:
-        raise ChatError(
+        raise InFlightLimitError(
             f"You already have {len(busy)} answers being written (the limit is {limit}). Wait for one to finish."
         )
     if conversation_id in busy:

@@ -265,6 +265,7 @@ class GenerationWorker:
             max_new_tokens=int(options.get("max_tokens", 512)),
             temperature=float(options.get("temperature", 0.7)),
             top_p=float(options.get("top_p", 0.95)),
+            stop=tuple(options.get("stop", ())),
         )
 
     def _listen(self) -> None:

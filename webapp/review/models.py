@@ -23,6 +23,12 @@ class Kind(models.TextChoices):
     CHAT = "chat", "chat answer"
     SUMMARY = "summary", "document summary"
     SENTIMENT = "sentiment", "sentiment label"
+    API = "api", "API answer"
+
+
+# The kinds whose output is an answer of the chat model to a conversation's messages: the
+# chat page's and the OpenAI-compatible API's (webapp/api), reviewed and exported alike.
+ANSWER_KINDS = (Kind.CHAT, Kind.API)
 
 
 class Decision(models.TextChoices):
@@ -88,7 +94,7 @@ class ReviewItem(models.Model):
             models.CheckConstraint(
                 name="review_item_points_at_its_output",
                 condition=(
-                    Q(kind=Kind.CHAT, message__isnull=False, summary__isnull=True, sentiment_item__isnull=True)
+                    Q(kind__in=ANSWER_KINDS, message__isnull=False, summary__isnull=True, sentiment_item__isnull=True)
                     | Q(kind=Kind.SUMMARY, message__isnull=True, summary__isnull=False, sentiment_item__isnull=True)
                     | Q(kind=Kind.SENTIMENT, message__isnull=True, summary__isnull=True, sentiment_item__isnull=False)
                 ),
@@ -121,6 +127,10 @@ class ReviewItem(models.Model):
             and self.claimed_until is not None
             and self.claimed_until > now
         )
+
+    @property
+    def is_answer(self) -> bool:
+        return self.kind in ANSWER_KINDS
 
     @property
     def is_text(self) -> bool:

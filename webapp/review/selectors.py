@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from webapp.accounts.models import User
 from webapp.chat.models import Message
-from webapp.review.models import Decision, Kind, ReviewItem
+from webapp.review.models import ANSWER_KINDS, Decision, Kind, ReviewItem
 from webapp.review.services import claimable_by
 
 EXCERPT_CHARACTERS = 3000
@@ -174,7 +174,7 @@ class ItemView:
 
 
 def item_view(item: ReviewItem) -> ItemView:
-    if item.kind == Kind.CHAT:
+    if item.is_answer:
         return _chat_view(item)
     if item.kind == Kind.SUMMARY:
         return _summary_view(item)
@@ -333,9 +333,9 @@ def export_items(queue_filter: QueueFilter, dataset: str) -> QuerySet[ReviewItem
     items = queue(replace(queue_filter, state="reviewed"))
     usable = Q(decision=Decision.APPROVE) | Q(corrected=True)
     if dataset == "sft":
-        items = items.filter(usable, kind__in=(Kind.CHAT, Kind.SUMMARY))
+        items = items.filter(usable, kind__in=(*ANSWER_KINDS, Kind.SUMMARY))
     elif dataset == "preference":
-        items = items.filter(kind__in=(Kind.CHAT, Kind.SUMMARY), corrected=True)
+        items = items.filter(kind__in=(*ANSWER_KINDS, Kind.SUMMARY), corrected=True)
     elif dataset == "sentiment":
         items = items.filter(usable, kind=Kind.SENTIMENT)
     # a chat item carries its prompt: its answer is read in the same row, its conversation not at all;
@@ -378,7 +378,7 @@ def export_record(item: ReviewItem) -> dict[str, Any]:
         assert entry is not None
         record = {"text": entry.text, "label": verdict.corrected_label or entry.label, "model_label": entry.label}
     else:
-        if item.kind == Kind.CHAT:
+        if item.is_answer:
             assert item.message is not None
             prompt, original = item.prompt, item.message.content
             settings_used = {k: v for k, v in item.message.settings.items() if k != "system_prompt"}

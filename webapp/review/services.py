@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from webapp.accounts.models import User
-from webapp.chat.models import Feedback, Message
+from webapp.chat.models import Conversation, Feedback, Message
 from webapp.chat.selectors import context_for
 from webapp.documents.models import Summary
 from webapp.review.models import Decision, Kind, ReviewItem, Tier, Verdict
@@ -71,7 +71,7 @@ def chat_answer_track(*, message_id: int) -> None:
     feedback = Feedback.objects.filter(message_id=message_id).values_list("rating", flat=True).first()
     _add_once(
         ReviewItem(
-            kind=Kind.CHAT,
+            kind=Kind.API if message.conversation.origin == Conversation.Origin.API else Kind.CHAT,
             message=message,
             owner_id=message.conversation.owner_id,
             model_name=message.model_name,

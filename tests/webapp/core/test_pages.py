@@ -131,7 +131,7 @@ def test_the_web_layer_does_not_load_torch() -> None:
         "import django, sys; django.setup();"
         "import webapp.asgi, webapp.urls, webapp.celery;"
         "import webapp.core.views, webapp.accounts.views, webapp.chat.views, webapp.chat.consumers;"
-        "import webapp.documents.views, webapp.documents.tasks;"
+        "import webapp.documents.views, webapp.documents.tasks, webapp.api.views;"
         "print('torch' in sys.modules, 'transformers' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -44,9 +44,12 @@ def make_chat_answer(
     model_name: str = "smollm2-135m",
     rating: int | None = None,
     comment: str = "",
+    origin: str = Conversation.Origin.CHAT,
 ) -> ReviewItem:
     """A conversation with one question and its finished answer, queued for review."""
-    conversation = Conversation.objects.create(owner=owner, title=question[:40], system_prompt=system_prompt)
+    conversation = Conversation.objects.create(
+        owner=owner, title=question[:40], system_prompt=system_prompt, origin=origin
+    )
     asked = Message.objects.create(conversation=conversation, role=Message.Role.USER, content=question)
     settings = {**generation_settings(conversation=conversation)}
     reply = Message.objects.create(
@@ -92,8 +95,16 @@ def make_sentiment(
 def outputs(user: User) -> dict[str, ReviewItem]:
     """One of each kind, plus a disliked answer and an unsure label."""
     chat_item = make_chat_answer(user, "Parley is a self-hosted workspace.")
+    api_item = make_chat_answer(user, "Parley answers tools too.", origin=Conversation.Origin.API)
     disliked = make_chat_answer(user, "Parley is a kind of cheese.", rating=-1, comment="Wrong!")
     summary = make_summary(user, "The report is about rivers.")
     sure, unsure = make_sentiment(user, [("I love it", "positive", 0.97), ("It is fine I guess", "neutral", 0.41)])
-    assert {item.kind for item in (chat_item, summary, sure)} == set(Kind.values)
-    return {"chat": chat_item, "disliked": disliked, "summary": summary, "sure": sure, "unsure": unsure}
+    assert {item.kind for item in (chat_item, api_item, summary, sure)} == set(Kind.values)
+    return {
+        "chat": chat_item,
+        "api": api_item,
+        "disliked": disliked,
+        "summary": summary,
+        "sure": sure,
+        "unsure": unsure,
+    }

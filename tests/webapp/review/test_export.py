@@ -45,6 +45,7 @@ def reviewed(reviewer_client: Client, user: User, outputs: dict[str, ReviewItem]
     judge(reviewer_client, outputs["chat"], decision="approve", rating="5", tags="good")
     judge(reviewer_client, outputs["disliked"], decision="needs_fix", correction="Parley is a workspace.", tags="facts")
     judge(reviewer_client, outputs["summary"], decision="approve")
+    judge(reviewer_client, outputs["api"], decision="approve")
     judge(reviewer_client, outputs["unsure"], decision="reject", corrected_label="positive")
     judge(reviewer_client, outputs["sure"], decision="approve")
     judge(reviewer_client, system, decision="approve")
@@ -80,6 +81,10 @@ def test_every_reviewed_item_appears_once_with_its_fields(reviewer_client: Clien
     assert provenance["created"]
     assert provenance["reviewed"]
 
+    from_a_tool = lines[reviewed["api"].pk]
+    assert from_a_tool["provenance"]["kind"] == "api"
+    assert from_a_tool["messages"][-1] == {"role": "assistant", "content": "Parley answers tools too."}
+
     fixed = lines[reviewed["disliked"].pk]
     assert fixed["messages"][-1] == {"role": "assistant", "content": "Parley is a workspace."}
     assert (fixed["chosen"], fixed["rejected"]) == ("Parley is a workspace.", "Parley is a kind of cheese.")
@@ -102,7 +107,7 @@ def test_every_reviewed_item_appears_once_with_its_fields(reviewer_client: Clien
 
 def test_each_dataset_keeps_what_its_tuning_can_use(reviewer_client: Client, reviewed: dict[str, Any]) -> None:
     sft = by_item(export(reviewer_client, "dataset=sft"))
-    assert set(sft) == {reviewed[name].pk for name in ("chat", "disliked", "summary", "system")}
+    assert set(sft) == {reviewed[name].pk for name in ("chat", "api", "disliked", "summary", "system")}
     assert all("messages" in line for line in sft.values())
     pairs = by_item(export(reviewer_client, "dataset=preference"))
     assert set(pairs) == {reviewed["disliked"].pk}
@@ -142,5 +147,5 @@ def test_a_large_export_streams(reviewer_client: Client, reviewer: User, user: U
 def test_the_export_reads_each_item_with_its_prompt_in_one_query(reviewed: dict[str, Any]) -> None:
     with CaptureQueriesContext(connection) as queries:
         lines = list(export_lines(QueueFilter(), "reviews"))
-    assert len(lines) == 7
+    assert len(lines) == 8
     assert len(queries) == 1  # not one more per chat answer to rebuild its prompt

@@ -38,7 +38,7 @@ def test_the_queue_lists_every_kind_most_needed_first(reviewer_client: Client, o
     assert set(ids) == {item.pk for item in outputs.values()}
     # the thumbs-down first, then the unsure label, then the rest oldest first
     assert ids[:2] == [outputs["disliked"].pk, outputs["unsure"].pk]
-    assert ids[2:] == [outputs["chat"].pk, outputs["summary"].pk, outputs["sure"].pk]
+    assert ids[2:] == [outputs["chat"].pk, outputs["api"].pk, outputs["summary"].pk, outputs["sure"].pk]
 
 
 def test_a_thumbs_down_from_the_chat_page_puts_the_answer_first_with_its_comment(
@@ -66,10 +66,12 @@ def test_a_thumbs_down_from_the_chat_page_puts_the_answer_first_with_its_comment
     ("query", "expected"),
     [
         ("kind=summary", {"summary"}),
+        ("kind=api", {"api"}),
+        ("kind=chat", {"chat", "disliked"}),
         ("kind=sentiment", {"sure", "unsure"}),
         ("model=minilm-sentiment", {"sure", "unsure"}),
         ("feedback=down", {"disliked"}),
-        ("feedback=none", {"chat", "summary", "sure", "unsure"}),
+        ("feedback=none", {"chat", "api", "summary", "sure", "unsure"}),
         ("low_confidence=on", {"unsure"}),
     ],
 )
