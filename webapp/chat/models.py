@@ -23,6 +23,9 @@ class Conversation(models.Model):
     temperature = models.FloatField(default=0.7)
     top_p = models.FloatField(default=0.95)
     max_tokens = models.PositiveIntegerField(default=512)
+    # the chat model's name in the registry (settings.PARLEY_INFERENCE.models); "" follows
+    # the installation's default, whichever it is when an answer is queued
+    model = models.CharField(max_length=100, blank=True)
     current_leaf = models.ForeignKey("Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     archived = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -9,6 +9,7 @@ urlpatterns = [
     path("list", views.conversation_list, name="list"),
     path("start", views.start, name="start"),
     path("import", views.import_conversations, name="import"),
+    path("models/", views.models_list, name="models"),
     path("shared/", views.shared_list, name="shared_list"),
     path("shared/<str:token>/", views.shared, name="shared"),
     path("shared/<str:token>/revoke", views.shared_revoke, name="shared_revoke"),
