@@ -167,6 +167,7 @@ class UpstreamEngine:
         asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        self._loop.close()
 
     async def _shutdown(self) -> None:
         tasks = list(self._tasks.values())
@@ -174,6 +175,7 @@ class UpstreamEngine:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._client.aclose()
+        await self._loop.shutdown_asyncgens()  # the response streams' line readers
 
     # ---- one request -------------------------------------------------------------------
 

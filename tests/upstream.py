@@ -40,6 +40,8 @@ class LlamaServer:
             "--model", str(packaged_gguf()), "--model_alias", UPSTREAM_MODEL_ID,
             "--host", "127.0.0.1", "--port", str(self.port),
             "--n_ctx", "2048", "--n_threads", str(threads), "--verbose", "False",
+            # answer requests in turn, as a serving engine does, instead of cutting one off for the next
+            "--interrupt_requests", "False",
         ]  # fmt: skip
         self.process = subprocess.Popen(
             command, cwd=BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
