@@ -51,6 +51,8 @@ class Round:
     first_tokens: list[float]  # seconds, one per client
     tokens: int
     seconds: float
+    # Parley: from the worker's request to the upstream to its first token, as the answer records it
+    upstream_first_tokens: tuple[float, ...] = ()
 
     @property
     def tokens_per_second(self) -> float:
@@ -120,7 +122,9 @@ def run(args: argparse.Namespace, server: LlamaServer) -> None:
     print(f"tokens/s:           {compared(parley_tps, direct_tps, 'tokens/s', 'direct')}")
     print(f"first token (p50):  {compared(parley_ttft, direct_ttft, 'ms', 'direct', lower_is_better=True)}")
     added = parley_ttft - direct_ttft
+    upstream_ttft = median(median(r.upstream_first_tokens) for r in rounds["parley"]) * 1000
     print(f"throughput ratio {parley_tps / direct_tps:.3f}; Parley adds {added:.0f} ms to the median first token")
+    print(f"of Parley's first token, {upstream_ttft:.0f} ms from the worker's request to the upstream's first token")
 
 
 async def direct_round(base_url: str, questions: list[str], max_tokens: int) -> Round:
@@ -163,7 +167,7 @@ async def parley_round(user: Any, questions: list[str], max_tokens: int) -> Roun
     layer = get_channel_layer()
     assert layer is not None
 
-    async def one(question: str) -> tuple[float, int]:
+    async def one(question: str) -> tuple[float, int, float]:
         created = await sync_to_async(Conversation.objects.create)(
             owner=user, model="upstream", temperature=0, max_tokens=max_tokens
         )
@@ -183,11 +187,17 @@ async def parley_round(user: Any, questions: list[str], max_tokens: int) -> Roun
         ended = await sync_to_async(Message.objects.get)(pk=answer.pk)
         assert ended.status == "complete", f"answer {answer.pk} ended {ended.status}: {ended.error}"
         assert first is not None
-        return first - sent, ended.completion_tokens or 0
+        assert ended.time_to_first_token_ms is not None
+        return first - sent, ended.completion_tokens or 0, ended.time_to_first_token_ms / 1000
 
     began = time.perf_counter()
     results = await asyncio.gather(*(one(question) for question in questions))
-    return Round([first for first, _ in results], sum(tokens for _, tokens in results), time.perf_counter() - began)
+    return Round(
+        [first for first, _, _ in results],
+        sum(tokens for _, tokens, _ in results),
+        time.perf_counter() - began,
+        tuple(upstream for _, _, upstream in results),
+    )
 
 
 if __name__ == "__main__":

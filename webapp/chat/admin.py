@@ -7,8 +7,8 @@ from webapp.chat.models import Conversation, Feedback, Message, SharedConversati
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "owner", "archived", "created_at", "updated_at"]
-    list_filter = ["archived", "created_at"]
+    list_display = ["__str__", "owner", "model", "archived", "created_at", "updated_at"]
+    list_filter = ["archived", "model", "created_at"]
     search_fields = ["title", "owner__email"]
     list_select_related = ["owner"]
     raw_id_fields = ["owner", "current_leaf"]
