@@ -4,6 +4,10 @@ This is the one reader of the models' variables: Django settings build
 ``PARLEY_INFERENCE`` with ``InferenceConfig.from_env()`` (an InferenceError, which names
 the variable, stops the web project at start) and hand it to whatever loads a model;
 the command line (``python -m inference``) calls ``from_env()`` itself, without Django.
+
+The chat models users choose from are the registry (``InferenceConfig.models``), read
+from ``PARLEY_MODELS`` by ``read_registry``: ``local`` models run in the generation
+worker's process, ``openai`` ones on an upstream server (inference/upstream.py).
 """
 
 from __future__ import annotations
