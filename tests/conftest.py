@@ -48,3 +48,13 @@ def logged_in_client(user: User) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+@pytest.fixture(scope="session")
+def llama_server() -> Any:
+    """llama.cpp's OpenAI-compatible server on the packaged SmolLM2 GGUF, for the session."""
+    from tests.upstream import LlamaServer
+
+    server = LlamaServer()
+    yield server
+    server.stop()

@@ -14,6 +14,7 @@ import contextlib
 import os
 import queue
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -23,10 +24,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from webapp.masking import masked
+
+if TYPE_CHECKING:
+    from inference.config import ModelRegistry
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -393,17 +397,39 @@ def run() -> int:
 def _start_processes(env: dict[str, str], host: str, port: int) -> int:
     from honcho.environ import parse_procfile
 
+    # imported here: importing the inference package sets the model processes' OpenMP policy
+    from inference.config import MODELS_VARIABLE, read_registry
+
     env["PARLEY_HOST"] = host
     env["PARLEY_PORT"] = str(port)
     env["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{env.get('PATH', '')}"
     procfile = parse_procfile((BASE_DIR / "Procfile").read_text())
+    registry = read_registry(env.get(MODELS_VARIABLE, ""), chat_model=env.get("PARLEY_CHAT_MODEL", ""))
+    processes = with_a_worker_per_model(procfile.processes, registry)
     display_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
 
     def announce() -> None:
-        say(f"starting {', '.join(procfile.processes)}; Ctrl-C stops everything.")
+        say(f"starting {', '.join(processes)}; Ctrl-C stops everything.")
         say(f"open http://{display_host}:{port}/")
 
-    return run_processes(procfile.processes, env, on_start=announce)
+    return run_processes(processes, env, on_start=announce)
+
+
+def with_a_worker_per_model(processes: dict[str, str], registry: ModelRegistry) -> dict[str, str]:
+    """The Procfile's processes, its one ``generation`` worker (the default model's) made
+    one per model of the registry: ``generation`` alone when there is one model, as
+    before, else ``generation-1``, ``generation-2``… in the registry's order."""
+    if "generation" not in processes or len(registry.models) == 1:
+        return dict(processes)
+    command = processes["generation"]
+    expanded: dict[str, str] = {}
+    for name, line in processes.items():
+        if name != "generation":
+            expanded[name] = line
+            continue
+        for number, model in enumerate(registry.models, start=1):
+            expanded[f"generation-{number}"] = f"{command} --model {shlex.quote(model.name)}"
+    return expanded
 
 
 PROCESS_STOP_SECONDS = 5  # after SIGTERM, before SIGKILL (honcho's own wait)

@@ -117,3 +117,25 @@ def test_a_password_a_process_prints_is_masked_in_the_runs_output() -> None:
     )  # fmt: skip
     assert "celery: connected to redis://:***@cache.internal:6379/1" in result.stdout
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_the_run_starts_one_generation_worker_per_model() -> None:
+    from honcho.environ import parse_procfile
+
+    from inference.config import default_registry, read_registry
+    from webapp.launcher import with_a_worker_per_model
+
+    processes = parse_procfile((BASE_DIR / "Procfile").read_text()).processes
+    # one model, as on a fresh install: the Procfile as it is
+    assert with_a_worker_per_model(processes, default_registry()) == processes
+    registry = read_registry(
+        '{"models": [{"name": "small", "kind": "local"}, {"name": "team llama", "kind": "openai",'
+        ' "base_url": "http://gpu:8000/v1", "model": "llama", "context_length": 8192}]}'
+    )
+    expanded = with_a_worker_per_model(processes, registry)
+    assert "generation" not in expanded
+    assert expanded["generation-1"] == "python manage.py generation_worker --model small"
+    assert expanded["generation-2"] == "python manage.py generation_worker --model 'team llama'"
+    assert {name: line for name, line in expanded.items() if not name.startswith("generation")} == {
+        name: line for name, line in processes.items() if name != "generation"
+    }

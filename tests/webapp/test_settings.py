@@ -27,6 +27,18 @@ def test_the_web_project_loads_models_with_the_inference_packages_own_settings()
         ("PARLEY_DTYPE", "fp8", "PARLEY_DTYPE='fp8' must be one of auto, float32, bfloat16, float16"),
         ("PARLEY_CHAT_QUANTIZE", "int4", "PARLEY_CHAT_QUANTIZE='int4' must be one of none, int8"),
         ("PARLEY_PREFIX_CACHE_MB", "lots", "PARLEY_PREFIX_CACHE_MB='lots' must be a whole number"),
+        ("PARLEY_MODELS", '{"models": [', "PARLEY_MODELS is not valid JSON"),
+        ("PARLEY_MODELS", '{"models": [{"name": "x", "kind": "tgi"}]}', "model 1 (x): kind 'tgi' is not one of"),
+        (
+            "PARLEY_MODELS",
+            '{"models": [{"name": "x", "kind": "openai", "model": "m", "context_length": 4096}]}',
+            "PARLEY_MODELS, model 1 (x): an openai model needs base_url",
+        ),
+        (
+            "PARLEY_MODELS",
+            '{"models": [{"name": "x", "kind": "local"}, {"name": "x", "kind": "local"}]}',
+            "PARLEY_MODELS, model 2: the name 'x' is used twice",
+        ),
     ],
 )
 def test_a_bad_model_setting_stops_the_web_project_with_the_variables_name(

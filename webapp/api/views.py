@@ -122,7 +122,11 @@ def chat_completion(request: HttpRequest, completion_id: str) -> JsonResponse:
         assert state is not None
     except ApiError as error:
         return error.response()
-    return JsonResponse(completions.completion_body(answer=answer, model=catalog.chat_models()[0], state=state))
+    return JsonResponse(
+        completions.completion_body(
+            answer=answer, model=catalog.answer_model(settings_of_answer=answer.settings), state=state
+        )
+    )
 
 
 @csrf_exempt

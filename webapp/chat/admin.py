@@ -7,8 +7,8 @@ from webapp.chat.models import Conversation, Feedback, Message, Project, SharedC
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "owner", "project", "archived", "pinned_at", "created_at", "updated_at"]
-    list_filter = ["archived", "created_at"]
+    list_display = ["__str__", "owner", "project", "model", "archived", "pinned_at", "created_at", "updated_at"]
+    list_filter = ["archived", "model", "created_at"]
     search_fields = ["title", "owner__email"]
     list_select_related = ["owner", "project"]
     raw_id_fields = ["owner", "current_leaf", "project"]

@@ -7,6 +7,7 @@
                          │ answer_interrupt         ├─answer_finish──> complete / interrupted / failed
                          v                          ├─answer_fail────> failed
                     interrupted                     └─answer_reap────> interrupted (its worker died)
+      queued ──answers_fail_unserved──> failed (its model left the registry)
 
     answers_import ──> complete / interrupted / failed (messages read from a file, already ended)
 
@@ -27,12 +28,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 
 from webapp.chat import events
 from webapp.chat.imports import ImportedMessage
 from webapp.chat.models import Conversation, Message
 from webapp.chat.notify import notify_worker
+from webapp.chat.selectors import queued_for
 from webapp.core.events import Event, publish
 from webapp.core.locks import advisory_lock
 from webapp.review import services as review
@@ -50,8 +53,11 @@ def _group(answer: Message) -> str:
 
 
 def generation_settings(*, conversation: Conversation) -> dict[str, Any]:
-    """What an answer records of its conversation's settings when it is queued."""
+    """What an answer records of its conversation's settings when it is queued: the model
+    (its name in the registry, the installation's default when the conversation names
+    none) decides which generation worker claims it."""
     return {
+        "model": conversation.model or settings.PARLEY_INFERENCE.models.default,
         "temperature": conversation.temperature,
         "top_p": conversation.top_p,
         "max_tokens": conversation.max_tokens,
@@ -83,8 +89,9 @@ def answer_enqueue(*, conversation: Conversation, question_id: int, stop: Sequen
     return answer
 
 
-def answer_claim(*, worker_key: int, model_name: str, limit: int) -> list[int]:
-    """Take up to ``limit`` queued answers for the worker ``worker_key``, oldest first.
+def answer_claim(*, worker_key: int, model: str, model_name: str, limit: int) -> list[int]:
+    """Take up to ``limit`` queued answers asked of ``model`` for the worker ``worker_key``,
+    oldest first, recording ``model_name`` as the model writing them.
 
     ``SKIP LOCKED``: two workers claiming at once take different answers, and neither waits.
     """
@@ -93,7 +100,7 @@ def answer_claim(*, worker_key: int, model_name: str, limit: int) -> list[int]:
     with transaction.atomic():
         ids = list(
             Message.objects.select_for_update(skip_locked=True)
-            .filter(status=Message.Status.QUEUED, role=Message.Role.ASSISTANT)
+            .filter(queued_for(model=model))
             .order_by("created_at", "pk")
             .values_list("pk", flat=True)[:limit]
         )
@@ -217,6 +224,23 @@ def answer_interrupt(*, answer: Message) -> bool:
             notify_worker(payload=f"stop:{answer.pk}")
             return True
     return False
+
+
+UNSERVED_ERROR = "The model {model!r} this answer was asked of is no longer offered here."
+
+
+def answers_fail_unserved(*, models: Sequence[str], send: Send = publish) -> int:
+    """Fail queued answers asked of a model the registry no longer lists, which no worker
+    would ever claim; returns how many."""
+    unserved = (
+        Message.objects.filter(status=Message.Status.QUEUED, role=Message.Role.ASSISTANT, settings__has_key="model")
+        .exclude(settings__model__in=list(models))
+        .values_list("pk", "settings")
+    )
+    failed = 0
+    for answer_id, asked in unserved:
+        failed += answer_fail(answer_id=answer_id, reason=UNSERVED_ERROR.format(model=asked.get("model")), send=send)
+    return failed
 
 
 def answer_reap(*, own_key: int | None = None, free_since: dict[int, float] | None = None, grace: float = 0.0) -> int:

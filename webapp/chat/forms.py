@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.conf import settings
+from django.utils.html import format_html
 
 from webapp.chat.models import Conversation, Feedback
 
@@ -28,6 +31,7 @@ SYSTEM_PROMPT_MAX_LENGTH = 8000
 
 
 class SettingsForm(forms.ModelForm):
+    model = forms.ChoiceField(required=False, label="Model")
     system_prompt = forms.CharField(
         required=False,
         max_length=SYSTEM_PROMPT_MAX_LENGTH,
@@ -49,7 +53,20 @@ class SettingsForm(forms.ModelForm):
 
     class Meta:
         model = Conversation
-        fields = ["system_prompt", "temperature", "top_p", "max_tokens"]
+        fields = ["model", "system_prompt", "temperature", "top_p", "max_tokens"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        registry = settings.PARLEY_INFERENCE.models
+        field = self.fields["model"]
+        assert isinstance(field, forms.ChoiceField)
+        # "" follows the installation's default, should the operator change it
+        field.choices = [("", f"Default ({registry.default})"), *((name, name) for name in registry.names)]
+        chosen = self.instance.model
+        if chosen and registry.get(chosen) is None:
+            field.help_text = format_html(
+                "“{}”, this conversation's model, is no longer offered here; choose another to go on.", chosen
+            )
 
 
 class ProjectForm(forms.Form):

@@ -48,6 +48,11 @@ class Conversation(models.Model):
     temperature = models.FloatField(default=0.7)
     top_p = models.FloatField(default=0.95)
     max_tokens = models.PositiveIntegerField(default=512)
+    # the chat model's name in the registry (settings.PARLEY_INFERENCE.models); "" follows
+    # the installation's default, whichever it is when an answer is queued. The database's
+    # own default lets code that predates the column (a migration's model of then, a
+    # process still running the previous release) insert conversations.
+    model = models.CharField(max_length=100, blank=True, default="", db_default="")
     current_leaf = models.ForeignKey("Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     archived = models.BooleanField(default=False)
     # Deleting a project never deletes its conversations (``services.project_delete``

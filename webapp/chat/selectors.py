@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.postgres.expressions import ArraySubquery
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
@@ -301,6 +302,15 @@ def contexts_for(*, answers: list[Message]) -> dict[int, list[dict[str, str]]]:
 # ---- answers in flight, and the queue as users see it ------------------------------------
 
 
+def queued_for(*, model: str) -> Q:
+    """Queued answers asked of ``model`` (a registry name); those queued before answers
+    recorded their model are the default model's."""
+    asked = Q(settings__model=model)
+    if model == settings.PARLEY_INFERENCE.models.default:
+        asked |= ~Q(settings__has_key="model")
+    return Q(status=Message.Status.QUEUED, role=Message.Role.ASSISTANT) & asked
+
+
 def answers_with_conversations(*, message_ids: list[int]) -> list[Message]:
     """These answers in this order, their conversations loaded; any since deleted left out."""
     found = Message.objects.select_related("conversation").in_bulk(message_ids)
@@ -325,23 +335,34 @@ def stop_requested_ids(*, message_ids: list[int]) -> list[int]:
     return list(Message.objects.filter(pk__in=message_ids, stop_requested=True).values_list("pk", flat=True))
 
 
+def queued_per_model() -> dict[str, int]:
+    """How many answers wait for each model (those from before answers recorded their
+    model count for the default)."""
+    default = settings.PARLEY_INFERENCE.models.default
+    counts: dict[str, int] = {}
+    waiting = Message.objects.filter(status=Message.Status.QUEUED, role=Message.Role.ASSISTANT)
+    for row in waiting.values("settings__model").annotate(count=Count("pk")):
+        model = row["settings__model"] or default
+        counts[model] = counts.get(model, 0) + row["count"]
+    return counts
+
+
 def queue_position(*, answer: Message) -> int:
-    """1-based place of a queued answer among all queued answers; 0 when not queued."""
+    """1-based place of a queued answer among the answers queued for its model; 0 when not queued."""
     if answer.status != Message.Status.QUEUED:
         return 0
+    model = answer.settings.get("model") or settings.PARLEY_INFERENCE.models.default
     return (
-        Message.objects.filter(status=Message.Status.QUEUED, role=Message.Role.ASSISTANT)
+        Message.objects.filter(queued_for(model=model))
         .filter(Q(created_at__lt=answer.created_at) | Q(created_at=answer.created_at, pk__lt=answer.pk))
         .count()
         + 1
     )
 
 
-def queue_positions(*, limit: int = QUEUE_POSITIONS_PUBLISHED) -> list[tuple[int, int, int]]:
-    """(answer id, conversation id, 1-based place) of the oldest ``limit`` queued answers."""
-    waiting = Message.objects.filter(status=Message.Status.QUEUED, role=Message.Role.ASSISTANT).order_by(
-        "created_at", "pk"
-    )
+def queue_positions(*, model: str, limit: int = QUEUE_POSITIONS_PUBLISHED) -> list[tuple[int, int, int]]:
+    """(answer id, conversation id, 1-based place) of the oldest ``limit`` answers queued for ``model``."""
+    waiting = Message.objects.filter(queued_for(model=model)).order_by("created_at", "pk")
     return [
         (message_id, conversation_id, position)
         for position, (message_id, conversation_id) in enumerate(

@@ -92,6 +92,7 @@ def conversation_start_from_turns(
     temperature: float,
     top_p: float,
     max_tokens: int,
+    model: str = "",
     stop: tuple[str, ...] = (),
 ) -> tuple[Conversation, Message]:
     """A new conversation holding ``turns`` (the last a question), with its answer queued
@@ -109,6 +110,7 @@ def conversation_start_from_turns(
             temperature=temperature,
             top_p=top_p,
             max_tokens=max_tokens,
+            model=model,
         )
         parent_id: int | None = None
         for turn in turns:
@@ -159,9 +161,17 @@ def message_edit(*, question: Message, content: str) -> Message:
 
 
 def _lock_conversation(conversation: Conversation) -> Conversation:
-    """Lock the owner, then the conversation, and refuse when an answer is already on its way."""
+    """Lock the owner, then the conversation, and refuse when an answer is already on its
+    way or when the conversation's model is no longer offered."""
     _lock_user_and_check(user_id=conversation.owner_id, conversation_id=conversation.pk)
-    return Conversation.objects.select_for_update().get(pk=conversation.pk)
+    locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    if settings.PARLEY_INFERENCE.models.resolve(locked.model) is None:
+        # refused rather than answered by another model than the one the user chose
+        raise ChatError(
+            f"This conversation's model, “{locked.model}”, is no longer offered here. "
+            "Choose another in the conversation's settings to go on."
+        )
+    return locked
 
 
 def _lock_user_and_check(*, user_id: int, conversation_id: int | None = None) -> None:
@@ -219,15 +229,25 @@ def conversation_delete(*, conversation: Conversation) -> None:
 
 
 def conversation_update_settings(
-    *, conversation: Conversation, system_prompt: str, temperature: float, top_p: float, max_tokens: int
+    *,
+    conversation: Conversation,
+    model: str,
+    system_prompt: str,
+    temperature: float,
+    top_p: float,
+    max_tokens: int,
 ) -> None:
     """The settings the next answer is queued with (validated by the caller's form);
-    answers already queued keep the ones they were queued with."""
+    answers already queued keep the ones they were queued with. ``model`` is a name in the
+    registry, or "" for the installation's default."""
+    if model and settings.PARLEY_INFERENCE.models.get(model) is None:
+        raise ChatError(f"There is no model {model!r} here.")
+    conversation.model = model
     conversation.system_prompt = system_prompt
     conversation.temperature = temperature
     conversation.top_p = top_p
     conversation.max_tokens = max_tokens
-    conversation.save(update_fields=["system_prompt", "temperature", "top_p", "max_tokens", "updated_at"])
+    conversation.save(update_fields=["model", "system_prompt", "temperature", "top_p", "max_tokens", "updated_at"])
 
 
 def feedback_set(*, answer: Message, user: User, rating: int, comment: str) -> Feedback:

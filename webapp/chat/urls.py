@@ -12,6 +12,7 @@ urlpatterns = [
     path("projects/", views.projects, name="projects"),
     path("projects/<int:project_id>/", views.project, name="project"),
     path("projects/<int:project_id>/delete", views.project_delete, name="project_delete"),
+    path("models/", views.models_list, name="models"),
     path("shared/", views.shared_list, name="shared_list"),
     path("shared/<str:token>/", views.shared, name="shared"),
     path("shared/<str:token>/revoke", views.shared_revoke, name="shared_revoke"),

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -329,6 +330,7 @@ def update_settings(request: AuthedRequest, conversation_id: int) -> HttpRespons
     values = form.cleaned_data
     services.conversation_update_settings(
         conversation=conversation,
+        model=values["model"],
         system_prompt=values["system_prompt"],
         temperature=values["temperature"],
         top_p=values["top_p"],
@@ -567,3 +569,14 @@ def shared_revoke(request: AuthedRequest, token: str) -> HttpResponse:
     if services.share_revoke(share=share):
         messages.success(request, f"The link to “{share}” no longer works.")
     return redirect("chat:shared_list")
+
+
+@require_GET
+def models_list(request: AuthedRequest) -> HttpResponse:
+    """The chat models this installation offers, as the operator configured them (staff only)."""
+    if not request.user.is_staff:
+        raise PermissionDenied("Only staff see how the models are configured.")
+    registry = settings.PARLEY_INFERENCE.models
+    waiting = selectors.queued_per_model()
+    rows = [{"model": model, "waiting": waiting.get(model.name, 0)} for model in registry.models]
+    return render(request, "chat/models.html", {"registry": registry, "rows": rows})

@@ -1,14 +1,16 @@
 """The generation worker: claims queued answers from Postgres and streams them.
 
-One process owns the chat model. Its main loop claims queued answers with
-``FOR UPDATE SKIP LOCKED`` (so two workers never take the same one), woken by a
-Postgres notification with polling as the fallback, and submits each to the engine's
-continuous batch. One pump thread then serves every live answer together: it takes what
-each stream has produced, publishes it to the conversation's group as one delta with a
-sequence number, and saves the growing text of all of them in one statement at least
-every ``save_interval`` seconds. (One thread for all answers, not one per answer: on a
-CPU the model needs every core and every wake-up of another Python thread slows it
-down.) Postgres is the truth; the channel layer is only the fast path.
+One process serves one model of the registry (``settings.PARLEY_INFERENCE.models``)
+through its backend (inference/backends.py): a local model's engine, which it owns, or an
+upstream server's client; the loop below does not care which. Its main loop claims the
+answers queued for its model with ``FOR UPDATE SKIP LOCKED`` (so two workers never take
+the same one), woken by a Postgres notification with polling as the fallback, and submits
+each to the backend (the local engine's continuous batch). One pump thread then serves
+every live answer together: it takes what each stream has produced, publishes it to the
+conversation's group as one delta with a sequence number, and saves the growing text of
+all of them in one statement at least every ``save_interval`` seconds. (One thread for
+all answers, not one per answer: on a CPU the model needs every core and every wake-up of
+another Python thread slows it down.) Postgres is the truth; the channel layer is only the fast path.
 
 An answer's first text and its end are published at once (the engine wakes the pump for
 them). In between, each answer is published every ``flush_interval`` while few answers
@@ -44,9 +46,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from django.conf import settings
 from django.db import DatabaseError, connection
 
-from inference.engine import Engine
+from inference.backends import Backend
 from inference.errors import InferenceError
 from inference.streams import Stream
 from inference.types import GenerationRequest
@@ -84,8 +87,9 @@ class LiveAnswer:
 class GenerationWorker:
     def __init__(
         self,
-        engine: Engine,
+        engine: Backend,
         *,
+        model: str = "",
         capacity: int | None = None,
         poll_interval: float = 2.0,
         reap_interval: float = 30.0,
@@ -97,6 +101,8 @@ class GenerationWorker:
         max_update_interval: float = 0.5,
     ) -> None:
         self.engine = engine
+        # the registry's name of the model served: only answers asked of it are claimed
+        self.model = model or settings.PARLEY_INFERENCE.models.default
         self.capacity = capacity or engine.max_batch_size
         self.poll_interval = poll_interval
         self.reap_interval = reap_interval
@@ -136,12 +142,20 @@ class GenerationWorker:
         """Interrupt what dead workers left; returns the seconds until the next look (sooner
         while a key found free has yet to stay free for ``reap_grace``)."""
         answers.answer_reap(own_key=self.key, free_since=self._free_since, grace=self.reap_grace)
+        # and fail what no worker would ever take: answers asked of a model no longer offered
+        answers.answers_fail_unserved(models=settings.PARLEY_INFERENCE.models.names, send=self.publisher.publish)
         return min(self.reap_interval, self.reap_grace) if self._free_since else self.reap_interval
 
     def run(self) -> None:
         """Serve until ``stop()``; answers in progress end as interrupted, their text kept."""
         self.start()
-        logger.info("generation worker %x ready with %s (batch %d)", self.key, self.engine.model_name, self.capacity)
+        logger.info(
+            "generation worker %x ready for %s with %s (batch %d)",
+            self.key,
+            self.model,
+            self.engine.model_name,
+            self.capacity,
+        )
         next_reap = time.monotonic()
         failures = 0
         try:
@@ -195,7 +209,10 @@ class GenerationWorker:
     def claim(self) -> list[int]:
         """Take up to the free capacity of queued answers, oldest first, and start them."""
         ids = answers.answer_claim(
-            worker_key=self.key, model_name=self.engine.model_name, limit=self.capacity - len(self._answers)
+            worker_key=self.key,
+            model=self.model,
+            model_name=self.engine.model_name,
+            limit=self.capacity - len(self._answers),
         )
         if ids:
             self.begin(ids)
@@ -335,7 +352,7 @@ class GenerationWorker:
                     events.conversation_group(conversation_id=conversation_id),
                     events.queue(message_id=message_id, position=position),
                 )
-                for message_id, conversation_id, position in selectors.queue_positions()
+                for message_id, conversation_id, position in selectors.queue_positions(model=self.model)
             ]
         )
 

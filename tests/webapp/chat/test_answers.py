@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import get_args, get_type_hints
 
 import pytest
+from django.conf import settings
 
 from tests.webapp.chat.conftest import Converse
 from webapp.chat import events
@@ -20,6 +21,7 @@ from webapp.chat.answers import (
 from webapp.chat.consumers import ConversationConsumer
 from webapp.chat.models import Message
 
+DEFAULT_MODEL = settings.PARLEY_INFERENCE.models.default
 STATISTICS = AnswerStatistics(
     prompt_tokens=5, completion_tokens=3, time_to_first_token_ms=12.5, tokens_per_second=30.0, trimmed_messages=0
 )
@@ -43,8 +45,8 @@ def test_stop_ends_a_queued_answer_once(converse: Converse) -> None:
 @pytest.mark.django_db
 def test_a_queued_answer_is_claimed_once(converse: Converse) -> None:
     _, answer = converse()
-    assert answer_claim(worker_key=7, model_name="tiny", limit=5) == [answer.pk]
-    assert answer_claim(worker_key=8, model_name="tiny", limit=5) == []
+    assert answer_claim(worker_key=7, model=DEFAULT_MODEL, model_name="tiny", limit=5) == [answer.pk]
+    assert answer_claim(worker_key=8, model=DEFAULT_MODEL, model_name="tiny", limit=5) == []
     answer.refresh_from_db()
     assert (answer.status, answer.worker_key, answer.model_name) == ("generating", 7, "tiny")
 
@@ -52,7 +54,7 @@ def test_a_queued_answer_is_claimed_once(converse: Converse) -> None:
 @pytest.mark.django_db
 def test_an_ended_answer_is_neither_finished_nor_failed_again(converse: Converse) -> None:
     _, answer = converse()
-    answer_claim(worker_key=7, model_name="tiny", limit=1)
+    answer_claim(worker_key=7, model=DEFAULT_MODEL, model_name="tiny", limit=1)
     assert answer_fail(answer_id=answer.pk, reason="boom")
     finished = answer_finish(
         answer=answer, status="complete", content="Late text", seq=4, error="", statistics=STATISTICS
@@ -66,7 +68,7 @@ def test_an_ended_answer_is_neither_finished_nor_failed_again(converse: Converse
 @pytest.mark.django_db
 def test_a_finished_answer_keeps_its_text_and_numbers(converse: Converse) -> None:
     _, answer = converse()
-    answer_claim(worker_key=7, model_name="tiny", limit=1)
+    answer_claim(worker_key=7, model=DEFAULT_MODEL, model_name="tiny", limit=1)
     assert answer_finish(answer=answer, status="complete", content="Done.", seq=2, error="", statistics=STATISTICS)
     answer.refresh_from_db()
     assert (answer.status, answer.content, answer.seq, answer.completion_tokens) == ("complete", "Done.", 2, 3)

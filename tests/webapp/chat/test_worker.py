@@ -15,6 +15,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from inference.engine import Engine
 from tests.processes import BASE_DIR, process_env
 from tests.waiting import wait_for
 from tests.webapp.chat.conftest import Converse, settled
@@ -190,6 +191,7 @@ def test_an_engine_failure_marks_the_answer_failed_with_a_reason(
     def broken_forward(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("CUDA out of memory (simulated)")
 
+    assert isinstance(worker.engine, Engine)
     worker.engine.model.forward = broken_forward
     _, answer = converse()
     failed = wait_for(lambda: settled(answer))

@@ -77,7 +77,7 @@ def test_every_reviewed_item_appears_once_with_its_fields(reviewer_client: Clien
     assert provenance["verdict"] == "approve"
     assert provenance["rating"] == 5
     assert provenance["tags"] == ["good"]
-    assert set(provenance["settings"]) == {"temperature", "top_p", "max_tokens"}
+    assert set(provenance["settings"]) == {"model", "temperature", "top_p", "max_tokens"}
     assert provenance["created"]
     assert provenance["reviewed"]
 
