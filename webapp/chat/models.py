@@ -17,8 +17,17 @@ from django.db import models
 
 
 class Conversation(models.Model):
+    class TitleSource(models.TextChoices):
+        """Who wrote the title. Only a fallback title (the first words of the first message)
+        is replaced by the model's; the model's and the user's are never overwritten by it."""
+
+        FALLBACK = "fallback"
+        MODEL = "model"
+        USER = "user"
+
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
     title = models.CharField(max_length=200, blank=True)
+    title_source = models.CharField(max_length=16, choices=TitleSource.choices, default=TitleSource.FALLBACK)
     system_prompt = models.TextField(blank=True)
     temperature = models.FloatField(default=0.7)
     top_p = models.FloatField(default=0.95)

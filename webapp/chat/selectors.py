@@ -11,8 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.postgres.search import SearchQuery, SearchVector
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from webapp.accounts.models import User
@@ -36,20 +35,9 @@ class ThreadEntry:
 # ---- lookups, always scoped to the owner ----------------------------------------------
 
 
-def conversations_for(*, user: User, query: str = "", archived: bool = False) -> QuerySet[Conversation]:
-    conversations = Conversation.objects.filter(owner=user, archived=archived)
-    query = query.strip()
-    if query:
-        search = SearchQuery(query, config="simple", search_type="websearch")
-        matching_messages = (
-            Message.objects.filter(conversation=OuterRef("pk"))
-            .annotate(document=SearchVector("content", config="simple"))
-            .filter(document=search)
-        )
-        conversations = conversations.annotate(title_document=SearchVector("title", config="simple")).filter(
-            Q(title_document=search) | Exists(matching_messages)
-        )
-    return conversations.order_by("-updated_at")
+def conversations_for(*, user: User, archived: bool = False) -> QuerySet[Conversation]:
+    """The user's conversations, most recently written first (searching is ``search.py``'s)."""
+    return Conversation.objects.filter(owner=user, archived=archived).order_by("-updated_at")
 
 
 def conversation_get(*, user: User, conversation_id: Any) -> Conversation:
@@ -93,6 +81,11 @@ def thread(*, conversation: Conversation) -> list[ThreadEntry]:
         path.append(leaf)
         leaf = by_id.get(leaf.parent_id) if leaf.parent_id else None
     return [_entry(message, siblings[(message.parent_id, message.role)]) for message in reversed(path)]
+
+
+def branch_holds(*, conversation: Conversation, message_id: int) -> bool:
+    """Whether the message is on the branch being shown (``thread`` lists it)."""
+    return any(entry.message.pk == message_id for entry in thread(conversation=conversation))
 
 
 def thread_entries(*, conversation: Conversation, messages: list[Message]) -> list[ThreadEntry]:

@@ -141,13 +141,15 @@ def branch_switch(*, message: Message) -> None:
 
 
 def conversation_rename(*, conversation: Conversation, title: str) -> None:
+    """The user's own title, which a title the model writes afterwards never replaces."""
     title = re.sub(r"\s+", " ", title).strip()
     if not title:
         raise ChatError("A title cannot be empty.")
     if len(title) > TITLE_MAX_LENGTH:
         raise ChatError(f"A title can be at most {TITLE_MAX_LENGTH} characters long.")
     conversation.title = title
-    conversation.save(update_fields=["title", "updated_at"])
+    conversation.title_source = Conversation.TitleSource.USER
+    conversation.save(update_fields=["title", "title_source", "updated_at"])
 
 
 def conversation_set_archived(*, conversation: Conversation, archived: bool) -> None:
@@ -251,6 +253,8 @@ def conversations_import(*, owner: User, plan: ImportPlan) -> ImportResult:
                 Conversation(
                     owner=owner,
                     title=planned.title,
+                    # a title the file brings was chosen there; the model's never replaces it
+                    title_source=Conversation.TitleSource.USER if planned.title else Conversation.TitleSource.FALLBACK,
                     system_prompt=planned.system_prompt,
                     temperature=planned.temperature,
                     top_p=planned.top_p,
