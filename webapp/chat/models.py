@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
-from django.contrib.postgres.search import SearchVector
+from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
+from django.db.models import QuerySet
 
 
 class Conversation(models.Model):
@@ -46,6 +47,12 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return self.title or f"Conversation {self.pk}"
+
+
+class MessageManager(models.Manager["Message"]):
+    def get_queryset(self) -> QuerySet[Message]:
+        # the search document is for the search's WHERE clause; no page or worker reads it
+        return super().get_queryset().defer("search_document")
 
 
 class Message(models.Model):
@@ -84,12 +91,23 @@ class Message(models.Model):
     worker_key = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The words of ``content``, kept by Postgres as the text changes (webapp/chat/search.py).
+    # Stored rather than an index on the expression: a search for a common word checks
+    # the rows it walks against this, where the expression parsed every message's text
+    # again, seconds for a long history (``python -m bench.search``).
+    search_document = models.GeneratedField(
+        expression=SearchVector("content", config="simple"), output_field=SearchVectorField(), db_persist=True
+    )
+
+    objects = MessageManager()
 
     class Meta:
         ordering = ["created_at", "pk"]
         indexes = [
             models.Index(fields=["status", "created_at"], name="chat_msg_status_created"),
-            GinIndex(SearchVector("content", config="simple"), name="chat_msg_content_search"),
+            GinIndex(fields=["search_document"], name="chat_msg_search_document"),
+            # newest first: a search for a common word walks this and stops at a page
+            models.Index(fields=["-created_at", "-id"], name="chat_msg_newest"),
         ]
 
     def __str__(self) -> str:

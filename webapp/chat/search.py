@@ -9,9 +9,11 @@ punctuation), only words left out, an unknown filter, a filter twice, a bad date
 
 ``search_messages`` finds the matching messages of the user's conversations (archived
 ones too, marked), newest first, each with its conversation's title and a snippet of the
-matched text. The words are matched with the GIN index on the messages' ``simple``
-tsvector (``webapp/chat/models.py``), and the page is taken with ``LIMIT`` one more than
-it shows: nothing counts every match (``python -m bench.search`` has the figures).
+matched text. The words are matched against ``Message.search_document``, the stored
+``simple`` tsvector of the text, and the page is taken with ``LIMIT`` one more than it
+shows: nothing counts every match. Postgres picks the plan by how common the words are:
+a rare word through the GIN index, a common one by walking the messages newest first
+until the page is full (``python -m bench.search`` has the figures).
 
 A snippet is safe HTML: ``ts_headline`` marks the matched words with two private-use
 characters (taken out of the text first), the whole snippet is escaped, and only then
@@ -198,11 +200,7 @@ def search_messages(*, user: User, query: ParsedQuery, page: int = 1) -> SearchR
     """A page of the user's messages that match, newest first; ``SearchRefused`` for a
     filter that this installation cannot apply yet."""
     page = max(page, 1)
-    messages: QuerySet[Message] = (
-        Message.objects.filter(conversation__owner=user)
-        .annotate(document=SearchVector("content", config=SEARCH_CONFIG))
-        .filter(document=query.query)
-    )
+    messages = Message.objects.filter(conversation__owner=user, search_document=query.query)
     for name, value in query.filters.items():
         narrow = FILTERS[name].narrow
         if narrow is None:

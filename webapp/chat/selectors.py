@@ -164,6 +164,25 @@ def contexts_for(*, answers: list[Message]) -> dict[int, list[dict[str, str]]]:
     return contexts
 
 
+# ---- titles ----------------------------------------------------------------------------------
+
+
+def question_to_title(*, answer: Message) -> str | None:
+    """The question to title the conversation from, when ``answer`` is its first complete
+    answer and its title is still the fallback; else None."""
+    untitled = Conversation.objects.filter(
+        pk=answer.conversation_id, title_source=Conversation.TitleSource.FALLBACK
+    ).exists()
+    if not untitled or answer.parent_id is None:
+        return None
+    earlier = Message.objects.filter(
+        conversation_id=answer.conversation_id, role=Message.Role.ASSISTANT, status=Message.Status.COMPLETE
+    ).exclude(pk=answer.pk)
+    if earlier.exists():
+        return None
+    return Message.objects.filter(pk=answer.parent_id).values_list("content", flat=True).first()
+
+
 # ---- answers in flight, and the queue as users see it ------------------------------------
 
 

@@ -1,5 +1,6 @@
 """What a user does in chat: send, regenerate, edit, stop, switch branch, rename, archive,
-delete, change settings, give feedback, share a snapshot and revoke it, import conversations.
+delete, change settings, give feedback, share a snapshot and revoke it, import conversations;
+and the title the model gives a conversation, which never replaces the user's.
 
 Views and the websocket consumer validate the input and look the objects up scoped to
 the user (``selectors``); these functions check what only the database can tell (the
@@ -19,11 +20,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from webapp.accounts.models import User
-from webapp.chat import selectors
-from webapp.chat.answers import answer_enqueue, answer_interrupt, answers_import
+from webapp.chat import events, selectors
+from webapp.chat.answers import Send, answer_enqueue, answer_interrupt, answers_import
 from webapp.chat.imports import ImportPlan
 from webapp.chat.models import Conversation, Feedback, Message, SharedConversation
 from webapp.chat.notify import notify_worker
+from webapp.core.events import publish
 from webapp.review import services as review
 
 TITLE_LENGTH = 60
@@ -150,6 +152,23 @@ def conversation_rename(*, conversation: Conversation, title: str) -> None:
     conversation.title = title
     conversation.title_source = Conversation.TitleSource.USER
     conversation.save(update_fields=["title", "title_source", "updated_at"])
+
+
+def conversation_title_by_model(*, conversation_id: int, title: str, send: Send = publish) -> bool:
+    """The model's title for a conversation whose title is still the fallback; False (and
+    nothing changed) when the user renamed it meanwhile, or it was deleted. The pages
+    showing it are told when it commits."""
+    with transaction.atomic():
+        titled = bool(
+            Conversation.objects.filter(pk=conversation_id, title_source=Conversation.TitleSource.FALLBACK).update(
+                title=title[:TITLE_MAX_LENGTH], title_source=Conversation.TitleSource.MODEL
+            )
+        )
+        if titled:
+            group = events.conversation_group(conversation_id=conversation_id)
+            frame = events.titled(title=title[:TITLE_MAX_LENGTH])
+            transaction.on_commit(lambda: send(group, frame))
+    return titled
 
 
 def conversation_set_archived(*, conversation: Conversation, archived: bool) -> None:
