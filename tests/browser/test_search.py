@@ -60,7 +60,7 @@ def test_search_finds_a_message_on_another_branch_and_opens_it_highlighted(
     log_in(page, parley_web.url, user.email)
     page.goto(f"{parley_web.url}/chat/")
 
-    page.keyboard.press("/")
+    page.keyboard.press("Control+K")  # from the message box, which has the focus
     page.keyboard.type("vermilion role:assistant")
     hit = page.locator(".search-results .message-hit")
     expect(hit).to_have_count(1)
