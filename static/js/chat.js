@@ -123,8 +123,23 @@
       case "error":
         showError(frame.error);
         break;
+      case "title":
+        showTitle(frame.title);
+        return;
     }
     keepScrolled(stick);
+  }
+
+  // The model titled the conversation: the header, the tab, the sidebar and the rename field
+  // (unless the user is typing in it) show it. Set as text, never as HTML.
+  function showTitle(title) {
+    const heading = document.getElementById("conversation-title");
+    if (heading) heading.textContent = title;
+    document.title = `${title} · Parley`;
+    const link = document.querySelector('#conversation-list a[aria-current="page"]');
+    if (link) link.textContent = title;
+    const field = document.getElementById("rename-title");
+    if (field && document.activeElement !== field) field.value = title;
   }
 
   function setQueue(element, position) {
@@ -236,6 +251,9 @@
   document.addEventListener("DOMContentLoaded", () => {
     setUpComposer();
     connect();
-    keepScrolled(true);
+    // a search result opens the conversation at the message it found
+    const found = document.querySelector(".message-found");
+    if (found) found.scrollIntoView({ block: "center" });
+    else keepScrolled(true);
   });
 })();

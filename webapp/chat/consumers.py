@@ -9,7 +9,7 @@ Frames to the browser (JSON):
 - ``{"type": "status", "message", "status", "html", ...}``: generating / complete /
   interrupted / failed, with the final text and statistics when it ends;
 - ``{"type": "queue", "message", "position"}``, ``{"type": "created", "message"}``,
-  ``{"type": "error", "error"}``.
+  ``{"type": "title", "title"}`` (the model titled the conversation), ``{"type": "error", "error"}``.
 
 Frames from the browser: ``{"type": "stop", "message": id}``. A frame over the size limit
 or past the rate limit gets an error frame and closes the socket (``webapp/core/sockets.py``).
@@ -53,6 +53,7 @@ from webapp.chat.events import (
     DeltaEvent,
     QueueEvent,
     StatusEvent,
+    TitleEvent,
     conversation_group,
 )
 from webapp.chat.models import Conversation, Message
@@ -218,6 +219,9 @@ class ConversationConsumer(AccountSocket):
 
     async def chat_created(self, event: CreatedEvent) -> None:
         await self.send_frame({"type": "created", "message": event["message"]})
+
+    async def chat_title(self, event: TitleEvent) -> None:
+        await self.send_frame({"type": "title", "title": event["title"]})
 
     # ---- saved state ---------------------------------------------------------------------
 

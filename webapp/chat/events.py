@@ -61,7 +61,14 @@ class QueueEvent(TypedDict):
     position: int
 
 
-ChatEvent = DeltaEvent | StatusEvent | CreatedEvent | QueueEvent | SessionClosedEvent
+class TitleEvent(TypedDict):
+    """The model titled the conversation (after its first answer)."""
+
+    type: Literal["chat.title"]
+    title: str
+
+
+ChatEvent = DeltaEvent | StatusEvent | CreatedEvent | QueueEvent | TitleEvent | SessionClosedEvent
 
 
 def delta(*, message_id: int, seq: int, piece: str) -> DeltaEvent:
@@ -111,3 +118,7 @@ def created(*, message_id: int) -> CreatedEvent:
 
 def queue(*, message_id: int, position: int) -> QueueEvent:
     return {"type": "chat.queue", "message": message_id, "position": position}
+
+
+def titled(*, title: str) -> TitleEvent:
+    return {"type": "chat.title", "title": title}

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
-from django.contrib.postgres.search import SearchVector
+from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
+from django.db.models import QuerySet
 from django.db.models.functions import Lower
 
 PROJECT_NAME_MAX_LENGTH = 100
@@ -42,8 +43,17 @@ class Conversation(models.Model):
         CHAT = "chat", "chat page"
         API = "api", "API request"
 
+    class TitleSource(models.TextChoices):
+        """Who wrote the title. Only a fallback title (the first words of the first message)
+        is replaced by the model's; the model's and the user's are never overwritten by it."""
+
+        FALLBACK = "fallback"
+        MODEL = "model"
+        USER = "user"
+
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
     title = models.CharField(max_length=200, blank=True)
+    title_source = models.CharField(max_length=16, choices=TitleSource.choices, default=TitleSource.FALLBACK)
     system_prompt = models.TextField(blank=True)
     temperature = models.FloatField(default=0.7)
     top_p = models.FloatField(default=0.95)
@@ -88,6 +98,12 @@ def conversation_name(*, pk: int | None, title: str) -> str:
     return title or f"Conversation {pk}"
 
 
+class MessageManager(models.Manager["Message"]):
+    def get_queryset(self) -> QuerySet[Message]:
+        # the search document is for the search's WHERE clause; no page or worker reads it
+        return super().get_queryset().defer("search_document")
+
+
 class Message(models.Model):
     class Role(models.TextChoices):
         USER = "user"
@@ -124,12 +140,23 @@ class Message(models.Model):
     worker_key = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The words of ``content``, kept by Postgres as the text changes (webapp/chat/search.py).
+    # Stored rather than an index on the expression: a search for a common word checks
+    # the rows it walks against this, where the expression parsed every message's text
+    # again, seconds for a long history (``python -m bench.search``).
+    search_document = models.GeneratedField(
+        expression=SearchVector("content", config="simple"), output_field=SearchVectorField(), db_persist=True
+    )
+
+    objects = MessageManager()
 
     class Meta:
         ordering = ["created_at", "pk"]
         indexes = [
             models.Index(fields=["status", "created_at"], name="chat_msg_status_created"),
-            GinIndex(SearchVector("content", config="simple"), name="chat_msg_content_search"),
+            GinIndex(fields=["search_document"], name="chat_msg_search_document"),
+            # newest first: a search for a common word walks this and stops at a page
+            models.Index(fields=["-created_at", "-id"], name="chat_msg_newest"),
         ]
 
     def __str__(self) -> str:

@@ -14,8 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.expressions import ArraySubquery
-from django.contrib.postgres.search import SearchQuery, SearchVector
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet
 from django.db.models.functions import JSONObject, Lower
 from django.http import Http404
 from django.utils import timezone
@@ -47,20 +46,11 @@ class ThreadEntry:
 # ---- lookups, always scoped to the owner ----------------------------------------------
 
 
-def conversations_for(*, user: User, query: str = "", archived: bool = False) -> QuerySet[Conversation]:
-    conversations = Conversation.objects.filter(owner=user, archived=archived, origin=Conversation.Origin.CHAT)
-    query = query.strip()
-    if query:
-        search = SearchQuery(query, config="simple", search_type="websearch")
-        matching_messages = (
-            Message.objects.filter(conversation=OuterRef("pk"))
-            .annotate(document=SearchVector("content", config="simple"))
-            .filter(document=search)
-        )
-        conversations = conversations.annotate(title_document=SearchVector("title", config="simple")).filter(
-            Q(title_document=search) | Exists(matching_messages)
-        )
-    return conversations.order_by("-updated_at")
+def conversations_for(*, user: User, archived: bool = False) -> QuerySet[Conversation]:
+    """The user's chat conversations, most recently written first (searching is ``search.py``'s)."""
+    return Conversation.objects.filter(owner=user, archived=archived, origin=Conversation.Origin.CHAT).order_by(
+        "-updated_at"
+    )
 
 
 def conversation_get(*, user: User, conversation_id: Any) -> Conversation:
@@ -223,6 +213,11 @@ def thread(*, conversation: Conversation) -> list[ThreadEntry]:
     return [_entry(message, siblings[(message.parent_id, message.role)]) for message in reversed(path)]
 
 
+def branch_holds(*, conversation: Conversation, message_id: int) -> bool:
+    """Whether the message is on the branch being shown (``thread`` lists it)."""
+    return any(entry.message.pk == message_id for entry in thread(conversation=conversation))
+
+
 def thread_entries(*, conversation: Conversation, messages: list[Message]) -> list[ThreadEntry]:
     """Just these messages of the shown branch, as ``thread`` would give them, from one
     query for their versions rather than the whole conversation."""
@@ -297,6 +292,26 @@ def contexts_for(*, answers: list[Message]) -> dict[int, list[dict[str, str]]]:
             context.append({"role": message.role, "content": message.content})
         contexts[answer.pk] = context
     return contexts
+
+
+# ---- titles ----------------------------------------------------------------------------------
+
+
+def question_to_title(*, answer: Message) -> str | None:
+    """The question to title the conversation from, when ``answer`` is its first complete
+    answer and its title is still the fallback; else None. API traffic is never titled:
+    no page shows it."""
+    untitled = Conversation.objects.filter(
+        pk=answer.conversation_id, title_source=Conversation.TitleSource.FALLBACK, origin=Conversation.Origin.CHAT
+    ).exists()
+    if not untitled or answer.parent_id is None:
+        return None
+    earlier = Message.objects.filter(
+        conversation_id=answer.conversation_id, role=Message.Role.ASSISTANT, status=Message.Status.COMPLETE
+    ).exclude(pk=answer.pk)
+    if earlier.exists():
+        return None
+    return Message.objects.filter(pk=answer.parent_id).values_list("content", flat=True).first()
 
 
 # ---- answers in flight, and the queue as users see it ------------------------------------

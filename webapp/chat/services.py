@@ -1,6 +1,7 @@
 """What a user does in chat: send, regenerate, edit, stop, switch branch, rename, archive,
 delete, change settings, give feedback, share a snapshot and revoke it, import conversations,
-keep projects and move conversations into them, pin conversations.
+keep projects and move conversations into them, pin conversations; and the title the model
+gives a conversation, which never replaces the user's.
 
 Views and the websocket consumer validate the input and look the objects up scoped to
 the user (``selectors``); these functions check what only the database can tell (the
@@ -23,11 +24,12 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from webapp.accounts.models import User
-from webapp.chat import selectors
-from webapp.chat.answers import answer_enqueue, answer_interrupt, answers_import
+from webapp.chat import events, selectors
+from webapp.chat.answers import Send, answer_enqueue, answer_interrupt, answers_import
 from webapp.chat.imports import ImportPlan
 from webapp.chat.models import PROJECT_NAME_MAX_LENGTH, Conversation, Feedback, Message, Project, SharedConversation
 from webapp.chat.notify import notify_worker
+from webapp.core.events import publish
 from webapp.review import services as review
 
 TITLE_LENGTH = 60
@@ -207,13 +209,32 @@ def branch_switch(*, message: Message) -> None:
 
 
 def conversation_rename(*, conversation: Conversation, title: str) -> None:
+    """The user's own title, which a title the model writes afterwards never replaces."""
     title = re.sub(r"\s+", " ", title).strip()
     if not title:
         raise ChatError("A title cannot be empty.")
     if len(title) > TITLE_MAX_LENGTH:
         raise ChatError(f"A title can be at most {TITLE_MAX_LENGTH} characters long.")
     conversation.title = title
-    conversation.save(update_fields=["title", "updated_at"])
+    conversation.title_source = Conversation.TitleSource.USER
+    conversation.save(update_fields=["title", "title_source", "updated_at"])
+
+
+def conversation_title_by_model(*, conversation_id: int, title: str, send: Send = publish) -> bool:
+    """The model's title for a conversation whose title is still the fallback; False (and
+    nothing changed) when the user renamed it meanwhile, or it was deleted. The pages
+    showing it are told when it commits."""
+    with transaction.atomic():
+        titled = bool(
+            Conversation.objects.filter(pk=conversation_id, title_source=Conversation.TitleSource.FALLBACK).update(
+                title=title[:TITLE_MAX_LENGTH], title_source=Conversation.TitleSource.MODEL
+            )
+        )
+        if titled:
+            group = events.conversation_group(conversation_id=conversation_id)
+            frame = events.titled(title=title[:TITLE_MAX_LENGTH])
+            transaction.on_commit(lambda: send(group, frame))
+    return titled
 
 
 def conversation_set_archived(*, conversation: Conversation, archived: bool) -> None:
@@ -423,6 +444,8 @@ def conversations_import(*, owner: User, plan: ImportPlan) -> ImportResult:
                 Conversation(
                     owner=owner,
                     title=planned.title,
+                    # a title the file brings was chosen there; the model's never replaces it
+                    title_source=Conversation.TitleSource.USER if planned.title else Conversation.TitleSource.FALLBACK,
                     system_prompt=planned.system_prompt,
                     temperature=planned.temperature,
                     top_p=planned.top_p,

@@ -7,6 +7,7 @@ app_name = "chat"
 urlpatterns = [
     path("", views.index, name="index"),
     path("list", views.conversation_list, name="list"),
+    path("search", views.search_results, name="search"),
     path("start", views.start, name="start"),
     path("import", views.import_conversations, name="import"),
     path("projects/", views.projects, name="projects"),

@@ -23,7 +23,7 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 from django_ratelimit.core import is_ratelimited
 
 from webapp.accounts.http import AuthedRequest
-from webapp.chat import exports, imports, selectors, services
+from webapp.chat import exports, imports, search, selectors, services
 from webapp.chat.forms import (
     FeedbackForm,
     ImportForm,
@@ -44,12 +44,12 @@ RATE_MESSAGE = "You are sending messages faster than this server allows ({rate})
 
 
 def _sidebar(request: AuthedRequest) -> dict[str, Any]:
-    """The sidebar: grouped (pinned, projects, dates), or a flat list for a search or the archive."""
-    query = request.GET.get("q", "")
+    """The sidebar: grouped (pinned, projects, dates), or a flat list of the archive
+    (searching is ``search``'s view)."""
     archived = request.GET.get("archived") == "1"
-    if archived or query.strip():
+    if archived:
         groups = []
-        conversations = selectors.conversations_for(user=request.user, query=query, archived=archived)[:200]
+        conversations = selectors.conversations_for(user=request.user, archived=archived)[:200]
         projects = list(selectors.projects_for(user=request.user))
     else:
         groups = selectors.sidebar_groups(user=request.user)
@@ -59,7 +59,6 @@ def _sidebar(request: AuthedRequest) -> dict[str, Any]:
         "conversations": conversations,
         "groups": groups,
         "projects": projects,  # for the menu's Move
-        "query": query,
         "archived": archived,
         "current_id": _int_or_none(request.GET.get("current") or request.POST.get("current")),
     }
@@ -160,7 +159,48 @@ def start(request: AuthedRequest) -> HttpResponse:
 
 @require_GET
 def conversation(request: AuthedRequest, conversation_id: int) -> HttpResponse:
-    return _page(request, selectors.conversation_get(user=request.user, conversation_id=conversation_id))
+    """The conversation; with ``?message=<id>`` (a search result), on the branch that holds
+    that message, which the page scrolls to and highlights."""
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    found_id = None
+    if "message" in request.GET:
+        try:
+            found = selectors.message_get(
+                user=request.user, message_id=request.GET["message"], conversation=conversation
+            )
+        except Http404:
+            found = None  # a message since deleted, or never this conversation's: the conversation as it is
+        if found is not None:
+            found_id = found.pk
+            if not selectors.branch_holds(conversation=conversation, message_id=found.pk):
+                # shown from now on, as the version arrows would: a send continues what is on screen
+                services.branch_switch(message=found)
+    return _page(request, conversation, found_id=found_id)
+
+
+@require_GET
+def search_results(request: AuthedRequest) -> HttpResponse:
+    """Messages matching ``q``, in place of the sidebar's list (htmx) or on the chat page;
+    a query that cannot be run says why, and lists nothing."""
+    raw = request.GET.get("q", "")
+    if not raw.strip():
+        if request.htmx:
+            return render(request, "chat/conversation.html#conversation_list", _sidebar(request))
+        return redirect("chat:index")
+    try:
+        page = int(request.GET.get("page", "1"))
+    except ValueError:
+        page = 1
+    context: dict[str, Any] = {"query": raw}
+    try:
+        context["results"] = search.search_messages(user=request.user, query=search.parse_query(raw), page=page)
+    except search.SearchRefused as refusal:
+        context["search_error"] = str(refusal)
+    status = 422 if "search_error" in context else 200
+    if not request.htmx:
+        return _page(request, None, **context, status=status)
+    partial = "search_hits" if page > 1 and "results" in context else "search_results"
+    return render(request, f"chat/conversation.html#{partial}", context, status=status)
 
 
 @require_GET

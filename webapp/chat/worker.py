@@ -19,6 +19,14 @@ stream, and less often as more do, so that together they send about
 Every delta wakes Redis, the web process and a browser, and on a CPU each wake-up is
 taken from the model (figures in docs/decisions.md, "The worker's pump on a clock").
 
+After a conversation's first answer is complete, the worker asks the same engine for the
+conversation's title (``inference.prompts.title_request``): it joins the batch once the
+answer has ended and been sent, so it never holds the answer up, and the pump saves it
+when it ends, unless the user has renamed the conversation meanwhile (``services.
+conversation_title_by_model``). Here rather than in a Celery task: this process owns the
+chat model, and a short request in its batch costs a few decoding steps, where a task
+would load a second copy of the model. A title that fails leaves the fallback title.
+
 A worker holds a Postgres advisory lock for as long as it lives (``liveness.py``). The
 reaper interrupts answers marked as generating by a worker whose lock has stayed free
 for ``reap_grace`` seconds, which is to say dead.
@@ -49,11 +57,12 @@ import psycopg
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from inference import prompts
 from inference.backends import Backend
 from inference.errors import InferenceError
 from inference.streams import Stream
 from inference.types import GenerationRequest
-from webapp.chat import answers, events, liveness, selectors
+from webapp.chat import answers, events, liveness, selectors, services
 from webapp.chat.models import Message
 from webapp.chat.notify import worker_notifications
 from webapp.core.events import ThreadPublisher
@@ -82,6 +91,15 @@ class LiveAnswer:
     @property
     def group(self) -> str:
         return events.conversation_group(conversation_id=self.message.conversation_id)
+
+
+@dataclass
+class PendingTitle:
+    """A conversation's title the engine is writing, after its first answer."""
+
+    conversation_id: int
+    stream: Stream
+    text: str = ""
 
 
 class GenerationWorker:
@@ -120,6 +138,7 @@ class GenerationWorker:
         self.stopping = threading.Event()
         self._saved_at = 0.0
         self._answers: dict[int, LiveAnswer] = {}
+        self._titles: list[PendingTitle] = []  # the pump thread's alone
         self._lock = threading.Lock()
         self._listener: psycopg.Connection[Any] | None = None
         self._pump = threading.Thread(target=self._pump_loop, name="pump", daemon=True)
@@ -411,6 +430,7 @@ class GenerationWorker:
             with self._lock:
                 del self._answers[answer.message.pk]
             self.wake.set()  # room for another claim
+        self._save_titles()
 
     @staticmethod
     def _save(live: list[LiveAnswer]) -> None:
@@ -430,7 +450,7 @@ class GenerationWorker:
         if status == Message.Status.FAILED:
             reason = f"The model failed while writing this answer: {stats.error or 'unknown error'}."
         ttft = stats.time_to_first_token
-        answers.answer_finish(
+        finished = answers.answer_finish(
             answer=answer.message,
             status=status,
             content=answer.text,
@@ -445,6 +465,48 @@ class GenerationWorker:
             ),
             send=self.publisher.publish,
         )
+        if finished and status == Message.Status.COMPLETE:
+            self._title_after(answer.message)
+
+    # ---- titles: after a first answer, in the same batch ----------------------------------------
+
+    def _title_after(self, answer: Message) -> None:
+        """Ask the engine for the conversation's title when this was its first answer.
+
+        The answer has ended and been sent by now, so the title never holds it up; it joins
+        the batch like any answer (a short greedy one), and the pump saves it when it ends.
+        A failure here is logged and leaves the fallback title: it never touches the answer.
+        """
+        try:
+            question = selectors.question_to_title(answer=answer)
+            if question is None:
+                return
+            request = prompts.title_request(question=question, cache_scope=f"user:{answer.conversation.owner_id}")
+            stream = self.engine.submit(request, wake=self.pump_wake)
+        except Exception:
+            logger.exception("no title for conversation %s", answer.conversation_id)
+            return
+        self._titles.append(PendingTitle(conversation_id=answer.conversation_id, stream=stream))
+
+    def _save_titles(self) -> None:
+        """Save the titles that are written; one the user renamed meanwhile is dropped."""
+        for pending in list(self._titles):
+            piece, done = pending.stream.drain()
+            pending.text += piece
+            if not done:
+                continue
+            self._titles.remove(pending)
+            stats = pending.stream.stats
+            title = prompts.clean_title(pending.text)
+            if stats is None or stats.finish_reason not in ("stop", "length") or title is None:
+                logger.warning("the model gave conversation %s no usable title", pending.conversation_id)
+                continue
+            try:
+                services.conversation_title_by_model(
+                    conversation_id=pending.conversation_id, title=title, send=self.publisher.publish
+                )
+            except Exception:
+                logger.exception("could not save the title of conversation %s", pending.conversation_id)
 
     def _fail(self, message_id: int, reason: str) -> None:
         answers.answer_fail(answer_id=message_id, reason=reason, send=self.publisher.publish)

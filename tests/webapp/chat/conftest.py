@@ -1,12 +1,15 @@
-"""Fixtures for chat: conversations, and a real generation worker on a tiny model.
+"""Fixtures for chat: conversations, and a real generation worker on a tiny model or on
+the real default chat model.
 
 The worker runs in this process (threads) against the test database and real Redis,
-exactly as ``manage.py generation_worker`` runs it, only with a tiny random model slowed
-to a few milliseconds a step so that a test can act in the middle of an answer.
+exactly as ``manage.py generation_worker`` runs it, with a tiny random model slowed to a
+few milliseconds a step so that a test can act in the middle of an answer, or with the
+default chat model where what it writes matters (its titles).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -60,6 +63,36 @@ def start_worker(chat_tokenizer: Any) -> Iterator[Callable[..., GenerationWorker
     yield start
     for handle in running:
         handle.stop()
+    connection.close()
+
+
+@pytest.fixture(scope="module")
+def real_chat_engine() -> Iterator[Engine]:
+    """The default chat model in float32 (what it writes must not depend on the CPU)."""
+    from inference.config import InferenceConfig
+
+    engine = Engine.from_config(dataclasses.replace(InferenceConfig.from_env(), dtype="float32"))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def start_real_worker(real_chat_engine: Engine) -> Iterator[Callable[..., GenerationWorker]]:
+    """A generation worker on the real default chat model, stopped after the test (the
+    model stays loaded for the module's other tests)."""
+    running: list[RunningWorker] = []
+
+    def start() -> GenerationWorker:
+        worker = GenerationWorker(real_chat_engine, poll_interval=0.2, save_interval=0.05)
+        handle = RunningWorker(worker)
+        handle.thread.start()
+        running.append(handle)
+        return worker
+
+    yield start
+    for handle in running:
+        handle.worker.stop()
+        handle.thread.join(timeout=30)
     connection.close()
 
 

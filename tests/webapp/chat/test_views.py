@@ -376,7 +376,7 @@ def test_search_finds_titles_and_message_text_of_ones_own_conversations(
     finish(c)
 
     def found(query: str) -> str:
-        return logged_in_client.get(reverse("chat:list"), {"q": query}, **HX).content.decode()
+        return logged_in_client.get(reverse("chat:search"), {"q": query}, **HX).content.decode()
 
     assert "Planning a trip to Lisbon" in found("lisbon")
     assert "Lisbon secrets" not in found("lisbon")

@@ -1,0 +1,58 @@
+"""The migration that adds the messages' search document and who wrote each title keeps
+every row: the database is taken back to before it, filled through the models of then, and
+migrated forward; the rows are read through today's models. It leaves the database migrated
+forward."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from webapp.accounts.models import User
+from webapp.chat.models import Conversation, Message
+from webapp.chat.search import parse_query, search_messages
+
+BEFORE = [("chat", "0002_sharedconversation")]
+
+
+def migrate_to_latest() -> None:
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    ContentType.objects.clear_cache()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_titled_conversations_count_as_the_users_and_their_messages_are_searchable() -> None:
+    try:
+        executor = MigrationExecutor(connection)
+        executor.migrate(BEFORE)
+        executor.loader.build_graph()
+        # accounts is not taken back: users are made with the model the database has now
+        old = executor.loader.project_state([*BEFORE, *executor.loader.graph.leaf_nodes("accounts")]).apps
+        owner = old.get_model("accounts", "User").objects.create(email="old@example.com", username="old@example.com")
+        conversations = old.get_model("chat", "Conversation").objects
+        messages = old.get_model("chat", "Message").objects
+        titled = conversations.create(owner=owner, title="Sourdough")
+        question = messages.create(conversation=titled, role="user", content="How long does sourdough rise?")
+        answer = messages.create(
+            conversation=titled, parent=question, role="assistant", content="Overnight, in the fridge.",
+            status="complete",
+        )  # fmt: skip
+        untitled = conversations.create(owner=owner, title="")
+    finally:
+        migrate_to_latest()  # also after a failure: the next test finds the database it expects
+
+    assert Conversation.objects.get(pk=titled.pk).title == "Sourdough"
+    assert Conversation.objects.get(pk=titled.pk).title_source == Conversation.TitleSource.USER
+    assert Conversation.objects.get(pk=untitled.pk).title_source == Conversation.TitleSource.FALLBACK
+    assert list(Message.objects.filter(conversation_id=titled.pk).values_list("pk", "content")) == [
+        (question.pk, "How long does sourdough rise?"),
+        (answer.pk, "Overnight, in the fridge."),
+    ]
+    user = User.objects.get(pk=owner.pk)
+    hits = search_messages(user=user, query=parse_query("fridge")).hits
+    assert [hit.message_id for hit in hits] == [answer.pk]
+    # a new conversation starts with the fallback title
+    assert Conversation.objects.create(owner=user).title_source == Conversation.TitleSource.FALLBACK
