@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from charset_normalizer import from_bytes
 
+from inference.passages import markdown_headings
+
 # A DOCX is a zip; these bound what opening one may unpack.
 DOCX_MAX_UNPACKED = 200 * 1024 * 1024
 DOCX_MAX_RATIO = 100
@@ -30,22 +32,48 @@ class Extracted:
     text: str
     pages: int
     words: int
+    # Where each page begins in ``text`` (page 1 first), for kinds that have pages; the
+    # page count of the others is an estimate from their words, and their passages have none.
+    page_starts: tuple[int, ...] = ()
+    # (offset in ``text``, title) of each heading, for kinds that mark them.
+    headings: tuple[tuple[int, str], ...] = ()
 
 
 def extract(kind: str, data: bytes) -> Extracted:
+    page_starts: tuple[int, ...] = ()
     if kind == "pdf":
-        text, pages = _pdf(data)
+        text, page_starts = _pdf(data)
     elif kind == "docx":
-        text, pages = _docx(data), 0
+        text = _tidy(_docx(data))
     elif kind == "html":
-        text, pages = _html(data), 0
+        text = _tidy(_html(data))
     else:
-        text, pages = decode_text(data), 0
-    text = _tidy(text)
+        text = _tidy(decode_text(data))
     if not text.strip():
         raise ExtractionError("The file has no text in it.")
     words = len(text.split())
-    return Extracted(text=text, pages=pages or max(1, -(-words // WORDS_PER_PAGE)), words=words)
+    headings = tuple(markdown_headings(text)) if kind == "markdown" else ()
+    return Extracted(
+        text=text,
+        pages=len(page_starts) or max(1, -(-words // WORDS_PER_PAGE)),
+        words=words,
+        page_starts=page_starts,
+        headings=headings,
+    )
+
+
+def joined_pages(pages: list[str]) -> tuple[str, tuple[int, ...]]:
+    """The pages' tidied text joined by blank lines, and the offset where each page begins
+    (an empty page begins where the next one does)."""
+    text = ""
+    starts = []
+    for page in pages:
+        page = _tidy(page)
+        if text and page:
+            text += "\n\n"
+        starts.append(len(text))
+        text += page
+    return text, tuple(starts)
 
 
 def decode_text(data: bytes) -> str:
@@ -66,7 +94,7 @@ def decode_text(data: bytes) -> str:
     return str(best)
 
 
-def _pdf(data: bytes) -> tuple[str, int]:
+def _pdf(data: bytes) -> tuple[str, tuple[int, ...]]:
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, LimitReachedError, PyPdfError
 
@@ -90,7 +118,7 @@ def _pdf(data: bytes) -> tuple[str, int]:
             f"The PDF has {len(pages)} page{'s' if len(pages) != 1 else ''} but no extractable text: "
             "it is probably scanned images. Run it through OCR first, then upload the result."
         )
-    return "\n\n".join(pages), len(pages)
+    return joined_pages(pages)
 
 
 def _docx(data: bytes) -> str:

@@ -1,5 +1,6 @@
 """Reading an uploaded document, in a Celery worker: its text, pages, words, search
-vector and overall sentiment, saved together when the text is read.
+vector, overall sentiment and passages (``webapp.documents.passages``), saved together
+when the text is read; the passages of an earlier reading are replaced in that transaction.
 
 A file that cannot be read fails its job with the reason, and the document with it
 (``document_reading_failed``, registered with the jobs app for reading jobs); so does
@@ -19,12 +20,20 @@ from django.db.models.functions import Left
 
 from webapp.documents.extraction import ExtractionError, extract
 from webapp.documents.models import Document
+from webapp.documents.passages import passages_embedded, passages_replace
 from webapp.jobs.models import Job
-from webapp.jobs.services import job_fail, job_fail_too_slow, job_finish
+from webapp.jobs.selectors import job_cancelled
+from webapp.jobs.services import job_fail, job_fail_too_slow, job_finish, job_progress
 from webapp.sentiment import services as sentiment
 
 SEARCHED_CHARACTERS = 100_000
 SENTIMENT_SENTENCES = 200
+
+
+class _Cancelled(Exception):
+    """The owner cancelled the reading between two batches of passages."""
+
+
 CANCELLED_REASON = "Reading was cancelled before the text was read; delete the document and upload it again to read it."
 
 
@@ -42,6 +51,19 @@ def document_read(*, job: Job) -> None:
         job_fail_too_slow(job=job, doing="Reading the file")
         return
     sentiment = document_sentiment(extracted.text)
+
+    def on_batch(done: int, total: int) -> None:
+        if job_cancelled(job_id=job.pk):
+            raise _Cancelled
+        job_progress(job=job, done=done, total=total + 1)  # +1: saving the text with its passages
+
+    try:
+        passages = passages_embedded(extracted, on_batch=on_batch)
+    except _Cancelled:
+        return  # the cancel already failed the document with its reason
+    except ExtractionError as error:
+        job_fail(job=job, reason=str(error))
+        return
     with transaction.atomic():
         # The job row's lock orders this against a cancel: a job cancelled meanwhile keeps
         # the document as the cancel left it.
@@ -60,7 +82,7 @@ def document_read(*, job: Job) -> None:
             search=SearchVector(Value(document.name), weight="A", config="simple")
             + SearchVector(Left("text", SEARCHED_CHARACTERS), weight="B", config="simple")
         )
-        job.total = 1
+        passages_replace(document_id=document.pk, passages=passages)
         job_finish(job=job)
 
 
