@@ -3,7 +3,7 @@
 Each passage is a span of the text (character offsets, so a page can highlight it),
 cut at word boundaries, with the page it starts on and the heading above it. Windows
 are counted in the embedding model's own tokens, so every passage fits what the model
-reads whole (all-MiniLM-L6-v2 reads 256): nothing of a passage is cut off unembedded.
+reads whole (all-MiniLM-L6-v2 reads 256, and was trained on 128): nothing of a passage is cut off unembedded.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-PASSAGE_TOKENS = 200
-OVERLAP_TOKENS = 40
+PASSAGE_TOKENS = 128
+OVERLAP_TOKENS = 24
 MARKDOWN_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
 
