@@ -41,7 +41,7 @@ from inference.engine import Engine
 from inference.errors import InferenceError
 from inference.streams import Stream
 from inference.types import GenerationRequest
-from webapp.chat import answers, events, selectors
+from webapp.chat import answers, documents, events, selectors
 from webapp.chat.models import Message
 from webapp.chat.notify import worker_notifications
 from webapp.core.events import ThreadPublisher
@@ -179,6 +179,9 @@ class GenerationWorker:
         claimed = selectors.answers_with_conversations(message_ids=message_ids)
         requests: list[tuple[Message, GenerationRequest]] = []
         try:
+            documents.answers_ground(
+                answers=claimed, window_tokens=self.engine.max_context, count_tokens=self._count_tokens
+            )
             contexts = selectors.contexts_for(answers=claimed)
         except Exception as error:
             for answer in claimed:
@@ -217,6 +220,9 @@ class GenerationWorker:
                 for live in started
             ]
         )
+
+    def _count_tokens(self, text: str) -> int:
+        return len(self.engine.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _could_not_start(self, message_id: int, error: Exception) -> None:
         logger.error("answer %s could not start", message_id, exc_info=error)
