@@ -25,6 +25,7 @@ class Document(models.Model):
         PDF = "pdf", "PDF"
         DOCX = "docx", "Word document"
         CSV = "csv", "CSV"
+        IMAGE = "image", "image (PNG or JPEG)"
 
     class Status(models.TextChoices):
         PENDING = "pending", "waiting to be read"
@@ -40,6 +41,8 @@ class Document(models.Model):
     text = models.TextField(blank=True)
     pages = models.PositiveIntegerField(null=True, blank=True)
     words = models.PositiveIntegerField(null=True, blank=True)
+    # The pages (1-based) whose text was read from their images by OCR.
+    ocr_pages = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
     # The whole document's sentiment: label, score and mean probabilities over its sentences.

@@ -12,6 +12,9 @@ the text is saved only while the job still runs, in the transaction that finishe
 
 from __future__ import annotations
 
+from functools import cache
+from typing import TYPE_CHECKING
+
 from celery.exceptions import SoftTimeLimitExceeded
 from django.contrib.postgres.search import SearchVector
 from django.db import transaction
@@ -25,6 +28,9 @@ from webapp.jobs.models import Job
 from webapp.jobs.selectors import job_cancelled
 from webapp.jobs.services import job_fail, job_fail_too_slow, job_finish, job_progress
 from webapp.sentiment import services as sentiment
+
+if TYPE_CHECKING:
+    from inference.ocr import PageReader
 
 SEARCHED_CHARACTERS = 100_000
 SENTIMENT_SENTENCES = 200
@@ -42,8 +48,21 @@ def document_read(*, job: Job) -> None:
     document = job.document
     if document is None:
         return
+
+    def on_ocr_page(done: int, total: int) -> None:
+        if job_cancelled(job_id=job.pk):
+            raise _Cancelled
+        job_progress(job=job, done=done, total=total, unit=Job.OCR_PAGES)
+
     try:
-        extracted = extract(document.kind, bytes(document.original))
+        extracted = extract(
+            document.kind,
+            bytes(document.original),
+            read_image=lambda image: page_reader().read(image),
+            on_ocr_page=on_ocr_page,
+        )
+    except _Cancelled:
+        return  # the cancel already failed the document with its reason
     except ExtractionError as error:
         job_fail(job=job, reason=str(error))
         return
@@ -55,7 +74,7 @@ def document_read(*, job: Job) -> None:
     def on_batch(done: int, total: int) -> None:
         if job_cancelled(job_id=job.pk):
             raise _Cancelled
-        job_progress(job=job, done=done, total=total + 1)  # +1: saving the text with its passages
+        job_progress(job=job, done=done, total=total + 1, unit="")  # +1: saving the text with its passages
 
     try:
         passages = passages_embedded(extracted, on_batch=on_batch)
@@ -73,6 +92,7 @@ def document_read(*, job: Job) -> None:
             text=extracted.text,
             pages=extracted.pages,
             words=extracted.words,
+            ocr_pages=list(extracted.ocr_pages),
             sentiment=sentiment,
             status=Document.Status.READY,
             error="",
@@ -84,6 +104,17 @@ def document_read(*, job: Job) -> None:
         )
         passages_replace(document_id=document.pk, passages=passages)
         job_finish(job=job)
+
+
+@cache
+def page_reader() -> PageReader:
+    """The OCR models, loaded once per worker process, on the first page without text.
+
+    Returned lazily: reading a document with a text layer never loads them.
+    """
+    from inference.ocr import PageReader
+
+    return PageReader()
 
 
 def document_reading_failed(job: Job, reason: str) -> None:
