@@ -90,45 +90,58 @@ def vector_candidates(*, document_ids: Sequence[int], vector: Sequence[float], l
     ]
 
 
-KEYWORD_SQL = """
-WITH question AS (
-    SELECT words,
-           to_tsquery('simple', array_to_string(ARRAY(SELECT quote_literal(w) FROM unnest(words) w), ' | ')) AS any_word
-    FROM (SELECT tsvector_to_array(to_tsvector('english', %(question)s)) AS words) stemmed
-)
-SELECT p.id, p.document_id, 1 - (p.embedding <=> %(vector)s::vector),
-       (SELECT count(*) FROM unnest(question.words) w
-        WHERE p.search @@ to_tsquery('simple', quote_literal(w))) AS matched,
-       cardinality(question.words)
-FROM documents_passage p, question
-WHERE p.document_id = ANY(%(documents)s) AND cardinality(question.words) > 0 AND p.search @@ question.any_word
-ORDER BY matched DESC, ts_rank_cd(p.search, question.any_word) DESC, p.id
-LIMIT %(limit)s
-"""
+def question_words(question: str) -> list[str]:
+    """The question's words as the passages' index holds them: stemmed, stop words left out."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tsvector_to_array(to_tsvector('english', %s))", [question])
+        row = cursor.fetchone()
+    return list(row[0]) if row else []
+
+
+def _as_tsquery(word: str) -> str:
+    """One lexeme as a tsquery literal (quoted, so no word is read as an operator)."""
+    return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def keyword_candidates(
     *, document_ids: Sequence[int], question: str, vector: Sequence[float], limit: int = CANDIDATES
 ) -> list[Found]:
-    """The passages sharing the most of the question's words, then the denser matches first."""
-    if not document_ids:
+    """The passages sharing the most of the question's words, then the denser matches first.
+
+    The words matched are counted with one ``@@`` a word, and the vector similarity is
+    computed only for the passages kept: at 100,000 passages a correlated count, or the
+    distance of every matching passage, took most of the search's time.
+    """
+    words = question_words(question)
+    if not document_ids or not words:
         return []
+    queries = [_as_tsquery(word) for word in words]
+    matched = " + ".join(["(p.search @@ %s::tsquery)::int"] * len(queries))
+    sql = f"""
+        SELECT kept.id, kept.document_id, 1 - (p.embedding <=> %s::vector), kept.matched
+        FROM (
+            SELECT p.id, p.document_id, {matched} AS matched, ts_rank_cd(p.search, %s::tsquery) AS rank
+            FROM documents_passage p
+            WHERE p.document_id = ANY(%s) AND p.search @@ %s::tsquery
+            ORDER BY matched DESC, rank DESC, p.id
+            LIMIT %s
+        ) kept JOIN documents_passage p ON p.id = kept.id
+        ORDER BY kept.matched DESC, kept.rank DESC, kept.id
+    """
+    any_word = " | ".join(queries)
+    vector_text = "[" + ",".join(f"{value:.7g}" for value in vector) + "]"
     with connection.cursor() as cursor:
-        cursor.execute(
-            KEYWORD_SQL,
-            {
-                "question": question,
-                "vector": "[" + ",".join(f"{value:.7g}" for value in vector) + "]",
-                "documents": list(document_ids),
-                "limit": limit,
-            },
-        )
+        cursor.execute(sql, [vector_text, *queries, any_word, list(document_ids), any_word, limit])
         rows = cursor.fetchall()
     return [
         Found(
-            passage_id=pk, document_id=document_id, similarity=similarity, matched_words=matched, question_words=words
+            passage_id=pk,
+            document_id=document_id,
+            similarity=similarity,
+            matched_words=count,
+            question_words=len(words),
         )
-        for pk, document_id, similarity, matched, words in rows
+        for pk, document_id, similarity, count in rows
     ]
 
 
