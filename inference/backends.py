@@ -22,6 +22,11 @@ from inference.types import GenerationRequest
 class Backend(Protocol):
     model_name: str
     max_batch_size: int
+    max_context: int  # prompt and answer together, in the model's tokens
+
+    def count_text_tokens(self, text: str) -> int:
+        """About how many of the model's tokens ``text`` takes (for fitting documents in)."""
+        ...
 
     def submit(self, request: GenerationRequest, *, wake: threading.Event | None = None) -> Stream: ...
 

@@ -228,6 +228,9 @@ class Engine:
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         return len(self._encode(messages))
 
+    def count_text_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
     # ---- prompts -------------------------------------------------------------------
 
     def _encode(self, messages: Sequence[ChatMessage]) -> list[int]:

@@ -170,3 +170,55 @@ def clean_title(text: str) -> str | None:
     if len(title) > TITLE_MAX_CHARS:
         title = title[: TITLE_MAX_CHARS + 1].rsplit(" ", 1)[0].rstrip(_CLOSING)[:TITLE_MAX_CHARS]
     return title if re.search(r"[^\W_]", title) else None
+
+
+# ---- what the model is told of the documents a conversation asks about ----------------
+
+PASSAGES_INSTRUCTIONS = (
+    "Answer from the passages of the user's documents below. After each statement taken from a passage, "
+    "cite it by its number in square brackets, like [1]. If the passages do not contain the answer, say "
+    "that the documents do not answer it instead of guessing."
+)
+WHOLE_INSTRUCTIONS = (
+    "Answer from the user's documents below, given whole. If they do not contain the answer, say that "
+    "the documents do not answer it instead of guessing."
+)
+UNSUPPORTED_INSTRUCTIONS = (
+    "The user asked about their documents ({names}), but nothing in them matches this question. Say that "
+    "the documents do not answer it. Do not cite them and do not make up what they say."
+)
+UNREAD_INSTRUCTIONS = (
+    "The user asked about their documents ({names}), which are still being read, so their text is not "
+    "available yet. Say so, and that they can ask again in a moment."
+)
+
+
+def _source_label(name: str, page: int | None, heading: str) -> str:
+    return name + (f", page {page}" if page else "") + (f" ({heading})" if heading else "")
+
+
+def passages_block(passages: Sequence[tuple[str, int | None, str, str]]) -> str:
+    """The instructions and the numbered passages, each (document name, page, heading, text)."""
+    numbered = [
+        f"[{number}] {_source_label(name, page, heading)}:\n{text}"
+        for number, (name, page, heading, text) in enumerate(passages, start=1)
+    ]
+    return "\n\n".join([PASSAGES_INSTRUCTIONS, *numbered])
+
+
+def whole_documents_block(documents: Sequence[tuple[str, str]]) -> str:
+    """The instructions and each document's whole text, each (name, text)."""
+    return "\n\n".join([WHOLE_INSTRUCTIONS, *(f"Document: {name}\n{text}" for name, text in documents)])
+
+
+def unsupported_block(names: Sequence[str]) -> str:
+    return UNSUPPORTED_INSTRUCTIONS.format(names=", ".join(names))
+
+
+def unread_block(names: Sequence[str]) -> str:
+    return UNREAD_INSTRUCTIONS.format(names=", ".join(names))
+
+
+def system_with_documents(system_prompt: str, documents_block: str) -> str:
+    """The conversation's own system prompt first, then what the documents say."""
+    return "\n\n".join(part for part in (system_prompt.strip(), documents_block.strip()) if part)

@@ -106,6 +106,7 @@ class UpstreamEngine:
         # answers record which upstream model wrote them, under the name users chose it by
         self.model_name = f"{model.name} ({model.model})"
         self.max_batch_size = model.max_concurrency or max_batch_size
+        self.max_context = model.context_length
         self.max_new_tokens_limit = min(max_new_tokens_limit, model.context_length // 2)
         self.retry_first_wait = retry_first_wait
         self._ids = itertools.count(1)
@@ -127,6 +128,10 @@ class UpstreamEngine:
         return httpx2.AsyncClient(base_url=self.model.base_url, headers=headers, timeout=timeout, limits=limits)
 
     # ---- the engine's interface ------------------------------------------------------
+
+    def count_text_tokens(self, text: str) -> int:
+        """An estimate: no tokenizer of the upstream's model is at hand."""
+        return len(text) // CHARS_PER_TOKEN + 1
 
     def submit(self, request: GenerationRequest, *, wake: threading.Event | None = None) -> Stream:
         """Validate the request and start streaming it; raises InvalidRequestError for a bad one."""

@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from webapp.masking import masked
+from webapp.vector_extension import vector_extension_problem
 
 if TYPE_CHECKING:
     from inference.config import ModelRegistry
@@ -280,8 +281,8 @@ def check_database(url: str) -> None:
             password=config.get("PASSWORD") or None,
             dbname=config.get("NAME") or None,
             connect_timeout=5,
-        ):
-            pass
+        ) as conn:
+            problem = vector_extension_problem(conn.cursor())
     except psycopg.OperationalError as error:
         first_line = masked(str(error).strip().splitlines()[0]) if str(error).strip() else error.__class__.__name__
         host = config.get("HOST") or "localhost"
@@ -289,6 +290,8 @@ def check_database(url: str) -> None:
             f"cannot reach the database at {host} named by DATABASE_URL ({first_line}). "
             "Check that PostgreSQL is running and the URL is right, or unset DATABASE_URL to use the embedded one."
         ) from None
+    if problem:
+        raise LauncherError(problem)
 
 
 def check_redis(url: str) -> None:

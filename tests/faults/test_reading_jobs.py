@@ -137,7 +137,7 @@ def test_a_file_that_breaks_its_reader_fails_the_job_and_the_document_with_the_r
 def test_any_other_error_of_a_reader_fails_the_job_and_the_document_at_once(
     user: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken_reader(kind: str, data: bytes) -> Any:
+    def broken_reader(kind: str, data: bytes, **options: Any) -> Any:
         raise RuntimeError("the reader fell over\nhalf way")
 
     monkeypatch.setattr(reading, "extract", broken_reader)
@@ -206,9 +206,9 @@ def test_cancelling_a_queued_reading_job_fails_its_document_with_a_reason(user: 
 def test_cancelling_while_the_file_is_read_keeps_nothing_of_it(user: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     real_extract = reading.extract
 
-    def cancelled_meanwhile(kind: str, data: bytes) -> Any:
+    def cancelled_meanwhile(kind: str, data: bytes, **options: Any) -> Any:
         assert job_cancel(job=Job.objects.get(pk=job.pk))  # the owner's Cancel, as the worker reads
-        return real_extract(kind, data)
+        return real_extract(kind, data, **options)
 
     monkeypatch.setattr(reading, "extract", cancelled_meanwhile)
     document, job = uploaded(user, "notes.txt", b"Some notes about the harbour.")

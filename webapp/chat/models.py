@@ -173,6 +173,13 @@ class Message(models.Model):
         except Feedback.DoesNotExist:
             return None
 
+    @property
+    def grounding_or_none(self) -> AnswerGrounding | None:
+        try:
+            return self.grounding
+        except AnswerGrounding.DoesNotExist:
+            return None
+
 
 class Feedback(models.Model):
     """A user's thumbs up or down, with an optional comment, on one answer."""
@@ -214,3 +221,43 @@ class SharedConversation(models.Model):
 
     def __str__(self) -> str:
         return self.title or f"Shared conversation {self.pk}"
+
+
+class ConversationDocument(models.Model):
+    """A document of the owner's that a conversation asks about; goes with either."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="attachments")
+    document = models.ForeignKey("documents.Document", on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "document"], name="chat_one_attachment_per_document")
+        ]
+
+    def __str__(self) -> str:
+        return f"document {self.document_id} of conversation {self.conversation_id}"
+
+
+class AnswerGrounding(models.Model):
+    """What an answer was given from its conversation's documents, fixed when it started:
+    the block of the system prompt the model saw, and the passages shown as its sources
+    (copied, so an answer keeps its sources as they were)."""
+
+    class Mode(models.TextChoices):
+        WHOLE = "whole", "the whole documents"
+        PASSAGES = "passages", "the passages found"
+        UNSUPPORTED = "unsupported", "no passage answers the question"
+        UNREAD = "unread", "no attached document is read yet"
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="grounding")
+    mode = models.CharField(max_length=16, choices=Mode.choices)
+    # [{"number", "passage_id", "document_id", "document_name", "page", "heading", "text", "similarity"}, …]
+    sources = models.JSONField(default=list, blank=True)
+    # Names of attached documents still being read, which the answer could not use.
+    unread = models.JSONField(default=list, blank=True)
+    context = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.mode} grounding of message {self.message_id}"

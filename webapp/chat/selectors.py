@@ -19,8 +19,9 @@ from django.db.models.functions import JSONObject, Lower
 from django.http import Http404
 from django.utils import timezone
 
+from inference.prompts import system_with_documents
 from webapp.accounts.models import User
-from webapp.chat.models import Conversation, Message, Project, SharedConversation, conversation_name
+from webapp.chat.models import AnswerGrounding, Conversation, Message, Project, SharedConversation, conversation_name
 
 # The most queued answers whose place the worker publishes while it is full.
 QUEUE_POSITIONS_PUBLISHED = 500
@@ -198,7 +199,7 @@ class DayStarts:
 def thread(*, conversation: Conversation) -> list[ThreadEntry]:
     """The messages from the first one to ``current_leaf``, each with its versions."""
     # feedback joined in: the thread shows each answer's thumbs (one query, not one per answer)
-    messages = list(conversation.messages.select_related("feedback").order_by("created_at", "pk"))
+    messages = list(conversation.messages.select_related("feedback", "grounding").order_by("created_at", "pk"))
     by_id = {m.pk: m for m in messages}
     siblings: dict[tuple[int | None, str], list[Message]] = {}
     for message in messages:
@@ -227,7 +228,9 @@ def thread_entries(*, conversation: Conversation, messages: list[Message]) -> li
         versions_of |= parent & Q(role=message.role)
     siblings: dict[tuple[int | None, str], list[Message]] = {}
     by_id: dict[int, Message] = {}
-    for version in conversation.messages.select_related("feedback").filter(versions_of).order_by("created_at", "pk"):
+    for version in (
+        conversation.messages.select_related("feedback", "grounding").filter(versions_of).order_by("created_at", "pk")
+    ):
         version.conversation = conversation
         siblings.setdefault((version.parent_id, version.role), []).append(version)
         by_id[version.pk] = version
@@ -270,13 +273,17 @@ def contexts_for(*, answers: list[Message]) -> dict[int, list[dict[str, str]]]:
     conversations = {answer.conversation_id: answer.conversation for answer in answers}
     by_id = {
         m.pk: m
-        for m in Message.objects.filter(conversation_id__in=conversations).only(
-            "pk", "parent_id", "role", "content", "status"
-        )
+        # with what each answer was given of its conversation's documents, in the same query
+        for m in Message.objects.filter(conversation_id__in=conversations)
+        .select_related("grounding")
+        .only("pk", "parent_id", "role", "content", "status", "grounding__context")
     }
     contexts = {}
     for answer in answers:
-        system_prompt = conversations[answer.conversation_id].system_prompt
+        grounding = by_id[answer.pk].grounding_or_none if answer.pk in by_id else None
+        system_prompt = system_with_documents(
+            conversations[answer.conversation_id].system_prompt, grounding.context if grounding else ""
+        )
         context = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
         path: list[Message] = []
         node = by_id.get(answer.parent_id) if answer.parent_id else None
@@ -312,6 +319,11 @@ def question_to_title(*, answer: Message) -> str | None:
     if earlier.exists():
         return None
     return Message.objects.filter(pk=answer.parent_id).values_list("content", flat=True).first()
+
+
+def documents_context(*, answer_ids: list[int]) -> dict[int, str]:
+    """What each of these answers was given of its conversation's documents (``webapp.chat.documents``)."""
+    return dict(AnswerGrounding.objects.filter(message_id__in=answer_ids).values_list("message_id", "context"))
 
 
 # ---- answers in flight, and the queue as users see it ------------------------------------

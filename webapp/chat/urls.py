@@ -1,6 +1,6 @@
 from django.urls import path
 
-from webapp.chat import views
+from webapp.chat import document_views, views
 
 app_name = "chat"
 
@@ -23,6 +23,9 @@ urlpatterns = [
     path("<int:conversation_id>/thread", views.thread, name="thread"),
     path("<int:conversation_id>/send", views.send, name="send"),
     path("<int:conversation_id>/settings", views.update_settings, name="settings"),
+    path("<int:conversation_id>/documents", document_views.attach, name="attach"),
+    path("<int:conversation_id>/documents/<int:document_id>/detach", document_views.detach, name="detach"),
+    path("about/<int:document_id>", document_views.about, name="about"),
     path("<int:conversation_id>/rename", views.rename, name="rename"),
     path("<int:conversation_id>/move", views.move, name="move"),
     path("<int:conversation_id>/pin", views.pin, name="pin"),

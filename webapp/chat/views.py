@@ -23,7 +23,7 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 from django_ratelimit.core import is_ratelimited
 
 from webapp.accounts.http import AuthedRequest
-from webapp.chat import exports, imports, search, selectors, services
+from webapp.chat import documents, exports, imports, search, selectors, services
 from webapp.chat.forms import (
     FeedbackForm,
     ImportForm,
@@ -81,6 +81,8 @@ def _page(request: AuthedRequest, conversation: Conversation | None, **extra: An
         "settings_form": extra.pop("settings_form", None)
         or (SettingsForm(instance=conversation) if conversation else None),
         "max_chars": MAX_CHARS,
+        "attached": documents.attached_documents(conversation=conversation) if conversation else [],
+        "attachable": documents.attachable_documents(conversation=conversation) if conversation else [],
         **extra,
     }
     return render(request, "chat/conversation.html", context, status=extra.get("status", 200))

@@ -62,7 +62,7 @@ from inference.backends import Backend
 from inference.errors import InferenceError
 from inference.streams import Stream
 from inference.types import GenerationRequest
-from webapp.chat import answers, events, liveness, selectors, services
+from webapp.chat import answers, documents, events, liveness, selectors, services
 from webapp.chat.models import Message
 from webapp.chat.notify import worker_notifications
 from webapp.core.events import ThreadPublisher
@@ -248,6 +248,9 @@ class GenerationWorker:
         claimed = selectors.answers_with_conversations(message_ids=message_ids)
         requests: list[tuple[Message, GenerationRequest]] = []
         try:
+            documents.answers_ground(
+                answers=claimed, window_tokens=self.engine.max_context, count_tokens=self.engine.count_text_tokens
+            )
             contexts = selectors.contexts_for(answers=claimed)
         except Exception as error:
             for answer in claimed:

@@ -1,4 +1,5 @@
-"""Text out of uploaded bytes, with the well-kept library for each kind.
+"""Text out of uploaded bytes, with the well-kept library for each kind; PDF pages without
+a text layer, and images, are read by OCR (``inference.ocr``).
 
 Every failure becomes an ExtractionError whose message can be shown as it is.
 """
@@ -9,9 +10,13 @@ import io
 import re
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from charset_normalizer import from_bytes
+
+from inference.passages import markdown_headings
 
 # A DOCX is a zip; these bound what opening one may unpack.
 DOCX_MAX_UNPACKED = 200 * 1024 * 1024
@@ -30,22 +35,64 @@ class Extracted:
     text: str
     pages: int
     words: int
+    # Where each page begins in ``text`` (page 1 first), for kinds that have pages; the
+    # page count of the others is an estimate from their words, and their passages have none.
+    page_starts: tuple[int, ...] = ()
+    # (offset in ``text``, title) of each heading, for kinds that mark them.
+    headings: tuple[tuple[int, str], ...] = ()
+    # The pages (1-based) whose text was read from their images by OCR.
+    ocr_pages: tuple[int, ...] = ()
 
 
-def extract(kind: str, data: bytes) -> Extracted:
+# Reads the text of one page image (``inference.ocr.PageReader.read``).
+ReadImage = Callable[[Any], str]
+# Told (pages read by OCR so far, pages to read) before the first and after each one.
+OcrProgress = Callable[[int, int], None]
+
+
+def extract(
+    kind: str, data: bytes, *, read_image: ReadImage | None = None, on_ocr_page: OcrProgress | None = None
+) -> Extracted:
+    """The text of a file of ``kind``; pages without a text layer, and images, are read by
+    ``read_image`` (a PDF page without text is empty when none is given)."""
+    page_starts: tuple[int, ...] = ()
+    ocr_pages: tuple[int, ...] = ()
     if kind == "pdf":
-        text, pages = _pdf(data)
+        text, page_starts, ocr_pages = _pdf(data, read_image, on_ocr_page)
+    elif kind == "image":
+        text, page_starts, ocr_pages = _tidy(_image(data, read_image, on_ocr_page)), (0,), (1,)
     elif kind == "docx":
-        text, pages = _docx(data), 0
+        text = _tidy(_docx(data))
     elif kind == "html":
-        text, pages = _html(data), 0
+        text = _tidy(_html(data))
     else:
-        text, pages = decode_text(data), 0
-    text = _tidy(text)
+        text = _tidy(decode_text(data))
     if not text.strip():
         raise ExtractionError("The file has no text in it.")
     words = len(text.split())
-    return Extracted(text=text, pages=pages or max(1, -(-words // WORDS_PER_PAGE)), words=words)
+    headings = tuple(markdown_headings(text)) if kind == "markdown" else ()
+    return Extracted(
+        text=text,
+        pages=len(page_starts) or max(1, -(-words // WORDS_PER_PAGE)),
+        words=words,
+        page_starts=page_starts,
+        headings=headings,
+        ocr_pages=ocr_pages,
+    )
+
+
+def joined_pages(pages: list[str]) -> tuple[str, tuple[int, ...]]:
+    """The pages' tidied text joined by blank lines, and the offset where each page begins
+    (an empty page begins where the next one does)."""
+    text = ""
+    starts = []
+    for page in pages:
+        page = _tidy(page)
+        if text and page:
+            text += "\n\n"
+        starts.append(len(text))
+        text += page
+    return text, tuple(starts)
 
 
 def decode_text(data: bytes) -> str:
@@ -66,15 +113,28 @@ def decode_text(data: bytes) -> str:
     return str(best)
 
 
-def _pdf(data: bytes) -> tuple[str, int]:
+def _pdf(
+    data: bytes, read_image: ReadImage | None, on_ocr_page: OcrProgress | None
+) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, LimitReachedError, PyPdfError
 
+    ocr_pages: list[int] = []
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise ExtractionError("The PDF is protected by a password; upload a copy without one.")
         pages = [page.extract_text() or "" for page in reader.pages]
+        scanned = [number for number, text in enumerate(pages) if not text.strip() and reader.pages[number].images]
+        if read_image is not None and scanned:
+            for done, number in enumerate(scanned):
+                if on_ocr_page is not None:
+                    on_ocr_page(done, len(scanned))
+                pages[number] = "\n".join(_read(read_image, image.image) for image in reader.pages[number].images)
+                if pages[number].strip():
+                    ocr_pages.append(number + 1)
+            if on_ocr_page is not None:
+                on_ocr_page(len(scanned), len(scanned))
     except FileNotDecryptedError:
         raise ExtractionError("The PDF is protected by a password; upload a copy without one.") from None
     except LimitReachedError as error:
@@ -86,11 +146,43 @@ def _pdf(data: bytes) -> tuple[str, int]:
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, zlib.error) as error:
         raise ExtractionError(f"The PDF is damaged and could not be read ({error}).") from None
     if not any(page.strip() for page in pages):
+        count = f"{len(pages)} page{'s' if len(pages) != 1 else ''}"
+        if read_image is not None and scanned:
+            raise ExtractionError(
+                f"The PDF has {count} of images, but OCR found no text on any of them: they may be blank, "
+                "too blurred or too small to read. Scan them again at 300 dpi, then upload the result."
+            )
+        what = "its pages are images, and OCR is not available here" if scanned else "and no images to read by OCR"
+        raise ExtractionError(f"The PDF has {count} but no extractable text: {what}.")
+    text, starts = joined_pages(pages)
+    return text, starts, tuple(ocr_pages)
+
+
+def _read(read_image: ReadImage, image: Any) -> str:
+    return read_image(image) if image is not None else ""
+
+
+def _image(data: bytes, read_image: ReadImage | None, on_ocr_page: OcrProgress | None) -> str:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            opened.load()
+            image = opened.copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ExtractionError(
-            f"The PDF has {len(pages)} page{'s' if len(pages) != 1 else ''} but no extractable text: "
-            "it is probably scanned images. Run it through OCR first, then upload the result."
-        )
-    return "\n\n".join(pages), len(pages)
+            f"The image is damaged or not an image at all, so it could not be read ({error})."
+        ) from None
+    if read_image is None:
+        raise ExtractionError("Images are read by OCR, which this worker does not have.")
+    if on_ocr_page is not None:
+        on_ocr_page(0, 1)
+    text = read_image(image)
+    if on_ocr_page is not None:
+        on_ocr_page(1, 1)
+    if not text.strip():
+        raise ExtractionError("OCR found no text in the image: it may be blank, too blurred or too small to read.")
+    return text
 
 
 def _docx(data: bytes) -> str:

@@ -27,7 +27,12 @@ EXTENSIONS = {
     ".pdf": Document.Kind.PDF,
     ".docx": Document.Kind.DOCX,
     ".csv": Document.Kind.CSV,
+    ".png": Document.Kind.IMAGE,
+    ".jpg": Document.Kind.IMAGE,
+    ".jpeg": Document.Kind.IMAGE,
 }
+# The images Parley reads by OCR, by the extension ``filetype`` finds in their bytes.
+IMAGE_CONTENT = {"png", "jpg"}
 TEXT_KINDS = {Document.Kind.TEXT, Document.Kind.MARKDOWN, Document.Kind.CSV}
 _HTML_START = re.compile(rb"^\s*(<!doctype\s+html|<html|<head|<body)", re.IGNORECASE)
 _SVG_START = re.compile(rb"^\s*(<\?xml[^>]*>\s*)?(<!doctype\s+svg|<svg)", re.IGNORECASE)
@@ -58,7 +63,7 @@ def detect_kind(name: str, data: bytes) -> str:
     extension = PurePosixPath(name.lower()).suffix
     promised = EXTENSIONS.get(extension)
     if promised is None:
-        allowed = ", ".join(sorted({e for e in EXTENSIONS if e not in (".markdown", ".htm")}))
+        allowed = ", ".join(sorted({e for e in EXTENSIONS if e not in (".markdown", ".htm", ".jpeg")}))
         raise RejectedUpload(f"Files of this type ({extension or 'no extension'}) are not supported; use {allowed}.")
     found = _content_kind(data)
     if found == promised or (found == Document.Kind.TEXT and promised in TEXT_KINDS):
@@ -69,6 +74,7 @@ def detect_kind(name: str, data: bytes) -> str:
         Document.Kind.PDF: "a PDF",
         Document.Kind.DOCX: "a Word document",
         Document.Kind.TEXT: "plain text",
+        Document.Kind.IMAGE: "a PNG or JPEG image",
     }.get(found, f"a {found} file")
     raise RejectedUpload(f"The name says {extension} but the content is {what}; rename it or upload the real file.")
 
@@ -83,7 +89,7 @@ def _content_kind(data: bytes) -> str:
     if head.startswith(b"PK\x03\x04"):
         return Document.Kind.DOCX if _is_docx(data) else "zip"
     if guess is not None:
-        return str(guess.extension)
+        return Document.Kind.IMAGE if guess.extension in IMAGE_CONTENT else str(guess.extension)
     if _SVG_START.match(head.lstrip(b"\xef\xbb\xbf")):
         return "svg"
     if _HTML_START.match(head.lstrip(b"\xef\xbb\xbf")):

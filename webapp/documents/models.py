@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
-from django.contrib.postgres.search import SearchVectorField
+from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
+from pgvector.django import HnswIndex, VectorField
+
+# all-MiniLM-L6-v2's vectors; another embedding model must give as many (reading checks it).
+EMBEDDING_DIMENSIONS = 384
 
 
 class Document(models.Model):
@@ -21,6 +25,7 @@ class Document(models.Model):
         PDF = "pdf", "PDF"
         DOCX = "docx", "Word document"
         CSV = "csv", "CSV"
+        IMAGE = "image", "image (PNG or JPEG)"
 
     class Status(models.TextChoices):
         PENDING = "pending", "waiting to be read"
@@ -36,6 +41,8 @@ class Document(models.Model):
     text = models.TextField(blank=True)
     pages = models.PositiveIntegerField(null=True, blank=True)
     words = models.PositiveIntegerField(null=True, blank=True)
+    # The pages (1-based) whose text was read from their images by OCR.
+    ocr_pages = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
     # The whole document's sentiment: label, score and mean probabilities over its sentences.
@@ -98,3 +105,43 @@ class ChunkSummary(models.Model):
 
     def __str__(self) -> str:
         return f"chunk {self.index} of {self.summary}"
+
+
+class Passage(models.Model):
+    """A window of a document's text, with its vector, for asking about the document.
+
+    Written with the document's text in the transaction that finishes reading it (and
+    replaced when it is read again); deleted with the document. ``start`` and ``end`` are
+    offsets into ``Document.text``, so the document page can highlight the passage.
+    """
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="passages")
+    index = models.PositiveIntegerField()
+    start = models.PositiveIntegerField()
+    end = models.PositiveIntegerField()
+    page = models.PositiveIntegerField(null=True, blank=True)
+    heading = models.CharField(max_length=300, blank=True)
+    text = models.TextField()
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
+    # English stemming and stop words: a question's "what", "does", "the" must not count as
+    # matches (the document-level search above keeps "simple", for names in any language).
+    search = models.GeneratedField(
+        expression=SearchVector("text", config="english"), output_field=SearchVectorField(), db_persist=True
+    )
+
+    class Meta:
+        ordering = ["document", "index"]
+        constraints = [models.UniqueConstraint(fields=["document", "index"], name="documents_one_passage_per_index")]
+        indexes = [
+            HnswIndex(
+                name="documents_passage_embedding",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            GinIndex(fields=["search"], name="documents_passage_search"),
+        ]
+
+    def __str__(self) -> str:
+        return f"passage {self.index} of {self.document}"

@@ -1,5 +1,6 @@
 """Reading an uploaded document, in a Celery worker: its text, pages, words, search
-vector and overall sentiment, saved together when the text is read.
+vector, overall sentiment and passages (``webapp.documents.passages``), saved together
+when the text is read; the passages of an earlier reading are replaced in that transaction.
 
 A file that cannot be read fails its job with the reason, and the document with it
 (``document_reading_failed``, registered with the jobs app for reading jobs); so does
@@ -11,6 +12,9 @@ the text is saved only while the job still runs, in the transaction that finishe
 
 from __future__ import annotations
 
+from functools import cache
+from typing import TYPE_CHECKING
+
 from celery.exceptions import SoftTimeLimitExceeded
 from django.contrib.postgres.search import SearchVector
 from django.db import transaction
@@ -19,12 +23,23 @@ from django.db.models.functions import Left
 
 from webapp.documents.extraction import ExtractionError, extract
 from webapp.documents.models import Document
+from webapp.documents.passages import passages_embedded, passages_replace
 from webapp.jobs.models import Job
-from webapp.jobs.services import job_fail, job_fail_too_slow, job_finish
+from webapp.jobs.selectors import job_cancelled
+from webapp.jobs.services import job_fail, job_fail_too_slow, job_finish, job_progress
 from webapp.sentiment import services as sentiment
+
+if TYPE_CHECKING:
+    from inference.ocr import PageReader
 
 SEARCHED_CHARACTERS = 100_000
 SENTIMENT_SENTENCES = 200
+
+
+class _Cancelled(Exception):
+    """The owner cancelled the reading between two batches of passages."""
+
+
 CANCELLED_REASON = "Reading was cancelled before the text was read; delete the document and upload it again to read it."
 
 
@@ -33,8 +48,21 @@ def document_read(*, job: Job) -> None:
     document = job.document
     if document is None:
         return
+
+    def on_ocr_page(done: int, total: int) -> None:
+        if job_cancelled(job_id=job.pk):
+            raise _Cancelled
+        job_progress(job=job, done=done, total=total, unit=Job.OCR_PAGES)
+
     try:
-        extracted = extract(document.kind, bytes(document.original))
+        extracted = extract(
+            document.kind,
+            bytes(document.original),
+            read_image=lambda image: page_reader().read(image),
+            on_ocr_page=on_ocr_page,
+        )
+    except _Cancelled:
+        return  # the cancel already failed the document with its reason
     except ExtractionError as error:
         job_fail(job=job, reason=str(error))
         return
@@ -42,6 +70,19 @@ def document_read(*, job: Job) -> None:
         job_fail_too_slow(job=job, doing="Reading the file")
         return
     sentiment = document_sentiment(extracted.text)
+
+    def on_batch(done: int, total: int) -> None:
+        if job_cancelled(job_id=job.pk):
+            raise _Cancelled
+        job_progress(job=job, done=done, total=total + 1, unit="")  # +1: saving the text with its passages
+
+    try:
+        passages = passages_embedded(extracted, on_batch=on_batch)
+    except _Cancelled:
+        return  # the cancel already failed the document with its reason
+    except ExtractionError as error:
+        job_fail(job=job, reason=str(error))
+        return
     with transaction.atomic():
         # The job row's lock orders this against a cancel: a job cancelled meanwhile keeps
         # the document as the cancel left it.
@@ -51,6 +92,7 @@ def document_read(*, job: Job) -> None:
             text=extracted.text,
             pages=extracted.pages,
             words=extracted.words,
+            ocr_pages=list(extracted.ocr_pages),
             sentiment=sentiment,
             status=Document.Status.READY,
             error="",
@@ -60,8 +102,19 @@ def document_read(*, job: Job) -> None:
             search=SearchVector(Value(document.name), weight="A", config="simple")
             + SearchVector(Left("text", SEARCHED_CHARACTERS), weight="B", config="simple")
         )
-        job.total = 1
+        passages_replace(document_id=document.pk, passages=passages)
         job_finish(job=job)
+
+
+@cache
+def page_reader() -> PageReader:
+    """The OCR models, loaded once per worker process, on the first page without text.
+
+    Returned lazily: reading a document with a text layer never loads them.
+    """
+    from inference.ocr import PageReader
+
+    return PageReader()
 
 
 def document_reading_failed(job: Job, reason: str) -> None:

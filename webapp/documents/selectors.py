@@ -7,7 +7,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404
 
 from webapp.accounts.models import User
-from webapp.documents.models import Document, Summary
+from webapp.documents.models import Document, Passage, Summary
 
 
 def documents_for(user: User, query: str = "") -> QuerySet[Document]:
@@ -32,3 +32,10 @@ def document_get(user: User, document_id: object) -> Document:
 
 def summaries_for(document: Document) -> QuerySet[Summary]:
     return document.summaries.select_related("job")
+
+
+def passage_of(document: Document, passage_id: object) -> Passage | None:
+    """One passage of this (already owner-checked) document; None for anything else."""
+    if not str(passage_id or "").isdigit():
+        return None
+    return Passage.objects.filter(document=document, pk=int(str(passage_id))).defer("embedding").first()

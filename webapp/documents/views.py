@@ -15,7 +15,7 @@ from django_ratelimit.core import is_ratelimited
 from webapp.accounts.http import AuthedRequest
 from webapp.documents import quotas, selectors, services
 from webapp.documents.forms import SummaryForm
-from webapp.documents.models import Document
+from webapp.documents.models import Document, Passage
 from webapp.jobs import selectors as jobs
 from webapp.jobs.services import job_cancel
 
@@ -69,20 +69,32 @@ def _per_period(rate: str) -> str:
     return f"{count} every {period[:-1]} {unit}s" if period[:-1] else f"{count} a {unit}"
 
 
-def _detail_context(document: Document) -> dict[str, object]:
-    return {
+def _detail_context(document: Document, passage: Passage | None = None) -> dict[str, object]:
+    context: dict[str, object] = {
         "document": document,
         "preview": document.text[:PREVIEW_CHARACTERS],
         "summaries": selectors.summaries_for(document),
         "summary_form": SummaryForm(),
     }
+    if passage is not None:
+        # The text around the passage, the passage itself marked, wherever in the document it is.
+        start = max(0, passage.start - PREVIEW_CHARACTERS // 2)
+        context |= {
+            "passage": passage,
+            "before": document.text[start : passage.start],
+            "marked": document.text[passage.start : passage.end],
+            "after": document.text[passage.end : passage.end + PREVIEW_CHARACTERS // 2],
+            "cut_before": start > 0,
+        }
+    return context
 
 
 @require_GET
 def detail(request: AuthedRequest, document_id: int) -> HttpResponse:
     document = selectors.document_get(request.user, document_id)
+    passage = selectors.passage_of(document, request.GET.get("passage"))
     template = "documents/detail.html#summaries" if request.htmx else "documents/detail.html"
-    return render(request, template, _detail_context(document))
+    return render(request, template, _detail_context(document, passage))
 
 
 @require_POST

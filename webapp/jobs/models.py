@@ -31,6 +31,7 @@ class Job(models.Model):
         CANCELLED = "cancelled"
 
     FINISHED = (State.DONE, State.FAILED, State.CANCELLED)
+    OCR_PAGES = "ocr pages"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -41,6 +42,8 @@ class Job(models.Model):
     done = models.PositiveIntegerField(default=0)
     total = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    # What ``done`` and ``total`` count: steps, or pages read by OCR (then shown with their pace).
+    unit = models.CharField(max_length=16, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     # When its message reached the broker; empty while the broker could not be reached.
@@ -70,6 +73,13 @@ class Job(models.Model):
         return round(elapsed / self.done * (self.total - self.done))
 
     @property
+    def pages_per_minute(self) -> float | None:
+        if self.unit != self.OCR_PAGES or not self.started_at or not self.done:
+            return None
+        elapsed = (timezone.now() - self.started_at).total_seconds()
+        return self.done / elapsed * 60 if elapsed > 0 else None
+
+    @property
     def progress_text(self) -> str:
         """What the page says about a live job: the one place this text is written.
 
@@ -79,6 +89,11 @@ class Job(models.Model):
         if self.state == self.State.QUEUED:
             return "Waiting for a worker…"
         text = f"{self.done} of {self.total} steps"
+        if self.unit == self.OCR_PAGES:
+            text = f"Reading page images by OCR: {self.done} of {self.total} pages"
+            pace = self.pages_per_minute
+            if pace is not None:
+                text += f" · {pace:.1f} pages a minute"
         eta = self.eta_seconds
         if eta is not None:
             text += f" · about {round(eta / 60)} min left" if eta >= MINUTES_AFTER_SECONDS else f" · about {eta} s left"

@@ -178,12 +178,14 @@ def job_claim(*, job_id: int) -> Job | None:
     return job
 
 
-def job_progress(*, job: Job, done: int, total: int | None = None) -> None:
-    """Save how far the job is (and its new total, when it changes) and tell its pages."""
+def job_progress(*, job: Job, done: int, total: int | None = None, unit: str | None = None) -> None:
+    """Save how far the job is (and its new total and unit, when they change) and tell its pages."""
     job.done = done
     if total is not None:
         job.total = total
-    Job.objects.filter(pk=job.pk).update(done=job.done, total=job.total)
+    if unit is not None:
+        job.unit = unit
+    Job.objects.filter(pk=job.pk).update(done=job.done, total=job.total, unit=job.unit)
     publish_job_progress(job)
 
 

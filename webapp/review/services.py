@@ -14,9 +14,10 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from inference.prompts import system_with_documents
 from webapp.accounts.models import User
 from webapp.chat.models import Conversation, Feedback, Message
-from webapp.chat.selectors import context_for
+from webapp.chat.selectors import context_for, documents_context
 from webapp.documents.models import Summary
 from webapp.review.models import Decision, Kind, ReviewItem, Tier, Verdict
 from webapp.sentiment.models import SentimentBatch, SentimentItem
@@ -50,9 +51,12 @@ def _add_once(item: ReviewItem) -> None:
 
 
 def chat_prompt(*, message: Message) -> list[dict[str, str]]:
-    """The system prompt in force when the answer was written, then the branch above it."""
+    """The system prompt in force when the answer was written, with what it was given of the
+    conversation's documents, then the branch above it."""
     turns = [turn for turn in context_for(answer=message) if turn["role"] != "system"]
-    system = str(message.settings.get("system_prompt", "")).strip()
+    system = system_with_documents(
+        str(message.settings.get("system_prompt", "")), documents_context(answer_ids=[message.pk]).get(message.pk, "")
+    )
     return ([{"role": "system", "content": system}] if system else []) + turns
 
 

@@ -48,7 +48,7 @@ def test_kinds_that_match_their_names() -> None:
         ("drawing.pdf", b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"></svg>', "an SVG image"),
         ("notes.txt", b"%PDF-1.4 pretending", "the content is a PDF"),
         ("program.exe", b"MZ\x90\x00", "not supported"),
-        ("photo.txt", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "png"),
+        ("photo.txt", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "a PNG or JPEG image"),
         ("archive.docx", b"PK\x03\x04" + b"\x00" * 64, "zip"),
     ],
 )

@@ -143,7 +143,7 @@ def test_the_soft_time_limit_fails_the_job_with_a_reason(user: User, monkeypatch
 
     from webapp.documents import reading
 
-    def too_slow(kind: str, data: bytes) -> Any:
+    def too_slow(kind: str, data: bytes, **options: Any) -> Any:
         raise SoftTimeLimitExceeded()
 
     monkeypatch.setattr(reading, "extract", too_slow)

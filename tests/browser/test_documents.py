@@ -1,0 +1,47 @@
+"""A person asks about a document in a real browser, with the real model and embedding model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.browser.conftest import Parley
+from tests.browser.test_chat import log_in, orm, send
+from tests.webapp.documents.corpus import long_pages, read_document
+from tests.webapp.documents.files import make_pdf
+from webapp.accounts.models import User
+from webapp.chat.models import Conversation
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_asking_about_a_document_shows_the_cited_passage_and_opens_it(
+    parley: Parley, page: Page, make_user: Callable[..., User]
+) -> None:
+    user = orm(lambda: make_user("reader@example.com"))
+    minutes = orm(lambda: read_document(user, "minutes.pdf", "pdf", make_pdf(long_pages())))
+    log_in(page, parley.url, user.email)
+    page.goto(f"{parley.url}/documents/{minutes.pk}/")
+    page.get_by_role("button", name="Ask about this document").click()
+    page.wait_for_url(f"{parley.url}/chat/*/")
+    assert page.locator(".chat-documents summary").inner_text() == "Documents (1)"
+    orm(lambda: Conversation.objects.filter(owner=user).update(max_tokens=24, temperature=0))  # a short answer
+
+    send(page, "Who repainted the lighthouse on Gull Rock?")
+    source = page.locator(".message-assistant .answer-sources .source a").first
+    source.wait_for(timeout=120_000)
+    assert source.inner_text() == "[1] minutes.pdf, page 7"
+    assert "Bartholomew Quince" in page.locator(".message-assistant .source-text").first.inner_text()
+    assert "Answered from the" in page.locator(".message-assistant .grounding-mode").inner_text()
+
+    source.click()
+    page.wait_for_url(f"{parley.url}/documents/{minutes.pk}/?passage=*")
+    marked = page.locator("mark.passage")
+    assert "Bartholomew Quince" in marked.inner_text()
+    assert marked.is_visible()
+    assert page.locator("h2", has_text="Text, page 7").count() == 1

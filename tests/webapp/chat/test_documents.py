@@ -1,0 +1,181 @@
+"""Asking a conversation's documents: what the model is given, the sources under the
+answer, the document page at the passage, and what happens to documents being read or
+deleted. A real generation worker (tiny model), real passages and the real embedding model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from tests.waiting import wait_for
+from tests.webapp.chat.conftest import settled
+from tests.webapp.documents.corpus import long_pages, read_document
+from tests.webapp.documents.files import make_pdf
+from webapp.accounts.models import User
+from webapp.chat import services
+from webapp.chat.models import AnswerGrounding, Conversation, ConversationDocument, Message
+from webapp.chat.selectors import context_for
+from webapp.chat.worker import GenerationWorker
+from webapp.documents.models import Document
+from webapp.review.models import ReviewItem
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUESTION = "Who repainted the lighthouse on Gull Rock?"
+
+
+@pytest.fixture
+def minutes(user: User) -> Document:
+    return read_document(user, "minutes.pdf", "pdf", make_pdf(long_pages()))
+
+
+def ask(user: User, question: str, *documents: Document) -> tuple[Conversation, Message]:
+    """A conversation of ``user`` about ``documents``, with ``question`` sent and its answer queued."""
+    conversation = Conversation.objects.create(owner=user, max_tokens=60, temperature=0)
+    for document in documents:
+        ConversationDocument.objects.create(conversation=conversation, document=document)
+    return conversation, services.message_send(conversation=conversation, content=question)
+
+
+def answered(start_worker: Callable[..., GenerationWorker], answer: Message) -> Message:
+    start_worker()
+    done = wait_for(lambda: settled(answer), timeout=60, what="the answer")
+    assert done.status == Message.Status.COMPLETE, done.error
+    return done
+
+
+def test_a_planted_fact_is_given_to_the_model_and_cited_with_its_page(
+    start_worker: Callable[..., GenerationWorker],
+    user: User,
+    minutes: Document,
+    logged_in_client: Client,
+) -> None:
+    conversation, answer = ask(user, QUESTION, minutes)
+    answer = answered(start_worker, answer)
+    grounding = AnswerGrounding.objects.get(message=answer)
+    assert grounding.mode == "passages"  # twelve pages do not fit the tiny model's window whole
+    first = grounding.sources[0]
+    assert (first["document_name"], first["page"]) == ("minutes.pdf", 7)
+    assert "Bartholomew Quince" in first["text"]
+    system = context_for(answer=answer)[0]
+    assert system["role"] == "system"
+    assert "[1] minutes.pdf, page 7" in system["content"]
+    assert "Bartholomew Quince" in system["content"]
+    # reviewers see what the model was given
+    item = ReviewItem.objects.get(message=answer)
+    assert "Bartholomew Quince" in item.prompt[0]["content"]
+    # the page shows the source, and its link opens the document at the passage, marked
+    shown = logged_in_client.get(reverse("chat:conversation", args=[conversation.pk])).content.decode()
+    assert "Answered from the" in shown
+    link = f"{reverse('documents:detail', args=[minutes.pk])}?passage={first['passage_id']}"
+    assert f'href="{link}#passage-{first["passage_id"]}"' in shown
+    assert "[1] minutes.pdf, page 7" in shown
+    opened = logged_in_client.get(link).content.decode()
+    marked = opened.split(f'<mark id="passage-{first["passage_id"]}" class="passage">')[1].split("</mark>")[0]
+    assert "Bartholomew Quince" in marked
+    assert "Text, page 7" in opened
+
+
+def test_documents_that_fit_the_window_are_given_whole(
+    start_worker: Callable[..., GenerationWorker], user: User, logged_in_client: Client
+) -> None:
+    note = read_document(user, "note.txt", "text", b"The spare key to the shed hangs behind the blue door.")
+    conversation, answer = ask(user, "Where is the spare key to the shed?", note)
+    answer = answered(start_worker, answer)
+    grounding = AnswerGrounding.objects.get(message=answer)
+    assert grounding.mode == "whole"
+    assert "The spare key to the shed hangs behind the blue door." in context_for(answer=answer)[0]["content"]
+    assert grounding.sources[0]["document_name"] == "note.txt"
+    shown = logged_in_client.get(reverse("chat:conversation", args=[conversation.pk])).content.decode()
+    assert "Answered from the whole of the attached documents." in shown
+
+
+def test_a_question_the_documents_do_not_answer_says_so_and_cites_nothing(
+    start_worker: Callable[..., GenerationWorker], user: User, minutes: Document, logged_in_client: Client
+) -> None:
+    conversation, answer = ask(user, "What is the boiling point of mercury?", minutes)
+    answer = answered(start_worker, answer)
+    grounding = AnswerGrounding.objects.get(message=answer)
+    assert (grounding.mode, grounding.sources) == ("unsupported", [])
+    assert "nothing in them matches this question" in context_for(answer=answer)[0]["content"]
+    shown = logged_in_client.get(reverse("chat:conversation", args=[conversation.pk])).content.decode()
+    assert "No source found" in shown
+    assert "?passage=" not in shown
+
+
+def test_a_document_still_being_read_is_left_out_and_the_page_says_so(
+    start_worker: Callable[..., GenerationWorker],
+    user: User,
+    minutes: Document,
+    logged_in_client: Client,
+) -> None:
+    waiting = Document.objects.create(owner=user, name="late.pdf", kind="pdf", size=1, sha256="e" * 64, original=b"x")
+    conversation, answer = ask(user, QUESTION, minutes, waiting)
+    answer = answered(start_worker, answer)
+    grounding = AnswerGrounding.objects.get(message=answer)
+    assert (grounding.mode, grounding.unread) == ("passages", ["late.pdf"])
+    shown = logged_in_client.get(reverse("chat:conversation", args=[conversation.pk])).content.decode()
+    assert "Not used, still being read: late.pdf." in shown
+
+    _, second = ask(user, QUESTION, waiting)
+    wait_for(lambda: settled(second), timeout=60, what="the second answer")
+    grounding = AnswerGrounding.objects.get(message=second)
+    assert grounding.mode == "unread"
+    assert "still being read" in context_for(answer=second)[0]["content"]
+
+
+def test_a_deleted_document_leaves_the_conversation_and_earlier_sources_stay(
+    start_worker: Callable[..., GenerationWorker], user: User, minutes: Document, logged_in_client: Client
+) -> None:
+    conversation, answer = ask(user, QUESTION, minutes)
+    answer = answered(start_worker, answer)
+    logged_in_client.post(reverse("documents:delete", args=[minutes.pk]))
+    assert not ConversationDocument.objects.filter(conversation=conversation).exists()
+    assert AnswerGrounding.objects.get(message=answer).sources[0]["document_name"] == "minutes.pdf"
+    later = logged_in_client.post(reverse("chat:send", args=[conversation.pk]), {"content": QUESTION})
+    assert later.status_code in (200, 302)
+    next_answer = Message.objects.filter(conversation=conversation, role="assistant").latest("created_at")
+    wait_for(lambda: settled(next_answer), timeout=60, what="the answer after the deletion")
+    assert not AnswerGrounding.objects.filter(message=next_answer).exists()  # asked of no document now
+    assert "Bartholomew" not in str(context_for(answer=next_answer))
+
+
+def test_documents_are_attached_only_by_their_owner(
+    logged_in_client: Client, user: User, make_user: Callable[..., User], minutes: Document
+) -> None:
+    other = make_user()
+    theirs = Document.objects.create(
+        owner=other, name="theirs.txt", kind="text", size=1, sha256="f" * 64, original=b"x"
+    )
+    conversation = Conversation.objects.create(owner=user)
+    logged_in_client.post(reverse("chat:attach", args=[conversation.pk]), {"documents": [theirs.pk, minutes.pk]})
+    assert list(
+        ConversationDocument.objects.filter(conversation=conversation).values_list("document_id", flat=True)
+    ) == [minutes.pk]
+    assert logged_in_client.post(reverse("chat:about", args=[theirs.pk])).status_code == 404
+    their_conversation = Conversation.objects.create(owner=other)
+    assert (
+        logged_in_client.post(
+            reverse("chat:attach", args=[their_conversation.pk]), {"documents": [minutes.pk]}
+        ).status_code
+        == 404
+    )
+    logged_in_client.post(reverse("chat:detach", args=[conversation.pk, minutes.pk]))
+    assert not ConversationDocument.objects.filter(conversation=conversation).exists()
+
+
+def test_ask_about_this_document_starts_a_conversation_with_it(
+    logged_in_client: Client, user: User, minutes: Document
+) -> None:
+    page = logged_in_client.get(reverse("documents:detail", args=[minutes.pk])).content.decode()
+    assert "Ask about this document" in page
+    response = logged_in_client.post(reverse("chat:about", args=[minutes.pk]))
+    conversation = Conversation.objects.get(owner=user)
+    assert response["Location"] == reverse("chat:conversation", args=[conversation.pk])
+    assert conversation.title == "About minutes.pdf"
+    shown = logged_in_client.get(response["Location"]).content.decode()
+    assert "Documents (1)" in shown
+    assert "minutes.pdf" in shown
