@@ -1,6 +1,6 @@
 """How good the summaries are: each method against reference summaries written by hand.
 
-    python -m bench.summary_quality                  # the whole set (about 10 minutes on 2 cores)
+    python -m bench.summary_quality                  # the whole set (35 minutes on 2 busy cores)
     python -m bench.summary_quality --docs 3 --max-pages 3   # a quick look
 
 The documents and their references are in bench/data/summaries/ (see its README). For
