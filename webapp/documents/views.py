@@ -16,6 +16,7 @@ from webapp.accounts.http import AuthedRequest
 from webapp.documents import quotas, selectors, services
 from webapp.documents.forms import SummaryForm
 from webapp.documents.models import Document, Passage
+from webapp.documents.summaries import SHOWN_FIRST
 from webapp.jobs import selectors as jobs
 from webapp.jobs.services import job_cancel
 
@@ -75,6 +76,7 @@ def _detail_context(document: Document, passage: Passage | None = None) -> dict[
         "preview": document.text[:PREVIEW_CHARACTERS],
         "summaries": selectors.summaries_for(document),
         "summary_form": SummaryForm(),
+        "summary_shown_first": SHOWN_FIRST,
     }
     if passage is not None:
         # The text around the passage, the passage itself marked, wherever in the document it is.
