@@ -53,7 +53,10 @@ class Conversation(models.Model):
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
     title = models.CharField(max_length=200, blank=True)
-    title_source = models.CharField(max_length=16, choices=TitleSource.choices, default=TitleSource.FALLBACK)
+    # the database's own default lets code that predates the column insert conversations
+    title_source = models.CharField(
+        max_length=16, choices=TitleSource.choices, default=TitleSource.FALLBACK, db_default=TitleSource.FALLBACK
+    )
     system_prompt = models.TextField(blank=True)
     temperature = models.FloatField(default=0.7)
     top_p = models.FloatField(default=0.95)

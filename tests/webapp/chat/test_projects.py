@@ -489,10 +489,14 @@ def test_the_page_shows_the_groups_in_order(logged_in_client: Client, user: User
 
 def test_a_search_and_the_archive_list_flat_as_before(logged_in_client: Client, user: User) -> None:
     work = services.project_create(owner=user, name="Work")
-    chat(user, "Budget", project=work)
-    found = logged_in_client.get(reverse("chat:list"), {"q": "Budget"}, **HX).content.decode()
-    assert "Budget" in found
+    budget = chat(user, "Budget", project=work)
+    found = logged_in_client.get(reverse("chat:search"), {"q": "Budget"}, **HX).content.decode()
+    assert "About <mark>Budget</mark>" in found  # the message, its word highlighted
     assert "sidebar-group" not in found
+    Conversation.objects.filter(pk=budget.pk).update(archived=True)
+    archive = logged_in_client.get(reverse("chat:list"), {"archived": "1"}, **HX).content.decode()
+    assert "Budget" in archive
+    assert "sidebar-group" not in archive
 
 
 def test_the_sidebar_takes_the_same_number_of_queries_whatever_it_holds(

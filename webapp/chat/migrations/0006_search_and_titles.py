@@ -43,6 +43,7 @@ class Migration(migrations.Migration):
             field=models.CharField(
                 choices=[("fallback", "Fallback"), ("model", "Model"), ("user", "User")],
                 default="fallback",
+                db_default="fallback",
                 max_length=16,
             ),
         ),
