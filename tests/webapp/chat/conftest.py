@@ -9,6 +9,7 @@ default chat model where what it writes matters (its titles).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -42,28 +43,42 @@ class RunningWorker:
         self.worker = worker
         self.thread = threading.Thread(target=worker.run, name="generation-worker", daemon=True)
 
-    def stop(self) -> None:
+    def stop(self, *, close_engine: bool = True) -> None:
         self.worker.stop()
         self.thread.join(timeout=30)
-        self.worker.engine.close()
+        if close_engine:
+            self.worker.engine.close()
 
 
-@pytest.fixture
-def start_worker(chat_tokenizer: Any) -> Iterator[Callable[..., GenerationWorker]]:
+@contextlib.contextmanager
+def worker_threads(*, close_engines: bool = True) -> Iterator[Callable[[GenerationWorker], GenerationWorker]]:
+    """Run workers in threads of this process; every one is stopped (and its engine closed,
+    unless others share it) when the block ends."""
     running: list[RunningWorker] = []
 
-    def start(*, capacity: int = 8, step_seconds: float = STEP_SECONDS, **options: Any) -> GenerationWorker:
-        engine = slow_tiny_engine(chat_tokenizer, step_seconds=step_seconds, max_batch_size=capacity)
-        worker = GenerationWorker(engine, poll_interval=0.2, save_interval=0.05, **options)
+    def run(worker: GenerationWorker) -> GenerationWorker:
         handle = RunningWorker(worker)
         handle.thread.start()
         running.append(handle)
         return worker
 
-    yield start
-    for handle in running:
-        handle.stop()
-    connection.close()
+    try:
+        yield run
+    finally:
+        for handle in running:
+            handle.stop(close_engine=close_engines)
+        connection.close()
+
+
+@pytest.fixture
+def start_worker(chat_tokenizer: Any) -> Iterator[Callable[..., GenerationWorker]]:
+    with worker_threads() as run:
+
+        def start(*, capacity: int = 8, step_seconds: float = STEP_SECONDS, **options: Any) -> GenerationWorker:
+            engine = slow_tiny_engine(chat_tokenizer, step_seconds=step_seconds, max_batch_size=capacity)
+            return run(GenerationWorker(engine, poll_interval=0.2, save_interval=0.05, **options))
+
+        yield start
 
 
 @pytest.fixture(scope="module")
@@ -80,20 +95,8 @@ def real_chat_engine() -> Iterator[Engine]:
 def start_real_worker(real_chat_engine: Engine) -> Iterator[Callable[..., GenerationWorker]]:
     """A generation worker on the real default chat model, stopped after the test (the
     model stays loaded for the module's other tests)."""
-    running: list[RunningWorker] = []
-
-    def start() -> GenerationWorker:
-        worker = GenerationWorker(real_chat_engine, poll_interval=0.2, save_interval=0.05)
-        handle = RunningWorker(worker)
-        handle.thread.start()
-        running.append(handle)
-        return worker
-
-    yield start
-    for handle in running:
-        handle.worker.stop()
-        handle.thread.join(timeout=30)
-    connection.close()
+    with worker_threads(close_engines=False) as run:
+        yield lambda: run(GenerationWorker(real_chat_engine, poll_interval=0.2, save_interval=0.05))
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
 from pytest_django import Settings
 
 from inference.config import LocalModel, ModelRegistry, UpstreamModel
@@ -26,7 +25,7 @@ from inference.upstream import UpstreamEngine
 from tests.processes import free_port
 from tests.upstream import LlamaServer, ScriptedServer, upstream_model
 from tests.waiting import wait_for
-from tests.webapp.chat.conftest import RunningWorker, settled
+from tests.webapp.chat.conftest import settled, worker_threads
 from webapp.accounts.models import User
 from webapp.chat import selectors, services
 from webapp.chat.models import Conversation, Message
@@ -52,21 +51,14 @@ def offer(settings: Settings) -> Callable[..., None]:
 
 @pytest.fixture
 def start_upstream_worker(offer: Callable[..., None]) -> Iterator[Callable[..., GenerationWorker]]:
-    running: list[RunningWorker] = []
+    with worker_threads() as run:
 
-    def start(model: UpstreamModel) -> GenerationWorker:
-        offer(model)
-        engine = UpstreamEngine(model, max_batch_size=4, retry_first_wait=0.05)
-        worker = GenerationWorker(engine, model=model.name, poll_interval=0.2, save_interval=0.05)
-        handle = RunningWorker(worker)
-        handle.thread.start()
-        running.append(handle)
-        return worker
+        def start(model: UpstreamModel) -> GenerationWorker:
+            offer(model)
+            engine = UpstreamEngine(model, max_batch_size=4, retry_first_wait=0.05)
+            return run(GenerationWorker(engine, model=model.name, poll_interval=0.2, save_interval=0.05))
 
-    yield start
-    for handle in running:
-        handle.stop()
-    connection.close()
+        yield start
 
 
 @pytest.fixture
