@@ -38,10 +38,14 @@ SEND_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "inte
 UNSENT_AFTER = timedelta(seconds=5)
 
 
+def _message(*, job_id: int, kind: str) -> None:
+    current_app.send_task(TASK_OF_KIND[kind], args=(job_id,), retry=True, retry_policy=SEND_RETRY)
+
+
 def job_send(*, job_id: int, kind: str) -> bool:
     """Send the job's message now; False (logged) when the broker cannot be reached."""
     try:
-        current_app.send_task(TASK_OF_KIND[kind], args=(job_id,), retry=True, retry_policy=SEND_RETRY)
+        _message(job_id=job_id, kind=kind)
     except Exception as error:  # kombu's OperationalError, redis' errors, a closed socket…
         logger.warning("could not send job %s to the workers (%s); it is sent when the broker is back", job_id, error)
         return False
@@ -64,7 +68,7 @@ def jobs_send_unsent() -> int:
         if not Job.objects.filter(pk=job_id, sent_at=None).update(sent_at=timezone.now()):
             continue
         try:
-            current_app.send_task(TASK_OF_KIND[kind], args=(job_id,), retry=True, retry_policy=SEND_RETRY)
+            _message(job_id=job_id, kind=kind)
         except Exception as error:
             Job.objects.filter(pk=job_id).update(sent_at=None)
             logger.warning("the broker is still unreachable (%s); unsent jobs wait", error)
