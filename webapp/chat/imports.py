@@ -95,6 +95,14 @@ class ImportPlan:
     messages: list[ImportedMessage] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
 
+    @property
+    def text_bytes(self) -> int:
+        """What the import adds to its owner's storage, counted as the quota counts a
+        conversation: the UTF-8 bytes of every message and system prompt."""
+        return sum(len(message.content.encode()) for message in self.messages) + sum(
+            len(conversation.system_prompt.encode()) for conversation in self.conversations
+        )
+
 
 class ImportUploadHandler(TemporaryFileUploadHandler):
     """Stops reading the file as soon as it passes ``PARLEY_IMPORT_MAX_BYTES``, so an

@@ -26,10 +26,11 @@ from django.utils import timezone
 from webapp.accounts.models import User
 from webapp.chat import events, selectors
 from webapp.chat.answers import Send, answer_enqueue, answer_interrupt, answers_import
-from webapp.chat.imports import ImportPlan
+from webapp.chat.imports import ImportPlan, ImportRefused
 from webapp.chat.models import PROJECT_NAME_MAX_LENGTH, Conversation, Feedback, Message, Project, SharedConversation
 from webapp.chat.notify import notify_worker
 from webapp.core.events import publish
+from webapp.documents import quotas
 from webapp.review import services as review
 
 TITLE_LENGTH = 60
@@ -435,9 +436,22 @@ def conversations_import(*, owner: User, plan: ImportPlan) -> ImportResult:
     Conversations keep the times they were started and last written at, so they take
     their place in the history instead of all coming first. Each goes into the owner's
     project of the name it was exported with (made if there is none), and stays pinned.
+
+    Their text counts toward the owner's storage quota: an import that would pass it is
+    ``ImportRefused`` with the quota and the usage, and nothing is imported.
     """
     now = timezone.now()
     with transaction.atomic():
+        # Held to the end: an upload or import of this user's meanwhile waits, then counts this one.
+        quotas.owner_lock(owner_id=owner.pk)
+        refusal = quotas.storage_refusal(
+            usage=quotas.storage_usage(owner_id=owner.pk),
+            adding_bytes=plan.text_bytes,
+            adding_documents=0,
+            adding="import",
+        )
+        if refusal is not None:
+            raise ImportRefused(refusal)
         projects = _projects_named(owner=owner, names={planned.project for planned in plan.conversations})
         conversations = Conversation.objects.bulk_create(
             [

@@ -36,6 +36,7 @@ from webapp.chat.forms import (
 from webapp.chat.models import Conversation, Message, Project
 from webapp.chat.selectors import ThreadEntry
 from webapp.core.redirects import safe_redirect_url
+from webapp.documents import quotas
 
 MAX_CHARS = settings.PARLEY_CHAT_MAX_MESSAGE_CHARS
 # The latest conversations a project's page lists (the sidebar lists its first few).
@@ -552,7 +553,10 @@ def _import_page(request: AuthedRequest) -> HttpResponse:
         return _import_render(request, form, error=str(error))
     finally:
         upload.close()
-    result = services.conversations_import(owner=request.user, plan=plan)
+    try:
+        result = services.conversations_import(owner=request.user, plan=plan)
+    except imports.ImportRefused as error:  # past the storage quota
+        return _import_render(request, form, error=str(error))
     return _import_render(request, ImportForm(), result=result)
 
 
@@ -565,6 +569,7 @@ def _import_render(
         "result": result,
         "skipped": imports.skipped_lines(result.skipped.most_common()) if result else [],
         "max_mb": settings.PARLEY_IMPORT_MAX_BYTES // (1024 * 1024),
+        "usage": quotas.storage_usage(owner_id=request.user.pk),
     }
     return render(request, "chat/import.html", context, status=422 if error else 200)
 

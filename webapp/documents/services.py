@@ -82,6 +82,7 @@ def _documents_create(user: User, accepted: list[_Accepted], outcome: UploadOutc
             usage=quotas.storage_usage(owner_id=user.pk),
             adding_bytes=sum(len(a.data) for a in new),
             adding_documents=len(new),
+            adding="upload",
         )
         if refusal is not None:
             outcome.refused.append(("", refusal))

@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.template.defaultfilters import filesizeformat
 from django.test import Client
 from django.urls import reverse
 
 from tests.webapp.chat.conftest import finish
 from webapp.chat import imports, selectors, services
 from webapp.chat.models import Conversation, Message
+from webapp.documents.models import Document
 
 pytestmark = pytest.mark.django_db
 
@@ -413,3 +415,69 @@ def test_the_import_refuses_a_post_without_its_csrf_token(user: Any) -> None:
     client.force_login(user)
     assert send_file(client, as_bytes([branched_chatgpt()])).status_code == 403
     assert not Conversation.objects.exists()
+
+
+def parley_file(*contents: str, system_prompt: str = "") -> bytes:
+    """A Parley export of one conversation: a question and answers, one after the other."""
+    messages = [
+        {"id": n, "parent_id": n - 1 if n else None, "role": ("user", "assistant")[n % 2], "content": content}
+        for n, content in enumerate(contents)
+    ]
+    document = {"format": "parley.conversation", "version": 1, "title": "Kept", "messages": messages}
+    return as_bytes({**document, "system_prompt": system_prompt, "current_leaf_id": len(contents) - 1})
+
+
+def test_imported_conversations_text_counts_toward_storage_on_the_usage_display(
+    logged_in_client: Client, user: Any
+) -> None:
+    from tests.webapp.documents.test_quotas import stored
+
+    stored(user, "a.txt", 1000)
+    # 2 bytes a "é": 600 + 400 + 100 bytes of text, the system prompt's included
+    assert send_file(logged_in_client, parley_file("é" * 300, "b" * 400, system_prompt="s" * 100)).status_code == 200
+    usage = (
+        f"Your storage: {filesizeformat(2100)} of {filesizeformat(500 * 1024 * 1024)} "
+        f"(documents {filesizeformat(1000)}, conversations {filesizeformat(1100)})"
+    )
+    assert usage in logged_in_client.get(reverse("documents:index")).content.decode()
+    assert usage in logged_in_client.get(reverse("chat:import")).content.decode()
+
+
+def test_an_import_over_the_storage_quota_is_refused_with_the_usage_and_nothing_is_imported(
+    logged_in_client: Client, user: Any, settings: Any
+) -> None:
+    from tests.webapp.documents.test_quotas import stored
+
+    settings.PARLEY_QUOTA_STORAGE_BYTES = 3000
+    stored(user, "old.txt", 1500)
+    response = send_file(logged_in_client, parley_file("q" * 1000, "a" * 501))
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert "This import would pass your storage quota of 2.9\xa0KB" in page
+    assert "your documents and conversations take 1.5\xa0KB and it adds 1.5\xa0KB" in page
+    assert "Nothing was imported." in page
+    assert not Conversation.objects.exists()
+    assert not Message.objects.exists()
+    # what fits, to the byte, is taken, and then nothing more
+    response = send_file(logged_in_client, parley_file("q" * 1000, "a" * 500))
+    assert response.status_code == 200
+    assert "1 conversation and 2 messages." in response.content.decode()
+    assert Message.objects.count() == 2
+    refused = send_file(logged_in_client, parley_file("x"))
+    assert refused.status_code == 422
+    assert "it adds 1\xa0byte" in refused.content.decode()
+    assert Conversation.objects.count() == 1
+
+
+def test_conversations_count_toward_the_storage_an_upload_is_refused_over(
+    logged_in_client: Client, user: Any, settings: Any
+) -> None:
+    settings.PARLEY_QUOTA_STORAGE_BYTES = 2000
+    assert send_file(logged_in_client, parley_file("q" * 900, "a" * 900)).status_code == 200
+    response = logged_in_client.post(
+        reverse("documents:upload"), {"files": [SimpleUploadedFile("one.txt", b"1" * 300)]}, follow=True
+    )
+    page = response.content.decode()
+    assert "This upload would pass your storage quota" in page
+    assert "your documents and conversations take 1.8\xa0KB and it adds 300\xa0bytes" in page
+    assert not Document.objects.exists()

@@ -54,7 +54,7 @@ def test_the_documents_page_shows_usage_against_the_quota(logged_in_client: Clie
     stored(user, "a.txt", 3000, text="é" * 1000)  # 2,000 bytes of text
     stored(user, "b.txt", 5000)
     page = logged_in_client.get(reverse("documents:index")).content.decode()
-    assert f"Your storage: {filesizeformat(10_000)} of {filesizeformat(500 * 1024 * 1024)}" in page
+    assert f"Your storage: {filesizeformat(10_000)} of {filesizeformat(500 * 1024 * 1024)} (documents" in page
     assert "2 of 1,000 documents" in page
 
 
@@ -63,7 +63,7 @@ def test_an_upload_over_the_storage_quota_is_refused_whole(logged_in_client: Cli
     stored(user, "old.txt", 1000, text="x" * 500)
     page = upload(logged_in_client, ("one.txt", b"1" * 200), ("two.txt", b"2" * 400))
     assert "would pass your storage quota of 2.0\xa0KB" in page
-    assert "your documents take 1.5\xa0KB and it adds 600\xa0bytes" in page
+    assert "your documents and conversations take 1.5\xa0KB and it adds 600\xa0bytes" in page
     assert list(Document.objects.values_list("name", flat=True)) == ["old.txt"]
     assert not Job.objects.exists()
     # what fits is taken
@@ -103,7 +103,7 @@ def test_two_uploads_at_once_cannot_both_pass_the_quota(user: Any, settings: Any
         thread.join()
     assert sorted(len(outcome.added) for outcome in outcomes) == [0, 1]
     refused = next(outcome for outcome in outcomes if outcome.refused)
-    assert "your documents take 600\xa0bytes and it adds 600\xa0bytes" in refused.refused[0][1]
+    assert "your documents and conversations take 600\xa0bytes and it adds 600\xa0bytes" in refused.refused[0][1]
     assert Document.objects.count() == 1
 
 
