@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from django.db import connection
+from honcho.environ import parse_procfile
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -28,3 +37,37 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def procfile_web(*, stderr: IO[bytes] | None = None, **extra: str) -> Iterator[str]:
+    """The Procfile's own ``web`` command (through a shell, as honcho runs it) against the
+    test database, with ``extra`` in its environment; yields its ``host:port`` once
+    /healthz answers, and stops it (the shell and the server) afterwards."""
+    port = free_port()
+    command = parse_procfile((BASE_DIR / "Procfile").read_text()).processes["web"]
+    env = process_env(PARLEY_HOST="127.0.0.1", PARLEY_PORT=str(port), **extra)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # as the launcher runs it
+    # The shell expands the command's variables, then becomes the server: waiting for it waits for the server.
+    server = subprocess.Popen(
+        f"exec {command}", shell=True, cwd=BASE_DIR, env=env, start_new_session=True, stderr=stderr
+    )
+    url = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, f"the web server exited with {server.returncode}"
+            assert time.monotonic() < deadline, "the web server did not start within 60 s"
+            try:
+                urllib.request.urlopen(f"http://{url}/healthz", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()

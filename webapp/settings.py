@@ -395,7 +395,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"axes": {"level": "WARNING"}},
+    # LOG_DEBUG names loggers to log at DEBUG whatever LOG_LEVEL says (e.g. webapp.chat.renders:
+    # each render of an answer), so one part can be watched without every library's debug lines.
+    "loggers": {"axes": {"level": "WARNING"}, **{name: {"level": "DEBUG"} for name in env_list("LOG_DEBUG", [])}},
 }
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -9,26 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
 from django.db import connection
 from django.test import Client
-from honcho.environ import parse_procfile
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin
 
-from tests.processes import BASE_DIR, free_port, process_env
+from tests.processes import procfile_web
 from webapp.accounts.models import User
 from webapp.chat import services
 from webapp.chat.models import Conversation
@@ -41,31 +33,8 @@ MESSAGE_TOO_BIG = 1009  # the websocket protocol's own close code
 
 @pytest.fixture
 def web_server() -> Iterator[str]:
-    port = free_port()
-    command = parse_procfile((BASE_DIR / "Procfile").read_text()).processes["web"]
-    env = process_env(PARLEY_HOST="127.0.0.1", PARLEY_PORT=str(port), PARLEY_WS_MAX_FRAME_BYTES=str(LIMIT))
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # as the launcher runs it
-    # The shell expands the command's variables, then becomes the server: waiting for it waits for the server.
-    server = subprocess.Popen(f"exec {command}", shell=True, cwd=BASE_DIR, env=env, start_new_session=True)
-    url = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, f"the web server exited with {server.returncode}"
-            assert time.monotonic() < deadline, "the web server did not start within 60 s"
-            try:
-                urllib.request.urlopen(f"http://{url}/healthz", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.2)
+    with procfile_web(PARLEY_WS_MAX_FRAME_BYTES=str(LIMIT)) as url:
         yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the shell and the server it started
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
 
 
 async def until_closed(socket: ClientConnection) -> tuple[list[dict[str, Any]], int | None]:

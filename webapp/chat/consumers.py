@@ -28,19 +28,22 @@ until rendering has taken at most ``RENDER_SHARE`` of the time, joining the piec
 arrive meanwhile into the next frame. A short answer streams piece by piece; a long one
 in a few frames a second, instead of the process spending its time re-rendering.
 
-Rendering runs in a thread (``_rendered``), never on the event loop: one render of a long
-answer takes milliseconds to tens of milliseconds, and on the loop that time would hold
-up every other socket of the process (their deltas, their handshakes, the Stop of
-another user). The pieces that arrive while a render is under way wait for the next
-frame, and a frame whose answer was replaced meanwhile (by its saved or final text) is
-dropped, so the frames of an answer still go out in order, each piece once.
+Rendering runs in a thread, never on the event loop: one render of a long answer takes
+milliseconds to tens of milliseconds, and on the loop that time would hold up every other
+socket of the process (their deltas, their handshakes, the Stop of another user). And it
+runs once per update for all the process's sockets on the answer (``webapp/chat/renders.py``):
+each frame's html is asked for by answer and sequence number, and the sockets that ask for
+the same one await the same render. A socket spaces its frames by the render's own time,
+not by how long it waited, so the sockets on one answer keep sending at the same sequence
+numbers. The pieces that arrive while a render is under way wait for the next frame, and
+a frame whose answer was replaced meanwhile (by its saved or final text) is dropped, so
+the frames of an answer still go out in order, each piece once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,18 +60,18 @@ from webapp.chat.events import (
     conversation_group,
 )
 from webapp.chat.models import Conversation, Message
-from webapp.core.rendering import render_markdown
+from webapp.chat.renders import answer_renders
 from webapp.core.sockets import AccountSocket
 
 GAP_WAIT = 0.05  # seconds between reads of the saved text while filling a gap
 GAP_PATIENCE = 3.0  # then the saved text is taken as it is
-RENDER_SHARE = 0.1  # of the time, at most, spent rendering one answer for one socket
+RENDER_SHARE = 0.1  # of the time, at most, spent rendering one answer
 
 
-async def _rendered(text: str) -> str:
-    """``render_markdown`` in a thread, off the event loop (see the module docstring). It
-    is safe there: it keeps no state between calls, and pages render it in threads too."""
-    return await asyncio.to_thread(render_markdown, text)
+async def _rendered(*, message_id: int, seq: int, text: str) -> tuple[str, float]:
+    """The html of an answer's ``text`` up to delta ``seq``, rendered once for all the
+    process's sockets on it, and the seconds that render took."""
+    return await answer_renders().html(message_id=message_id, seq=seq, text=text)
 
 
 @dataclass
@@ -192,9 +195,7 @@ class ConversationConsumer(AccountSocket):
         }
         state.unsent, state.unsent_from = "", 0
         state.rendering = True
-        started = time.perf_counter()
-        frame["html"] = await _rendered(state.text)
-        spent = time.perf_counter() - started
+        frame["html"], spent = await _rendered(message_id=message_id, seq=state.seq, text=state.text)
         if self.answers.get(message_id) is not state:
             return  # replaced while rendering by a saved or final text, which includes these pieces
         state.rendering = False
@@ -211,7 +212,7 @@ class ConversationConsumer(AccountSocket):
         if "content" in event:  # the final text, which includes any piece not yet sent
             self._forget(message_id)
             self.answers[message_id] = AnswerState(seq=event["seq"], text=event["content"])
-            frame["html"] = await _rendered(event["content"])
+            frame["html"], _ = await _rendered(message_id=message_id, seq=event["seq"], text=event["content"])
         await self.send_frame(frame)
 
     async def chat_queue(self, event: QueueEvent) -> None:
@@ -253,7 +254,7 @@ class ConversationConsumer(AccountSocket):
                 "status": answer.status,
                 "seq": answer.seq,
                 "content": answer.content,
-                "html": await _rendered(answer.content),
+                "html": (await _rendered(message_id=answer.pk, seq=answer.seq, text=answer.content))[0],
                 "position": answer.position,  # type: ignore[attr-defined]
             }
         )

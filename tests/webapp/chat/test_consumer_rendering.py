@@ -14,7 +14,7 @@ from channels.db import database_sync_to_async
 from tests.webapp.chat.conftest import Converse
 from tests.webapp.sockets import opened, session_cookie
 from webapp.accounts.models import User
-from webapp.chat import consumers
+from webapp.chat import renders
 from webapp.chat.events import conversation_group
 from webapp.core.events import publish
 from webapp.core.rendering import render_markdown
@@ -40,7 +40,7 @@ async def test_a_slow_render_holds_up_no_other_socket(
             released.append(release.wait(timeout=10))
         return render_markdown(text)
 
-    monkeypatch.setattr(consumers, "render_markdown", slow_render)
+    monkeypatch.setattr(renders, "render_markdown", slow_render)
     (slow_conversation, slow_answer), (other_conversation, other_answer) = [
         await database_sync_to_async(converse)() for _ in range(2)
     ]
@@ -76,7 +76,7 @@ async def test_pieces_that_arrive_during_a_render_go_in_the_next_frame(
         time.sleep(0.05)
         return render_markdown(text)
 
-    monkeypatch.setattr(consumers, "render_markdown", slow_render)
+    monkeypatch.setattr(renders, "render_markdown", slow_render)
     conversation, answer = await database_sync_to_async(converse)()
     socket = await opened(f"/ws/chat/{conversation.pk}/", await session_cookie(user))
     pieces = [f"piece {seq} " for seq in range(1, 41)]
