@@ -120,12 +120,19 @@ def _norm(norm: Any, x: torch.Tensor) -> torch.Tensor:
 
 def stacked(linears: list[Any]) -> Any:
     """One layer computing ``linears`` side by side (their outputs concatenated): a Linear of
-    the concatenated weights, an Int8Linear of the concatenated int8 weights and scales, or,
-    for layers of other kinds, a module that calls each."""
+    the concatenated weights (of which theirs become views), an Int8Linear of the
+    concatenated int8 weights and scales, or, for layers of other kinds, a module that
+    calls each."""
     if all(type(linear) is torch.nn.Linear and linear.bias is None for linear in linears):
         weight = torch.cat([linear.weight.detach() for linear in linears])
         joined = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False, device=weight.device, dtype=weight.dtype)
         joined.weight = torch.nn.Parameter(weight, requires_grad=False)
+        # the layers' own weights become views of the concatenation: one copy in memory
+        start = 0
+        for linear in linears:
+            rows = linear.weight.shape[0]
+            linear.weight = torch.nn.Parameter(weight[start : start + rows], requires_grad=False)
+            start += rows
         return joined
     if all(type(linear) is Int8Linear and linear.bias is None for linear in linears):
         return Int8Linear.stacked(linears)

@@ -125,7 +125,11 @@ class Engine:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
         self._torch = torch
         # the one-token step in few operations (decoding_step.py) where the model allows it
-        self._step = decoding_step.FusedLlamaStep(model) if fused_step and decoding_step.supports(model) else None
+        self._step = None
+        if fused_step and decoding_step.supports(model):
+            started = time.perf_counter()
+            self._step = decoding_step.FusedLlamaStep(model)
+            logger.info("fused decoding step ready in %.0f ms", 1000 * (time.perf_counter() - started))
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
