@@ -100,8 +100,11 @@ class Engine:
         max_new_tokens_limit: int = 4096,
         prefill_tokens: int = 0,
         prefix_cache_mb: int = 256,
+        fused_step: bool = True,
     ) -> None:
         import torch
+
+        from inference import decoding_step
 
         self.model = model
         self.tokenizer = tokenizer
@@ -121,6 +124,12 @@ class Engine:
         self.eos_ids = self._eos_ids()
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
         self._torch = torch
+        # the one-token step in few operations (decoding_step.py) where the model allows it
+        self._step = None
+        if fused_step and decoding_step.supports(model):
+            started = time.perf_counter()
+            self._step = decoding_step.FusedLlamaStep(model)
+            logger.info("fused decoding step ready in %.0f ms", 1000 * (time.perf_counter() - started))
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
@@ -142,7 +151,7 @@ class Engine:
 
         config = config or InferenceConfig.from_env()
         model, tokenizer = load_chat_model(config)
-        options = {"prefix_cache_mb": config.prefix_cache_mb, **options}
+        options = {"prefix_cache_mb": config.prefix_cache_mb, "fused_step": config.chat_step == "fused", **options}
         return cls(model, tokenizer, model_name=chat_model_name(config, model, name), **options)
 
     # ---- public API --------------------------------------------------------------
@@ -425,16 +434,20 @@ class Engine:
         last_tokens = torch.tensor([[s.token_ids[-1]] for s in sequences], device=self.device)
         positions = torch.tensor([[s.length] for s in sequences], device=self.device)
         self._mask = batch.grown(self._mask)
-        output = self.model(
-            input_ids=last_tokens,
-            attention_mask=self._mask,
-            position_ids=positions,
-            cache=self._cache,
-            use_cache=True,
-        )
+        if self._step is not None:
+            logits = self._step(last_tokens, self._mask, positions, self._cache)
+        else:
+            output = self.model(
+                input_ids=last_tokens,
+                attention_mask=self._mask,
+                position_ids=positions,
+                cache=self._cache,
+                use_cache=True,
+            )
+            logits = output.logits[:, -1, :]
         for sequence in sequences:
             sequence.length += 1
-        next_tokens = self._sample(output.logits[:, -1, :], sequences)
+        next_tokens = self._sample(logits, sequences)
         self._advance(sequences, next_tokens)
 
     def _sample(self, logits: torch.Tensor, sequences: list[_Sequence]) -> list[int]:

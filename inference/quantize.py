@@ -35,6 +35,20 @@ class Int8Linear(torch.nn.Module):
         self.bias = None if linear.bias is None else torch.nn.Parameter(linear.bias.detach().float())
         self.in_features, self.out_features = linear.in_features, linear.out_features
 
+    @classmethod
+    def stacked(cls, layers: list[Int8Linear]) -> Int8Linear:
+        """One layer computing ``layers`` side by side on the same input, their outputs
+        concatenated: each output channel keeps its int8 weights and scale, and the input's
+        per-token scale is the same for all, so the outputs are exactly theirs."""
+        joined = cls.__new__(cls)
+        torch.nn.Module.__init__(joined)
+        joined.register_buffer("weight_t", torch.cat([layer.weight_t for layer in layers], dim=1).contiguous())
+        joined.register_buffer("weight_scale", torch.cat([layer.weight_scale for layer in layers]))
+        joined.bias = None  # type: ignore[assignment]
+        joined.in_features = layers[0].in_features
+        joined.out_features = sum(layer.out_features for layer in layers)
+        return joined
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features).float()
         row_scale = rows.abs().amax(dim=1, keepdim=True).clamp(min=1e-8) / 127

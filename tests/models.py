@@ -6,6 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 
+def on_each_pass(model: Any, hook: Any) -> Any:
+    """Call ``hook(module, args, output)`` at every forward pass of ``model``, the model's
+    own (a prefill) or the engine's fused decoding step (inference/decoding_step.py): each
+    starts by embedding its input ids, ``args[0]`` ``[rows, tokens]``. Returns the handle."""
+    return model.get_input_embeddings().register_forward_hook(hook)
+
+
 def build_tiny_model(vocab_size: int, max_positions: int = 1024) -> Any:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM

@@ -15,7 +15,7 @@ from inference import Engine, GenerationRequest, InvalidRequestError, ModelNotFo
 from inference.config import InferenceConfig
 from inference.models import chat_model_dir, choose_device, load_causal_lm
 from inference.types import ChatMessage, SamplingParams
-from tests.models import build_tiny_model
+from tests.models import build_tiny_model, on_each_pass
 from tests.oracles import one_at_a_time
 from tests.waiting import wait_for
 
@@ -109,9 +109,7 @@ def test_a_crowd_admitted_in_groups_under_a_prefill_budget_gets_the_same_answers
 def test_requests_submitted_together_wait_for_each_other_and_share_one_prefill(chat_tokenizer: Any) -> None:
     model = build_tiny_model(len(chat_tokenizer))
     rows: list[int] = []  # the rows of each forward pass: a prefill takes the new ones
-    model.register_forward_hook(
-        lambda module, args, kwargs, output: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True
-    )
+    on_each_pass(model, lambda module, args, output: rows.append(args[0].shape[0]))
     engine = Engine(model, chat_tokenizer, max_batch_size=8)
     try:
         running = engine.submit(greedy([{"role": "user", "content": "Already talking."}], 400))
@@ -139,12 +137,12 @@ def test_requests_arriving_during_a_prefill_are_prefilled_before_the_next_step_o
     late = [greedy([{"role": "user", "content": f"Late question {n}."}], 8) for n in range(2)]
     streams: list[Any] = []
 
-    def record(module: Any, args: Any, kwargs: dict[str, Any], output: Any) -> None:
-        passes.append(tuple(kwargs["input_ids"].shape))
+    def record(module: Any, args: Any, output: Any) -> None:
+        passes.append(tuple(args[0].shape))
         if len(passes) <= len(late):  # a request comes during each of the first two prefills
             streams.append(engine.submit(late[len(passes) - 1]))
 
-    model.register_forward_hook(record, with_kwargs=True)
+    on_each_pass(model, record)
     try:
         first = engine.submit(greedy([{"role": "user", "content": "First question."}], 8))
         results = [stream.result() for stream in [first, *streams]]
@@ -172,7 +170,7 @@ def test_the_whole_text_is_the_decoded_tokens_and_never_a_broken_character(tiny_
 
 def test_cancel_stops_the_stream_and_keeps_the_text_shown(tiny_engine: Engine) -> None:
     pacer = Pacer()
-    tiny_engine.model.register_forward_hook(pacer)
+    on_each_pass(tiny_engine.model, pacer)
     try:
         other = tiny_engine.submit(greedy([{"role": "user", "content": "keep going"}], 60))
         stream = tiny_engine.submit(greedy([{"role": "user", "content": "long story"}], 500))
@@ -320,7 +318,9 @@ def test_bad_requests_get_a_clear_error_and_the_engine_keeps_serving(
 
 
 def test_an_engine_failure_marks_the_live_requests_failed_and_serving_goes_on(tiny_engine: Engine) -> None:
-    original = tiny_engine.model.forward
+    # the third pass fails, a decoding step: every pass starts by embedding its input ids
+    embeddings = tiny_engine.model.get_input_embeddings()
+    original = embeddings.forward
     calls = {"n": 0}
 
     def flaky(*args: Any, **kwargs: Any) -> Any:
@@ -329,7 +329,7 @@ def test_an_engine_failure_marks_the_live_requests_failed_and_serving_goes_on(ti
             raise RuntimeError("simulated device failure")
         return original(*args, **kwargs)
 
-    tiny_engine.model.forward = flaky
+    embeddings.forward = flaky
     broken = tiny_engine.submit(greedy(QUESTION, 50)).result()
     assert broken.stats.finish_reason == "error"
     assert broken.stats.error is not None
@@ -416,7 +416,7 @@ def test_drain_returns_what_is_ready_without_waiting_and_then_the_end(tiny_engin
 def test_a_wake_event_is_set_at_the_first_text_and_at_the_end_only(chat_tokenizer: Any) -> None:
     model = build_tiny_model(len(chat_tokenizer))
     pacer = Pacer()
-    model.register_forward_hook(pacer)
+    on_each_pass(model, pacer)
     engine = Engine(model, chat_tokenizer, model_name="tiny")
     wake = threading.Event()
     try:
@@ -580,7 +580,7 @@ def test_a_long_prompt_cancelled_while_it_is_prefilled_ends_there(chat_tokenizer
         return original(*args, **kwargs)
 
     pacer = Pacer()
-    engine.model.register_forward_hook(pacer)
+    on_each_pass(engine.model, pacer)
     try:
         streaming = engine.submit(greedy([{"role": "user", "content": "hi"}], 150))
         long = engine.submit(greedy([{"role": "user", "content": "word " * 400}], 5))  # 50 chunks

@@ -20,7 +20,7 @@ import pytest
 from django.db import connection
 
 from inference.engine import Engine
-from tests.models import build_tiny_model
+from tests.models import build_tiny_model, on_each_pass
 from webapp.accounts.models import User
 from webapp.chat import services
 from webapp.chat.models import Conversation, Message
@@ -34,7 +34,7 @@ Converse = Callable[..., tuple[Conversation, Message]]
 
 def slow_tiny_engine(tokenizer: Any, *, step_seconds: float = STEP_SECONDS, **options: Any) -> Engine:
     model = build_tiny_model(len(tokenizer))
-    model.register_forward_hook(lambda *args: time.sleep(step_seconds))
+    on_each_pass(model, lambda *args: time.sleep(step_seconds))
     return Engine(model, tokenizer, model_name="tiny-test-model", **options)
 
 
