@@ -62,8 +62,9 @@ def compared(
     """``value`` with the figure it stands on, and how many times better it is:
     ``compared(12.3, 45.6, "ms", "one at a time", lower_is_better=True)`` is
     ``"12.3 ms against 45.6 ms one at a time (3.71x)"``."""
-    better = baseline / value if lower_is_better else value / baseline
-    return f"{value:.{digits}f} {unit} against {baseline:.{digits}f} {unit} {against} ({better:.2f}x)"
+    over, under = (baseline, value) if lower_is_better else (value, baseline)
+    better = f"{over / under:.2f}x" if under else "no ratio to a 0"
+    return f"{value:.{digits}f} {unit} against {baseline:.{digits}f} {unit} {against} ({better})"
 
 
 @contextmanager

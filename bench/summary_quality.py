@@ -1,7 +1,9 @@
 """How good the summaries are: each method against reference summaries written by hand.
 
-    python -m bench.summary_quality                  # the whole set (35 minutes on 2 busy cores)
+    python -m bench.summary_quality                  # the whole set (about 50 minutes on 2 busy cores)
     python -m bench.summary_quality --docs 3 --max-pages 3   # a quick look
+    python -m bench.summary_quality --min-pages 18           # the long documents only (30 minutes)
+    python -m bench.summary_quality --only heat-pump-manual  # named documents
 
 The documents and their references are in bench/data/summaries/ (see its README). For
 each document, in turns (the order reversed every other document), three methods:
@@ -65,7 +67,7 @@ class Scores:
     summary: str = field(repr=False)
 
 
-def documents(limit: int | None, max_pages: float | None) -> list[Document]:
+def documents(limit: int | None, max_pages: float | None, min_pages: float | None = None) -> list[Document]:
     found = []
     for path in sorted(DATA_DIR.iterdir()):
         if path.suffix not in (".md", ".txt") or path.name.endswith(".summary.txt") or path.name == "README.md":
@@ -74,6 +76,8 @@ def documents(limit: int | None, max_pages: float | None) -> list[Document]:
         found.append(Document(path.stem, path.read_text(encoding="utf-8"), reference.read_text(encoding="utf-8")))
     if max_pages is not None:
         found = [d for d in found if d.pages <= max_pages]
+    if min_pages is not None:
+        found = [d for d in found if d.pages >= min_pages]
     return found[:limit] if limit else found
 
 
@@ -81,6 +85,8 @@ def main() -> None:
     arguments = parser(__doc__)
     arguments.add_argument("--docs", type=int, help="only the first N documents (by name)")
     arguments.add_argument("--max-pages", type=float, help="only documents of at most this many pages")
+    arguments.add_argument("--min-pages", type=float, help="only documents of at least this many pages")
+    arguments.add_argument("--only", nargs="+", metavar="NAME", help="only these documents (names without suffix)")
     arguments.add_argument("--threshold", type=float, default=0.6, help="cosine for a supported sentence")
     arguments.add_argument("--show", action="store_true", help="print every summary")
     options = arguments.parse_args()
@@ -90,7 +96,9 @@ def main() -> None:
     from inference.config import InferenceConfig
     from inference.summarize import Summarizer, figures, split_sentences, text_units
 
-    docs = documents(options.docs, options.max_pages)
+    docs = documents(options.docs, options.max_pages, options.min_pages)
+    if options.only:
+        docs = [d for d in docs if d.name in options.only]
     print(f"{len(docs)} documents, {sum(d.pages for d in docs):.0f} pages; loading the models…", flush=True)
     summarizer = Summarizer.from_config(InferenceConfig.from_env())
     embedder = summarizer.embedder

@@ -1,7 +1,8 @@
 """Whole-document summaries: map-reduce with the chat model, and key sentences.
 
 The text is first read as units: sentences, and headings or fragments ("Section 47.",
-"Decisions", "4.1 Phosphorus") that stand on a line of their own. HTML left in a text
+"Decisions", "4.1 Phosphorus") that stand on a line of their own; list items ("- …",
+"1. …", "(a) …") and table rows stand alone. HTML left in a text
 (tags, entities) is taken out before anything else.
 
 Abstractive: the units are packed into chunks of at most ``chunk_tokens`` tokens, cut
@@ -11,8 +12,10 @@ chunks go to the engine at once, so they are decoded as one batch); the chunk su
 without a sentence one of them has already said, are combined in rounds until they fit
 one prompt, then written as the final summary. The final text keeps the document's
 order (each sentence placed by the part of the document it comes from), ends on a
-whole sentence, says nothing twice, and drops any sentence that states a figure the
-document does not contain. Callers get a callback per finished chunk and may pass the
+whole sentence, says nothing twice, is cut where the model starts to go round in a loop
+(a phrase said over and over until the tokens run out), and drops any sentence that
+states a figure the document does not contain; a final text with no sentence left gives
+way to what the parts combined into it said. Callers get a callback per finished chunk and may pass the
 chunk summaries they already have, so a retried job does not redo them.
 
 Extractive: key sentences are the ones closest to the document's mean embedding,
@@ -177,13 +180,16 @@ def _read_paragraph(text: str, start: int, end: int, number: int, units: list[Un
             run_start = None
             offset = a + (len(text[a:b]) - len(text[a:b].lstrip()))
             units.append(Unit(offset, offset + len(line), " ".join(line.lstrip("#").split()), number, True))
-        elif run_start is None or line.startswith(_ITEM_MARKERS):  # a list item or table row stands alone
-            flush(a)
+        elif run_start is None or line.startswith(_ITEM_MARKERS) or _NUMBERED_LINE.match(line):
+            flush(a)  # a list item or table row stands alone
             run_start = a
     flush(lines[-1][1] if lines else end)
 
 
 _ITEM_MARKERS = ("- ", "* ", "• ", "|")
+# "1. that the scheme is made;" "2) …" "(a) …": items of a numbered list, each its own unit
+# even where it ends on a semicolon, or a list of recommendations reads as one long sentence
+_NUMBERED_LINE = re.compile(r"^(?:\d{1,2}[.)]|\([a-z]{1,4}\))\s+")
 
 
 def _add_sentences(text: str, start: int, end: int, number: int, units: list[Unit]) -> None:
@@ -363,6 +369,25 @@ def without_repeats(texts: Sequence[str]) -> list[str]:
     return kept_texts
 
 
+def without_loop(text: str, repeats: int = 3) -> str:
+    """The text cut where it starts to go round in a loop: a run of two or more words said
+    ``repeats`` times in a row, or one word said five times ("… in London, including the
+    proposed expansion of the Combined Authority in London, including the proposed …",
+    "high-capacity, high-capacity, …"), which a small model can keep up until it runs out
+    of tokens; the run is kept once. "It was very very very good" is no loop."""
+    words = list(re.finditer(r"\S+", text))
+    lowered = [w.group().lower() for w in words]
+    for start in range(len(words)):
+        for period in range(1, (len(words) - start) // repeats + 1):
+            times = 5 if period == 1 else repeats
+            if start + times * period > len(words) or lowered[start + period] != lowered[start]:
+                continue
+            run = lowered[start : start + period]
+            if all(lowered[start + k * period : start + (k + 1) * period] == run for k in range(1, times)):
+                return text[: words[start + period].start()].rstrip()
+    return text
+
+
 def whole_sentences(text: str) -> str:
     """The text without an unfinished last sentence ("… The chair"), as a model leaves it
     when it runs out of tokens; kept as it is if it is all one unfinished sentence."""
@@ -465,8 +490,10 @@ class Summarizer:
         final = self._run_all([self._combine_prompt(pieces, length, form)])[0]
         draft = self._in_document_order(without_repeats([final])[0], summaries)
         summary = drop_unsupported_figures(draft, figures(text))
-        if not summary:  # every sentence stated a figure the text lacks: say what the parts said
-            summary = drop_unsupported_figures(" ".join(without_repeats(summaries)), figures(text))
+        if not any(unit.is_sentence for unit in text_units(summary)):
+            # every sentence stated a figure the text lacks, or the model only went round in a
+            # loop ("Councillor Ash, Councillor Ash, …"): say what the parts it was given said
+            summary = drop_unsupported_figures(" ".join(pieces), figures(text))
         return SummaryResult(summary=summary, chunk_summaries=tuple(summaries), rounds=rounds, draft=draft)
 
     def key_sentences(self, text: str, count: int = 5, diversity: float = 0.3) -> list[str]:
@@ -590,6 +617,15 @@ class Summarizer:
 
 
 def _finished_text(result: GenerationResult) -> str:
-    """The model's text, without the unfinished sentence it was writing when it ran out of tokens."""
+    """The model's text without a loop, and without the unfinished sentence it was writing
+    when it ran out of tokens or fell into the loop."""
     text = result.text.strip()
-    return whole_sentences(text) if result.stats.finish_reason == "length" else text
+    looped = without_loop(text)
+    if looped == text and result.stats.finish_reason != "length":
+        return text
+    finished = whole_sentences(looped)
+    if looped == text or finished.endswith((".", "!", "?", '."', ".'", ".)", "!)", "?)")):
+        return finished
+    # all one unfinished sentence: end it at its last clause rather than mid-phrase
+    clause = max(finished.rfind(","), finished.rfind(";"))
+    return finished[:clause].rstrip() + "." if clause > 0 else finished

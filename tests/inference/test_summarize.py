@@ -17,8 +17,10 @@ from inference.summarize import (
     split_sentences,
     text_units,
     whole_sentences,
+    without_loop,
     without_repeats,
 )
+from inference.types import GenerationResult, GenerationStats
 
 FILLER = (
     "The committee met on a grey morning to discuss the annual budget for the town library. "
@@ -146,6 +148,26 @@ def test_list_items_are_sentences_of_their_own() -> None:
     ]
 
 
+def test_numbered_list_items_are_units_of_their_own() -> None:
+    """A list of recommendations ending on semicolons is not one sentence of 300 words."""
+    text = (
+        "The Board is asked to agree:\n"
+        "1. that the scheme covers the whole of the area;\n"
+        "2. that franchised services start on 3 September 2028;\n"
+        "3) that a fare of 2.50 pounds is introduced.\n"
+        "(a) whether the building needed a licence;\n"
+        "(b) the amount of any repayment."
+    )
+    assert split_sentences(text) == [
+        "The Board is asked to agree:",
+        "1. that the scheme covers the whole of the area;",
+        "2. that franchised services start on 3 September 2028;",
+        "3) that a fare of 2.50 pounds is introduced.",
+        "(a) whether the building needed a licence;",
+        "(b) the amount of any repayment.",
+    ]
+
+
 def test_html_left_in_a_text_is_taken_out() -> None:
     text = readable_text("<div><p>Budget&amp; plan approved</p><script>x()</script><p>Next</p></div>")
     assert text.split() == ["Budget&", "plan", "approved", "Next"]
@@ -189,6 +211,75 @@ def test_a_sentence_longer_than_a_chunk_is_cut_between_words(chat_tokenizer: Any
 
 
 # ---- tidying the model's text -------------------------------------------------------------
+
+# What the packaged model wrote as the final summary of the 30-page bus network review
+# (bench/data/summaries/) until it ran out of tokens, shortened.
+LOOP = (
+    "The document summarizes the details of a review of a proposed expansion of the Combined Authority in London, "
+    + "including the proposed expansion of the Combined Authority in London, " * 12
+    + "including the proposed"
+)
+
+
+def test_a_loop_is_cut_to_one_round() -> None:
+    assert without_loop(LOOP) == (
+        "The document summarizes the details of a review of a proposed expansion of the Combined Authority in London, "
+        "including the"
+    )
+    # a phrase said again further on, or a word said three times, is no loop
+    twice = "The fee is 10 per cent of the Annual Fixed Charge and the cap 125 per cent of the Annual Fixed Charge."
+    assert without_loop(twice) == twice
+    assert without_loop("It was very very very good.") == "It was very very very good."
+    assert without_loop("Councillor Ash, Councillor Ash, Councillor Ash, Councillor Ash,") == "Councillor Ash,"
+    assert without_loop("A heat pump, " + "high-capacity, " * 8 + "and quiet.") == "A heat pump, high-capacity,"
+
+
+class _Finished:
+    def __init__(self, result: GenerationResult) -> None:
+        self._result = result
+
+    def result(self) -> GenerationResult:
+        return self._result
+
+    def cancel(self) -> None:
+        pass
+
+
+def test_a_final_summary_that_goes_round_in_a_loop_ends_on_one_round(real_engine: Engine, monkeypatch: Any) -> None:
+    """The real model on the chunks; the combination answers with a loop cut off by the token limit."""
+    summarizer = Summarizer(real_engine, Embedder.from_config(), chunk_tokens=400)
+    text = FILLER * 20
+    final = {"text": ""}
+    real_submit = real_engine.submit
+
+    def submit(request: Any) -> Any:
+        if request.messages[-1].content.startswith("These are summaries"):
+            stats = GenerationStats(
+                prompt_tokens=900, completion_tokens=250, time_to_first_token=0.1, tokens_per_second=10.0,
+                finish_reason="length",
+            )  # fmt: skip
+            return _Finished(GenerationResult(final["text"], stats))
+        return real_submit(request)
+
+    monkeypatch.setattr(real_engine, "submit", submit)
+    final["text"] = (
+        "The committee reviewed the library budget, "
+        + "including the repair of the roof of the town library, " * 10
+        + "including the"
+    )
+    result = summarizer.summarize(text, length="medium")
+    assert len(result.chunk_summaries) >= 2
+    assert result.summary == (
+        "The committee reviewed the library budget, including the repair of the roof of the town library."
+    )
+
+    # a loop with no sentence in it at all: the summary says what the parts said instead
+    final["text"] = "Councillor Ash, " * 60
+    done = dict(enumerate(result.chunk_summaries))
+    looped = summarizer.summarize(text, length="medium", done_chunks=done)
+    assert looped.chunk_summaries == result.chunk_summaries  # no chunk summarized again
+    assert "Councillor Ash" not in looped.summary
+    assert looped.summary == " ".join(without_repeats(result.chunk_summaries))
 
 
 def test_an_unfinished_last_sentence_is_dropped() -> None:
