@@ -341,6 +341,9 @@ except InferenceError as error:
 PARLEY_CHAT_MAX_MESSAGE_CHARS = env_int("PARLEY_CHAT_MAX_MESSAGE_CHARS", 16_000, minimum=1)
 PARLEY_CHAT_MAX_ANSWER_TOKENS = env_int("PARLEY_CHAT_MAX_ANSWER_TOKENS", 2048, minimum=16)
 PARLEY_CHAT_MAX_IN_FLIGHT_PER_USER = env_int("PARLEY_CHAT_MAX_IN_FLIGHT_PER_USER", 3, minimum=1)
+# Tokens (prompt and completion, every model, chat and /v1 together) one user may spend a
+# day, checked when a message is sent (webapp/accounts/usage.py); 0: no limit.
+PARLEY_USER_DAILY_TOKENS = env_int("PARLEY_USER_DAILY_TOKENS", 0, minimum=0)
 PARLEY_CHAT_RATE = env_str("PARLEY_CHAT_RATE", "20/m")  # messages per user, django-ratelimit's notation
 PARLEY_GENERATION_BATCH_SIZE = env_int("PARLEY_GENERATION_BATCH_SIZE", 32, minimum=1)
 # Deltas per second that all streaming answers send together (see webapp/chat/worker.py).

@@ -53,6 +53,11 @@ def over_limit(message: str, *, retry_after: int) -> ApiError:
     return ApiError(429, message, type="rate_limit_exceeded", code="rate_limit_exceeded", retry_after=retry_after)
 
 
+def out_of_budget(message: str, *, retry_after: int) -> ApiError:
+    # OpenAI's own type and code for a spent quota; its clients raise RateLimitError on the 429
+    return ApiError(429, message, type="insufficient_quota", code="insufficient_quota", retry_after=retry_after)
+
+
 def no_worker() -> ApiError:
     return ApiError(
         503,

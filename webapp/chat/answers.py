@@ -31,6 +31,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
+from webapp.accounts.usage import usage_record
 from webapp.chat import events
 from webapp.chat.imports import ImportedMessage
 from webapp.chat.models import Conversation, Message
@@ -166,6 +167,7 @@ def answer_finish(
         )
         if finished:
             review.chat_answer_track(message_id=answer.pk)
+            _count_usage(answer=answer, statistics=statistics)
             frame = events.finished(
                 message_id=answer.pk,
                 status=status,
@@ -180,6 +182,19 @@ def answer_finish(
     if finished:
         answer.content, answer.seq, answer.status = content, seq, status
     return finished
+
+
+def _count_usage(*, answer: Message, statistics: AnswerStatistics) -> None:
+    """The tokens an ended answer took, on its user's usage for today: what the model read
+    and wrote, whether the answer completed, was stopped or failed midway."""
+    if not statistics.prompt_tokens and not statistics.completion_tokens:
+        return
+    usage_record(
+        user_id=answer.conversation.owner_id,
+        model=str(answer.settings.get("model") or settings.PARLEY_INFERENCE.models.default),
+        prompt_tokens=statistics.prompt_tokens,
+        completion_tokens=statistics.completion_tokens,
+    )
 
 
 def answer_fail(*, answer_id: int, reason: str, send: Send = publish) -> bool:
