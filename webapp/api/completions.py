@@ -45,8 +45,8 @@ IN_FLIGHT_RETRY_SECONDS = 2  # answers end within seconds; a client may try agai
 def completion_start(*, user: User, parameters: CompletionParameters) -> Message:
     """Queue the answer to ``parameters.turns``, or refuse: no worker alive (503), the user's
     in-flight limit or daily token budget (429); nothing is written when refused."""
-    if not liveness.workers_alive():
-        raise no_worker()
+    if not liveness.workers_alive(model=parameters.model):
+        raise no_worker(model=parameters.model)
     try:
         _, answer = services.conversation_start_from_turns(
             owner=user,

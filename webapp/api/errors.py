@@ -58,11 +58,11 @@ def out_of_budget(message: str, *, retry_after: int) -> ApiError:
     return ApiError(429, message, type="insufficient_quota", code="insufficient_quota", retry_after=retry_after)
 
 
-def no_worker() -> ApiError:
+def no_worker(*, model: str) -> ApiError:
     return ApiError(
         503,
-        "No generation worker is running, so nothing can be written now; start one "
-        "(manage.py generation_worker) or try again later.",
+        f"No generation worker is running for the model '{model}', so nothing can be written "
+        f"now; start one (manage.py generation_worker --model {model}) or try again later.",
         type="server_error",
         code="no_worker",
         retry_after=10,

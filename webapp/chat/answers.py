@@ -191,7 +191,7 @@ def _count_usage(*, answer: Message, statistics: AnswerStatistics) -> None:
         return
     usage_record(
         user_id=answer.conversation.owner_id,
-        model=str(answer.settings.get("model") or settings.PARLEY_INFERENCE.models.default),
+        model=answer.asked_model,
         prompt_tokens=statistics.prompt_tokens,
         completion_tokens=statistics.completion_tokens,
     )

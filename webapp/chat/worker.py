@@ -154,7 +154,7 @@ class GenerationWorker:
 
     def _connect(self) -> psycopg.Connection[Any]:
         listener = worker_notifications()
-        liveness.hold(listener, key=self.key)
+        liveness.hold(listener, key=self.key, model=self.model)
         return listener
 
     def reap(self) -> float:

@@ -268,6 +268,22 @@ def test_with_no_generation_worker_alive_a_completion_is_503(
     assert Conversation.objects.count() == 0
 
 
+def test_a_model_without_a_worker_is_503_while_another_models_worker_runs(
+    start_web: Callable[..., WebServer], start_worker: StartWorker, user: User, key_of: KeyOf, model: str
+) -> None:
+    registry = {"default": model, "models": [{"name": model, "kind": "local"}, {"name": "second", "kind": "local"}]}
+    web = start_web(PARLEY_MODELS=json.dumps(registry))
+    start_worker()  # the default model's only
+    client = web.client(key_of(user))
+    assert [entry.id for entry in client.models.list()][:2] == [model, "second"]
+    with pytest.raises(openai.InternalServerError) as refused:
+        client.chat.completions.create(model="second", messages=ask(), max_tokens=2)
+    assert refused.value.status_code == 503
+    assert "No generation worker is running for the model 'second'" in refused.value.message
+    assert api_answers(user) == []
+    assert client.chat.completions.create(model=model, messages=ask(), max_tokens=2).choices
+
+
 def test_a_key_sees_only_its_owners_completions(
     web: WebServer, start_worker: StartWorker, make_user: Callable[..., User], key_of: KeyOf, model: str
 ) -> None:
