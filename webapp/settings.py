@@ -392,6 +392,16 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 100  # the clear per-request limit above is check
 PARLEY_REVIEW_CLAIM_MINUTES = env_int("PARLEY_REVIEW_CLAIM_MINUTES", 15, minimum=1)
 PARLEY_REVIEW_MAX_CORRECTION_CHARS = env_int("PARLEY_REVIEW_MAX_CORRECTION_CHARS", 20_000, minimum=100)
 
+# Metrics (/metrics, webapp/core/metrics.py): every process writes its counts under this
+# folder, which prometheus-client reads from the environment when it is first imported, so
+# it is set here, before anything imports it; the launcher empties it at each start. A
+# scrape is let in with PARLEY_METRICS_TOKEN as a Bearer token, or from a staff member's
+# session; with no token set, only staff.
+PARLEY_METRICS_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR") or VAR_DIR / "prometheus")
+PARLEY_METRICS_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PARLEY_METRICS_DIR)
+PARLEY_METRICS_TOKEN = env_str("PARLEY_METRICS_TOKEN", "") or ""
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

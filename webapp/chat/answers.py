@@ -30,6 +30,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 
 from webapp.accounts.usage import usage_record
 from webapp.chat import events
@@ -37,6 +38,7 @@ from webapp.chat.imports import ImportedMessage
 from webapp.chat.models import Conversation, Message
 from webapp.chat.notify import notify_worker
 from webapp.chat.selectors import queued_for
+from webapp.core import metrics
 from webapp.core.events import Event, publish
 from webapp.core.locks import advisory_lock
 from webapp.review import services as review
@@ -168,6 +170,7 @@ def answer_finish(
         if finished:
             review.chat_answer_track(message_id=answer.pk)
             _count_usage(answer=answer, statistics=statistics)
+            _count_ended(answer=answer, outcome=status, statistics=statistics)
             frame = events.finished(
                 message_id=answer.pk,
                 status=status,
@@ -197,6 +200,25 @@ def _count_usage(*, answer: Message, statistics: AnswerStatistics) -> None:
     )
 
 
+def _count_ended(*, answer: Message, outcome: str, statistics: AnswerStatistics | None = None) -> None:
+    """An ended answer on the operators' metrics, once its end is committed."""
+    model = answer.asked_model
+    queued_for = (timezone.now() - answer.created_at).total_seconds() if answer.created_at else None
+
+    def count() -> None:
+        metrics.ANSWERS.labels(model=model, outcome=outcome).inc()
+        if queued_for is not None:
+            metrics.ANSWER_DURATION.labels(model=model).observe(queued_for)
+        if statistics is None:
+            return
+        metrics.PROMPT_TOKENS.labels(model=model).inc(statistics.prompt_tokens)
+        metrics.GENERATED_TOKENS.labels(model=model).inc(statistics.completion_tokens)
+        if statistics.time_to_first_token_ms is not None:
+            metrics.TIME_TO_FIRST_TOKEN.labels(model=model).observe(statistics.time_to_first_token_ms / 1000)
+
+    transaction.on_commit(count)
+
+
 def answer_fail(*, answer_id: int, reason: str, send: Send = publish) -> bool:
     """Mark an answer that could not be written (or not started) as failed, keeping any
     text saved; False when it had already ended or is gone."""
@@ -213,6 +235,7 @@ def answer_fail(*, answer_id: int, reason: str, send: Send = publish) -> bool:
             message_id=answer.pk, status=Message.Status.FAILED, content=answer.content, seq=answer.seq, error=reason
         )
         transaction.on_commit(lambda: send(_group(answer), frame))
+        _count_ended(answer=answer, outcome=Message.Status.FAILED)
     return failed
 
 
@@ -227,6 +250,7 @@ def answer_interrupt(*, answer: Message) -> bool:
         ):
             frame = events.ended(message_id=answer.pk, status=Message.Status.INTERRUPTED, content="", seq=0)
             transaction.on_commit(lambda: publish(_group(answer), frame))
+            _count_ended(answer=answer, outcome=Message.Status.INTERRUPTED)
             return True
         if Message.objects.filter(pk=answer.pk, status=Message.Status.GENERATING).update(stop_requested=True):
             key = Message.objects.filter(pk=answer.pk).values_list("worker_key", flat=True).first()
@@ -302,6 +326,7 @@ def _interrupt_abandoned(*, key: int) -> int:
             status=Message.Status.INTERRUPTED, error=REAPED_ERROR
         ):
             interrupted += 1
+            _count_ended(answer=answer, outcome=Message.Status.INTERRUPTED)
             frame = events.ended(
                 message_id=answer.pk, status=Message.Status.INTERRUPTED, content=answer.content, seq=answer.seq
             )
