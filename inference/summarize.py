@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from inference.backends import Backend
 from inference.config import InferenceConfig
 from inference.embeddings import Embedder
 from inference.engine import Engine
@@ -401,8 +402,17 @@ def names_and_figures(texts: Iterable[str], limit: int = MAX_NAMES_IN_PROMPT) ->
 
 
 class Summarizer:
-    def __init__(self, engine: Engine, embedder: Embedder | None = None, *, chunk_tokens: int = 900) -> None:
+    def __init__(
+        self, engine: Backend, embedder: Embedder | None = None, *, chunk_tokens: int = 900, tokenizer: Any = None
+    ) -> None:
+        """``engine``: any backend, the local engine or an upstream's; ``tokenizer`` cuts the
+        text into chunks (the local engine's own when not given)."""
+        if tokenizer is None:
+            if not isinstance(engine, Engine):
+                raise InvalidRequestError("an upstream model's summarizer needs a tokenizer to cut documents with.")
+            tokenizer = engine.tokenizer
         self.engine = engine
+        self.tokenizer = tokenizer
         self._embedder = embedder
         self.chunk_tokens = chunk_tokens
 
@@ -421,7 +431,7 @@ class Summarizer:
         return self._embedder
 
     def chunks(self, text: str) -> list[Chunk]:
-        return chunk_text(readable_text(text), self.engine.tokenizer, self.chunk_tokens)
+        return chunk_text(readable_text(text), self.tokenizer, self.chunk_tokens)
 
     def summarize(
         self,
@@ -450,7 +460,7 @@ class Summarizer:
         if len(text.split()) <= LENGTHS[length][0]:
             own = " ".join(text.split())  # already no longer than the summary asked for
             return SummaryResult(summary=own, chunk_summaries=(), rounds=0, draft=own)
-        chunks = chunk_text(text, self.engine.tokenizer, self.chunk_tokens)
+        chunks = chunk_text(text, self.tokenizer, self.chunk_tokens)
         done = dict(done_chunks or {})
         summaries = self._summarize_chunks(chunks, done, on_progress, on_chunk, should_stop or (lambda: False))
         rounds = 0
@@ -570,7 +580,7 @@ class Summarizer:
         return _joined(ordered, summary)
 
     def _tokens(self, text: str) -> int:
-        return len(self.engine.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _group(self, pieces: Sequence[str]) -> list[list[str]]:
         groups: list[list[str]] = [[]]

@@ -337,6 +337,14 @@ try:
 except InferenceError as error:
     raise ImproperlyConfigured(str(error)) from None
 
+# Summaries: the registry's model that writes them unless their owner picks another.
+PARLEY_SUMMARY_MODEL = env_str("PARLEY_SUMMARY_MODEL") or PARLEY_INFERENCE.models.default
+if PARLEY_SUMMARY_MODEL not in PARLEY_INFERENCE.models.names:
+    raise ImproperlyConfigured(
+        f"PARLEY_SUMMARY_MODEL={PARLEY_SUMMARY_MODEL!r} is no model of PARLEY_MODELS; "
+        f"the models are: {', '.join(PARLEY_INFERENCE.models.names)}."
+    )
+
 # Chat: limits on what one user may ask for, and the generation worker's batch.
 PARLEY_CHAT_MAX_MESSAGE_CHARS = env_int("PARLEY_CHAT_MAX_MESSAGE_CHARS", 16_000, minimum=1)
 PARLEY_CHAT_MAX_ANSWER_TOKENS = env_int("PARLEY_CHAT_MAX_ANSWER_TOKENS", 2048, minimum=16)
