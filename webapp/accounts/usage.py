@@ -1,11 +1,12 @@
 """Tokens per user, model and day, and the daily budget ``PARLEY_USER_DAILY_TOKENS``.
 
 ``usage_record`` is called where an answer ends (``webapp/chat/answers.py``), in the same
-transaction, for chat and ``/v1`` answers alike: prompt and completion tokens as the model
-counted them. The budget counts both, across every model, for the day in ``TIME_ZONE``;
-it is checked when a message is sent (``budget_refusal``), so an answer begun under the
-budget is written to its end even if it takes the user past it, and the next send is
-refused. 0 means no budget.
+transaction, for chat and ``/v1`` answers alike, and where a summary is saved
+(``webapp/documents/summaries.py``): prompt and completion tokens as the model counted
+them. The budget counts both, across every model, for the day in ``TIME_ZONE``; it is
+checked when a message is sent or a summary asked for (``budget_refusal``), so an answer
+begun under the budget is written to its end even if it takes the user past it, and the
+next send is refused. 0 means no budget.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def seconds_until_tomorrow() -> int:
 
 
 def budget_refusal(*, user_id: int) -> str | None:
-    """Why this user may not send another message today, or None when they may."""
+    """Why this user may not send another message or ask for a summary today, or None."""
     budget = settings.PARLEY_USER_DAILY_TOKENS
     if not budget:
         return None
@@ -80,7 +81,7 @@ def budget_refusal(*, user_id: int) -> str | None:
         return None
     return (
         f"You have used {used:,} tokens today; the daily limit is {budget:,}. "
-        "You can send messages again tomorrow (the day starts at midnight, "
+        "Messages and summaries can be asked for again tomorrow (the day starts at midnight, "
         f"{settings.TIME_ZONE})."
     )
 

@@ -14,6 +14,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from webapp.accounts.models import User
+from webapp.accounts.usage import budget_refusal
 from webapp.documents import quotas
 from webapp.documents.intake import RejectedUpload, detect_kind, display_name
 from webapp.documents.models import Document, Summary
@@ -131,6 +132,9 @@ def summary_request(document: Document, length: str, form: str, model: str = "")
             job_quota_check(owner_id=document.owner_id)
         except JobQuotaExceeded as error:
             raise DocumentError(str(error)) from None
+        refusal = budget_refusal(user_id=document.owner_id)
+        if refusal is not None:
+            raise DocumentError(refusal)
         job = Job.objects.create(owner=document.owner, kind=Job.Kind.SUMMARY, document=document)
         summary = Summary.objects.create(document=document, job=job, length=length, form=form, model=model)
         job_send_on_commit(job)

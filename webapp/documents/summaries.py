@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Literal
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.db import transaction
 
+from webapp.accounts.usage import usage_record
 from webapp.documents.models import ChunkSummary, Summary
 from webapp.jobs.models import Job
 from webapp.jobs.selectors import job_cancelled
@@ -81,10 +83,12 @@ def summary_write(*, job: Job) -> None:
     def on_chunk(index: int, chunk_text: str) -> None:
         ChunkSummary.objects.get_or_create(summary=summary, index=index, defaults={"text": chunk_text})
 
+    model = summary.model or settings.PARLEY_SUMMARY_MODEL
+    result = None
     try:
-        writer = summarizer(summary.model or settings.PARLEY_SUMMARY_MODEL)
+        writer = summarizer(model)
         try:
-            written = writer.summarize(
+            result = writer.summarize(
                 text,
                 summary.length,
                 summary.form,
@@ -92,7 +96,8 @@ def summary_write(*, job: Job) -> None:
                 done_chunks=done,
                 on_chunk=on_chunk,
                 should_stop=lambda: job_cancelled(job_id=job.pk),
-            ).summary
+            )
+            written = result.summary
         except EmptyTextError:
             written = ""  # a text without words (emoji only): the page says there is nothing to summarise
         key_sentences = writer.key_sentences(text)
@@ -109,8 +114,16 @@ def summary_write(*, job: Job) -> None:
         return
     if job_cancelled(job_id=job.pk):
         return
-    Summary.objects.filter(pk=summary.pk).update(
-        text=written, key_sentences=key_sentences, model_name=writer.engine.model_name
-    )
-    review.summary_track(summary_id=summary.pk)
-    job_finish(job=job)
+    with transaction.atomic():
+        Summary.objects.filter(pk=summary.pk).update(
+            text=written, key_sentences=key_sentences, model_name=writer.engine.model_name
+        )
+        if result is not None and (result.prompt_tokens or result.completion_tokens):
+            usage_record(
+                user_id=summary.document.owner_id,
+                model=model,
+                prompt_tokens=result.prompt_tokens,
+                completion_tokens=result.completion_tokens,
+            )
+        review.summary_track(summary_id=summary.pk)
+        job_finish(job=job)

@@ -23,7 +23,8 @@ from tests.upstream import LlamaServer
 from tests.waiting import wait_for
 from tests.webapp.chat.conftest import slow_tiny_engine
 from tests.webapp.jobs.workers import start_celery
-from webapp.accounts.models import User
+from webapp.accounts.models import TokenUsage, User
+from webapp.accounts.usage import usage_record
 from webapp.documents import services, summaries, tasks
 from webapp.documents.models import ChunkSummary, Document, Summary
 from webapp.jobs.models import Job
@@ -203,6 +204,10 @@ def test_a_summary_is_written_by_the_model_its_owner_picked(
     assert summary.model_name == "upstream (smollm2)"
     assert summary.text.strip()
     assert ChunkSummary.objects.filter(summary=summary).exists()
+    [usage] = TokenUsage.objects.filter(user=user)  # the summary's tokens, on its model
+    assert usage.model == "upstream"
+    assert usage.prompt_tokens > 0
+    assert usage.completion_tokens > 0
 
 
 def test_the_operators_summary_model_is_the_default_and_an_unknown_one_is_refused(
@@ -224,4 +229,9 @@ def test_the_operators_summary_model_is_the_default_and_an_unknown_one_is_refuse
     assert services.summary_request(document, "short", "paragraph").model == "upstream"
     # the same options by another model is another summary
     assert services.summary_request(document, "short", "paragraph", LOCAL).model == LOCAL
+    assert Summary.objects.count() == 2
+    settings.PARLEY_USER_DAILY_TOKENS = 50
+    usage_record(user_id=user.pk, model=LOCAL, prompt_tokens=40, completion_tokens=10)
+    with pytest.raises(services.DocumentError, match="the daily limit is 50"):
+        services.summary_request(document, "long", "bullets")
     assert Summary.objects.count() == 2
