@@ -1,6 +1,6 @@
 """Liveness of the services Parley depends on, for /healthz and the launcher, and readiness
 for /readyz: the database migrated, Redis answering, and what the apps add
-(``readiness_check``: chat's, a generation worker alive for the default model)."""
+(``readiness_check``: chat's, a generation worker alive for each configured model)."""
 
 from __future__ import annotations
 

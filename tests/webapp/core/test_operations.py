@@ -3,6 +3,7 @@ server, a real generation worker writing real answers, Prometheus' own parser.""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -12,7 +13,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
+from pytest_django import Settings
 
+from inference.config import LocalModel, ModelRegistry
 from tests.waiting import wait_for
 from tests.webapp.api.conftest import WebServer
 from webapp.accounts.models import User
@@ -119,7 +122,7 @@ def test_a_finished_job_is_timed_by_kind_and_outcome(staff_user: User, client: C
     assert value(after, "parley_jobs_running", kind="summary") == 0
 
 
-def test_readyz_is_not_ready_without_a_worker_for_the_default_model_and_ready_with_one(
+def test_readyz_is_not_ready_without_a_worker_for_the_model_and_ready_with_one(
     client: Client, start_worker: Callable[..., GenerationWorker], model: str
 ) -> None:
     response = client.get(reverse("readyz"))
@@ -132,3 +135,20 @@ def test_readyz_is_not_ready_without_a_worker_for_the_default_model_and_ready_wi
     start_worker()
     ready = wait_for(lambda: (response := client.get(reverse("readyz"))).status_code == 200 and response)
     assert ready.json()["generation_worker"] == f"ok: {model}: 1"
+
+
+def test_readyz_is_not_ready_until_each_configured_model_has_a_worker(
+    client: Client, start_worker: Callable[..., GenerationWorker], model: str, settings: Settings
+) -> None:
+    other = "second-model"
+    registry = ModelRegistry(models=(LocalModel(name=model), LocalModel(name=other)), default=model)
+    settings.PARLEY_INFERENCE = dataclasses.replace(settings.PARLEY_INFERENCE, models=registry)
+    start_worker()  # the default model's only
+    one = wait_for(
+        lambda: f"{model}: 1" in (response := client.get(reverse("readyz"))).json()["generation_worker"] and response
+    )
+    assert one.status_code == 503
+    assert one.json()["generation_worker"] == f"not ready: {model}: 1, {other}: 0"
+    start_worker(model=other)
+    both = wait_for(lambda: (response := client.get(reverse("readyz"))).status_code == 200 and response)
+    assert both.json()["generation_worker"] == f"ok: {model}: 1, {other}: 1"
