@@ -335,6 +335,7 @@ class UpstreamEngine:
                 finish_reason=reason,
                 trimmed_messages=answer.stream.trimmed_messages,
                 error=error,
+                decode_seconds=None if first is None else elapsed,
             )
         )
 

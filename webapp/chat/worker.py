@@ -59,6 +59,7 @@ from django.db import DatabaseError, connection
 
 from inference import prompts
 from inference.backends import Backend
+from inference.config import LocalModel
 from inference.errors import InferenceError
 from inference.streams import Stream
 from inference.types import GenerationRequest
@@ -121,6 +122,8 @@ class GenerationWorker:
         self.engine = engine
         # the registry's name of the model served: only answers asked of it are claimed
         self.model = model or settings.PARLEY_INFERENCE.models.default
+        # only a local model's engine keeps a prefix cache whose hits are counted
+        self.local = isinstance(settings.PARLEY_INFERENCE.models.get(self.model), LocalModel)
         self.capacity = capacity or engine.max_batch_size
         self.poll_interval = poll_interval
         self.reap_interval = reap_interval
@@ -465,6 +468,9 @@ class GenerationWorker:
                 time_to_first_token_ms=None if ttft is None else ttft * 1000,
                 tokens_per_second=stats.tokens_per_second,
                 trimmed_messages=stats.trimmed_messages,
+                finish_reason=stats.finish_reason,
+                cached_prompt_tokens=stats.cached_prompt_tokens if self.local else None,
+                decode_seconds=stats.decode_seconds,
             ),
             send=self.publisher.publish,
         )

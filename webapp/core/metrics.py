@@ -24,6 +24,8 @@ from prometheus_client.registry import Collector
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 # Jobs: a one-page reading takes a second, a 200-page summary many minutes.
 JOB_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 3600)
+# Seconds between tokens: milliseconds on a GPU, up to a second for a big batch on a CPU.
+TOKEN_GAP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 ANSWERS = Counter("parley_answers", "Answers that ended, by model and outcome.", ["model", "outcome"])
 PROMPT_TOKENS = Counter("parley_prompt_tokens", "Prompt tokens read for answers that ended.", ["model"])
@@ -33,6 +35,32 @@ TIME_TO_FIRST_TOKEN = Histogram(
     "From a worker starting an answer to its first token.",
     ["model"],
     buckets=LATENCY_BUCKETS,
+)
+FINISHES = Counter(
+    "parley_answer_finishes",
+    "Answers that ended, by model and why: stop (the model ended it), length (it reached its "
+    "token limit), cancelled (its user stopped it), failed.",
+    ["model", "reason"],
+)
+PREFIX_CACHE_TOKENS = Counter(
+    "parley_prefix_cache_prompt_tokens",
+    "Prompt tokens of local models' answers, by whether the prefix cache held them (hit) or "
+    "they were computed (miss): hit / (hit + miss) is the hit rate.",
+    ["model", "result"],
+)
+QUEUE_TIME = Histogram(
+    "parley_queue_time_seconds",
+    "From an answer being queued to a worker starting it.",
+    ["model"],
+    buckets=LATENCY_BUCKETS,
+)
+INTER_TOKEN_LATENCY = Histogram(
+    "parley_inter_token_latency_seconds",
+    "Mean time between an answer's tokens after its first, (last token - first token) / "
+    "(tokens - 1), observed once per answer of two tokens or more (not once per token, which "
+    "would cost a write per token).",
+    ["model"],
+    buckets=TOKEN_GAP_BUCKETS,
 )
 ANSWER_DURATION = Histogram(
     "parley_answer_duration_seconds",

@@ -12,6 +12,7 @@ import requests
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from openai.types.chat import ChatCompletionMessageParam
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_django import Settings
 
@@ -19,6 +20,8 @@ from inference.config import LocalModel, ModelRegistry
 from tests.waiting import wait_for
 from tests.webapp.api.conftest import WebServer
 from webapp.accounts.models import User
+from webapp.chat import answers, services
+from webapp.chat.models import Conversation
 from webapp.chat.worker import GenerationWorker
 from webapp.jobs.models import Job
 from webapp.jobs.services import job_finish
@@ -48,7 +51,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-def test_a_scrape_after_an_answer_shows_it_counted_with_its_tokens_and_first_token(
+def test_a_scrape_after_answers_shows_them_counted_with_their_tokens_timings_finishes_and_cache(
     start_web: Callable[..., WebServer],
     start_worker: Callable[..., GenerationWorker],
     user: User,
@@ -58,29 +61,53 @@ def test_a_scrape_after_an_answer_shows_it_counted_with_its_tokens_and_first_tok
     web = start_web(PARLEY_METRICS_TOKEN=TOKEN)
     before = scrape(web)
     assert value(before, "parley_generation_workers", model=model) == 0
+    # before any worker runs: one answer stopped by its user while queued, one failed
+    stopped = services.message_send(conversation=Conversation.objects.create(owner=user), content="Never mind")
+    assert answers.answer_interrupt(answer=stopped)
+    failed = services.message_send(conversation=Conversation.objects.create(owner=user), content="Doomed")
+    assert answers.answer_fail(answer_id=failed.pk, reason="The test failed it.")
     start_worker()
-    completion = web.client(key_of(user)).chat.completions.create(
-        model=model, messages=[{"role": "user", "content": "Tell me about rye"}], max_tokens=12
-    )
+    client = web.client(key_of(user))
+    question: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Tell me about rye"}]
+    first = client.chat.completions.create(model=model, messages=question, max_tokens=12)
+    # the same question again: its prompt is read from the prefix cache the first one left
+    completion = client.chat.completions.create(model=model, messages=question, max_tokens=12)
+    assert first.usage is not None
     assert completion.usage is not None
 
     def moved() -> Samples | None:
         samples = scrape(web)
         answered = value(samples, "parley_answers_total", model=model, outcome="complete")
-        return samples if answered > value(before, "parley_answers_total", model=model, outcome="complete") else None
+        done = value(before, "parley_answers_total", model=model, outcome="complete") + 2
+        return samples if answered >= done else None
 
     after = wait_for(moved, what="the answer on /metrics")
 
     def grew(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
-    assert grew("parley_answers_total", model=model, outcome="complete") == 1
-    assert grew("parley_answers_total", model=model, outcome="failed") == 0
-    assert grew("parley_generated_tokens_total", model=model) == completion.usage.completion_tokens == 12
-    assert grew("parley_prompt_tokens_total", model=model) == completion.usage.prompt_tokens
-    assert grew("parley_time_to_first_token_seconds_count", model=model) == 1
+    prompt_tokens = first.usage.prompt_tokens + completion.usage.prompt_tokens
+    assert grew("parley_answers_total", model=model, outcome="complete") == 2
+    assert grew("parley_answers_total", model=model, outcome="failed") == 1
+    assert grew("parley_answers_total", model=model, outcome="interrupted") == 1
+    # both ran to their 12-token limit
+    assert grew("parley_answer_finishes_total", model=model, reason="length") == 2
+    assert grew("parley_answer_finishes_total", model=model, reason="stop") == 0
+    assert grew("parley_answer_finishes_total", model=model, reason="cancelled") == 1
+    assert grew("parley_answer_finishes_total", model=model, reason="failed") == 1
+    assert grew("parley_generated_tokens_total", model=model) == completion.usage.completion_tokens * 2 == 24
+    assert grew("parley_prompt_tokens_total", model=model) == prompt_tokens
+    assert grew("parley_time_to_first_token_seconds_count", model=model) == 2
     assert grew("parley_time_to_first_token_seconds_sum", model=model) > 0
-    assert grew("parley_answer_duration_seconds_count", model=model) == 1
+    # the two answers a worker started; the two that ended while queued never started
+    assert grew("parley_queue_time_seconds_count", model=model) == 2
+    assert grew("parley_inter_token_latency_seconds_count", model=model) == 2
+    assert grew("parley_inter_token_latency_seconds_sum", model=model) > 0
+    hits = grew("parley_prefix_cache_prompt_tokens_total", model=model, result="hit")
+    misses = grew("parley_prefix_cache_prompt_tokens_total", model=model, result="miss")
+    assert hits + misses == prompt_tokens
+    assert hits >= first.usage.prompt_tokens - 1  # the second answer's prompt, but for its last token
+    assert grew("parley_answer_duration_seconds_count", model=model) == 4
     assert value(after, "parley_generation_workers", model=model) == 1
     assert value(after, "parley_answers_waiting", model=model) == 0
     assert value(after, "parley_answers_running", model=model) == 0
