@@ -2,7 +2,8 @@
 
 ``usage_record`` is called where an answer ends (``webapp/chat/answers.py``), in the same
 transaction, for chat and ``/v1`` answers alike, and where a summary is saved
-(``webapp/documents/summaries.py``): prompt and completion tokens as the model counted
+(``webapp/documents/summaries.py``), and where the generation worker has written a
+conversation's title (``webapp/chat/worker.py``): prompt and completion tokens as the model counted
 them. The budget counts both, across every model, for the day in ``TIME_ZONE``; it is
 checked when a message is sent or a summary asked for (``budget_refusal``), so an answer
 begun under the budget is written to its end even if it takes the user past it, and the
@@ -22,8 +23,9 @@ from django.utils import timezone
 from webapp.accounts.models import TokenUsage
 
 
-def usage_record(*, user_id: int, model: str, prompt_tokens: int, completion_tokens: int) -> None:
-    """Add one answer's tokens to its user's row for ``model`` today, made if missing.
+def usage_record(*, user_id: int, model: str, prompt_tokens: int, completion_tokens: int, answers: int = 1) -> None:
+    """Add one answer's tokens to its user's row for ``model`` today, made if missing
+    (``answers=0`` for tokens that made no answer of their own: a conversation's title).
 
     One ``INSERT … ON CONFLICT DO UPDATE``: two workers ending answers of one user at the
     same moment both count, and neither waits for a row the other is making.
@@ -32,11 +34,11 @@ def usage_record(*, user_id: int, model: str, prompt_tokens: int, completion_tok
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (user_id, model, day, prompt_tokens, completion_tokens, answers)"
-            " VALUES (%s, %s, %s, %s, %s, 1) ON CONFLICT (user_id, model, day) DO UPDATE SET"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (user_id, model, day) DO UPDATE SET"
             f" prompt_tokens = {table}.prompt_tokens + EXCLUDED.prompt_tokens,"
             f" completion_tokens = {table}.completion_tokens + EXCLUDED.completion_tokens,"
-            f" answers = {table}.answers + 1",
-            [user_id, model, timezone.localdate(), prompt_tokens, completion_tokens],
+            f" answers = {table}.answers + EXCLUDED.answers",
+            [user_id, model, timezone.localdate(), prompt_tokens, completion_tokens, answers],
         )
 
 
