@@ -174,6 +174,7 @@ async def main() -> None:
     chunks_per_s = chunks / summary_seconds
 
     # Baselines in this process, one item at a time.
+    from inference.engine import Engine
     from inference.sentiment import SentimentClassifier
     from inference.summarize import Summarizer
 
@@ -186,12 +187,14 @@ async def main() -> None:
     naive_rows_per_s = len(texts) / (time.perf_counter() - started)
 
     writer = Summarizer.from_config()
+    engine = writer.engine
+    assert isinstance(engine, Engine)  # the local engine, whose one-at-a-time call is the baseline
     pieces = writer.chunks(text)[: args.baseline_chunks]
     started = time.perf_counter()
     for piece in pieces:
-        writer.engine.generate(writer._chunk_request(piece, len(pieces)))
+        engine.generate(writer._chunk_request(piece, len(pieces)))
     naive_chunks_per_s = len(pieces) / (time.perf_counter() - started)
-    writer.engine.close()
+    engine.close()
 
     print(f"sentiment: {args.rows} rows in {batch_seconds:.1f} s through Parley = {rows_per_s:.1f} rows/s; "
           f"one at a time here: {naive_rows_per_s:.1f} rows/s")  # fmt: skip

@@ -563,5 +563,6 @@ class Engine:
                 trimmed_messages=sequence.stream.trimmed_messages,
                 error=error,
                 cached_prompt_tokens=sequence.cached,
+                decode_seconds=now - sequence.first_token_at if sequence.first_token_at else None,
             )
         )

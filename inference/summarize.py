@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from inference.backends import Backend
 from inference.config import InferenceConfig
 from inference.embeddings import Embedder
 from inference.engine import Engine
@@ -75,6 +76,22 @@ class SummaryResult:
     # The final text before sentences stating a figure absent from the document were
     # dropped: kept so that bench/summary_quality.py measures what that check gives.
     draft: str = ""
+    # what this run's generations read and wrote (chunks done by an earlier run not included)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class TokenCount:
+    """Tokens read and written by the generations of one summary, added up as they end."""
+
+    prompt: int = 0
+    completion: int = 0
+
+    def text_of(self, result: GenerationResult) -> str:
+        self.prompt += result.stats.prompt_tokens
+        self.completion += result.stats.completion_tokens
+        return _finished_text(result)
 
 
 @dataclass(frozen=True)
@@ -426,8 +443,17 @@ def names_and_figures(texts: Iterable[str], limit: int = MAX_NAMES_IN_PROMPT) ->
 
 
 class Summarizer:
-    def __init__(self, engine: Engine, embedder: Embedder | None = None, *, chunk_tokens: int = 900) -> None:
+    def __init__(
+        self, engine: Backend, embedder: Embedder | None = None, *, chunk_tokens: int = 900, tokenizer: Any = None
+    ) -> None:
+        """``engine``: any backend, the local engine or an upstream's; ``tokenizer`` cuts the
+        text into chunks (the local engine's own when not given)."""
+        if tokenizer is None:
+            if not isinstance(engine, Engine):
+                raise InvalidRequestError("an upstream model's summarizer needs a tokenizer to cut documents with.")
+            tokenizer = engine.tokenizer
         self.engine = engine
+        self.tokenizer = tokenizer
         self._embedder = embedder
         self.chunk_tokens = chunk_tokens
 
@@ -446,7 +472,7 @@ class Summarizer:
         return self._embedder
 
     def chunks(self, text: str) -> list[Chunk]:
-        return chunk_text(readable_text(text), self.engine.tokenizer, self.chunk_tokens)
+        return chunk_text(readable_text(text), self.tokenizer, self.chunk_tokens)
 
     def summarize(
         self,
@@ -475,26 +501,36 @@ class Summarizer:
         if len(text.split()) <= LENGTHS[length][0]:
             own = " ".join(text.split())  # already no longer than the summary asked for
             return SummaryResult(summary=own, chunk_summaries=(), rounds=0, draft=own)
-        chunks = chunk_text(text, self.engine.tokenizer, self.chunk_tokens)
+        chunks = chunk_text(text, self.tokenizer, self.chunk_tokens)
         done = dict(done_chunks or {})
-        summaries = self._summarize_chunks(chunks, done, on_progress, on_chunk, should_stop or (lambda: False))
+        tokens = TokenCount()
+        summaries = self._summarize_chunks(
+            chunks, done, on_progress, on_chunk, should_stop or (lambda: False), tokens=tokens
+        )
         rounds = 0
         pieces = without_repeats(summaries)
         # Combine in rounds until all partial summaries fit in one prompt.
         while len(pieces) > 1 and self._tokens("\n\n".join(pieces)) > self.chunk_tokens and rounds < MAX_ROUNDS:
             groups = self._group(pieces)
             pieces = without_repeats(
-                self._run_all([self._combine_prompt(group, "medium", "paragraph") for group in groups])
+                self._run_all([self._combine_prompt(group, "medium", "paragraph") for group in groups], tokens=tokens)
             )
             rounds += 1
-        final = self._run_all([self._combine_prompt(pieces, length, form)])[0]
+        final = self._run_all([self._combine_prompt(pieces, length, form)], tokens=tokens)[0]
         draft = self._in_document_order(without_repeats([final])[0], summaries)
         summary = drop_unsupported_figures(draft, figures(text))
         if not any(unit.is_sentence for unit in text_units(summary)):
             # every sentence stated a figure the text lacks, or the model only went round in a
             # loop ("Councillor Ash, Councillor Ash, …"): say what the parts it was given said
             summary = drop_unsupported_figures(" ".join(pieces), figures(text))
-        return SummaryResult(summary=summary, chunk_summaries=tuple(summaries), rounds=rounds, draft=draft)
+        return SummaryResult(
+            summary=summary,
+            chunk_summaries=tuple(summaries),
+            rounds=rounds,
+            draft=draft,
+            prompt_tokens=tokens.prompt,
+            completion_tokens=tokens.completion,
+        )
 
     def key_sentences(self, text: str, count: int = 5, diversity: float = 0.3) -> list[str]:
         """Up to ``count`` of the text's sentences that say most of what it says, in order;
@@ -527,6 +563,8 @@ class Summarizer:
         on_progress: Callable[[int, int], None] | None,
         on_chunk: Callable[[int, str], None] | None,
         should_stop: Callable[[], bool],
+        *,
+        tokens: TokenCount,
     ) -> list[str]:
         total = len(chunks)
         pending = [c for c in chunks if c.index not in done]
@@ -539,7 +577,7 @@ class Summarizer:
                 for _, waiting in streams[position:]:
                     waiting.cancel()  # a no-op for one that has finished
                 raise CancelledError("the summary was cancelled.")
-            summary = _finished_text(stream.result())
+            summary = tokens.text_of(stream.result())
             done[chunk.index] = summary
             finished += 1
             if on_chunk is not None:
@@ -580,9 +618,9 @@ class Summarizer:
             temperature=0,
         )
 
-    def _run_all(self, requests: Sequence[GenerationRequest]) -> list[str]:
+    def _run_all(self, requests: Sequence[GenerationRequest], *, tokens: TokenCount) -> list[str]:
         streams = [self.engine.submit(r) for r in requests]
-        return [_finished_text(s.result()) for s in streams]
+        return [tokens.text_of(s.result()) for s in streams]
 
     def _in_document_order(self, summary: str, chunk_summaries: Sequence[str]) -> str:
         """The summary's sentences ordered by the part of the document each comes from
@@ -597,7 +635,7 @@ class Summarizer:
         return _joined(ordered, summary)
 
     def _tokens(self, text: str) -> int:
-        return len(self.engine.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _group(self, pieces: Sequence[str]) -> list[list[str]]:
         groups: list[list[str]] = [[]]

@@ -60,6 +60,8 @@ class GenerationStats:
     trimmed_messages: int = 0  # oldest turns left out to fit the model's window
     error: str | None = None
     cached_prompt_tokens: int = 0  # leading prompt tokens taken from an earlier request (prefix_cache.py)
+    # seconds from the first token to the end, for the time between tokens; None without one
+    decode_seconds: float | None = None
 
 
 @dataclass(frozen=True)

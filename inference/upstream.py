@@ -66,6 +66,22 @@ TOKENS_PER_MESSAGE = 8
 ERROR_TEXT_LIMIT = 300  # characters of an upstream's error message kept in a reason
 
 
+class EstimatingTokenizer:
+    """What cutting a document into chunks needs of a tokenizer (``summarize.chunk_text``),
+    for an upstream model whose own tokenizer is not at hand: "tokens" of
+    ``CHARS_PER_TOKEN`` characters, the same estimate that fits a conversation to the
+    upstream's window, so a chunk never holds more than the model takes."""
+
+    def __call__(
+        self, text: str, *, add_special_tokens: bool = False, return_offsets_mapping: bool = False
+    ) -> dict[str, list[Any]]:
+        spans = [(start, min(start + CHARS_PER_TOKEN, len(text))) for start in range(0, len(text), CHARS_PER_TOKEN)]
+        encoded: dict[str, list[Any]] = {"input_ids": list(range(len(spans)))}
+        if return_offsets_mapping:
+            encoded["offset_mapping"] = spans
+        return encoded
+
+
 class UpstreamFault(InferenceError):
     """The upstream could not give the answer; the message is the reason shown to users."""
 
@@ -319,6 +335,7 @@ class UpstreamEngine:
                 finish_reason=reason,
                 trimmed_messages=answer.stream.trimmed_messages,
                 error=error,
+                decode_seconds=None if first is None else elapsed,
             )
         )
 

@@ -15,6 +15,7 @@ import os
 import queue
 import secrets
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -358,6 +359,17 @@ def manage(*args: str, env: dict[str, str]) -> None:
 # --- ./parley run -------------------------------------------------------------------
 
 
+def fresh_metrics_dir(env: dict[str, str], var_dir: Path) -> Path:
+    """Empty the folder every process writes its metrics to (prometheus-client's
+    multi-process mode), set it for them all, and return it: counts of an earlier run's
+    processes, whose ids may come again, must not be added to this run's."""
+    metrics_dir = Path(env.get("PROMETHEUS_MULTIPROC_DIR") or var_dir / "prometheus")
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    return metrics_dir
+
+
 def run() -> int:
     var_dir = Path(os.environ.get("PARLEY_VAR_DIR") or BASE_DIR / "var")
     var_dir.mkdir(parents=True, exist_ok=True)
@@ -387,6 +399,7 @@ def run() -> int:
 
     with run_lock(var_dir, "parley"), services(var_dir, "parley") as service_env:
         env.update(service_env)
+        fresh_metrics_dir(env, var_dir)
         manage("check", "--fail-level", "ERROR", env=env)
         manage("migrate", "--no-input", "-v", "0", env=env)
         manage("collectstatic", "--no-input", "-v", "0", env=env)
@@ -516,6 +529,7 @@ def test(pytest_args: list[str]) -> int:
     env.setdefault("SECRET_KEY", local_secret_key(var_dir))
     with run_lock(var_dir, "test"), services(var_dir, "parley") as service_env:
         env.update(service_env)
+        fresh_metrics_dir(env, var_dir)
         say("== models")
         if subprocess.run([PYTHON, "-m", "inference", "prepare"], env=env, cwd=BASE_DIR).returncode != 0:
             raise LauncherError("preparing the default models failed; see the output above.")

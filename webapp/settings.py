@@ -337,10 +337,21 @@ try:
 except InferenceError as error:
     raise ImproperlyConfigured(str(error)) from None
 
+# Summaries: the registry's model that writes them unless their owner picks another.
+PARLEY_SUMMARY_MODEL = env_str("PARLEY_SUMMARY_MODEL") or PARLEY_INFERENCE.models.default
+if PARLEY_SUMMARY_MODEL not in PARLEY_INFERENCE.models.names:
+    raise ImproperlyConfigured(
+        f"PARLEY_SUMMARY_MODEL={PARLEY_SUMMARY_MODEL!r} is no model of PARLEY_MODELS; "
+        f"the models are: {', '.join(PARLEY_INFERENCE.models.names)}."
+    )
+
 # Chat: limits on what one user may ask for, and the generation worker's batch.
 PARLEY_CHAT_MAX_MESSAGE_CHARS = env_int("PARLEY_CHAT_MAX_MESSAGE_CHARS", 16_000, minimum=1)
 PARLEY_CHAT_MAX_ANSWER_TOKENS = env_int("PARLEY_CHAT_MAX_ANSWER_TOKENS", 2048, minimum=16)
 PARLEY_CHAT_MAX_IN_FLIGHT_PER_USER = env_int("PARLEY_CHAT_MAX_IN_FLIGHT_PER_USER", 3, minimum=1)
+# Tokens (prompt and completion, every model, chat and /v1 together) one user may spend a
+# day, checked when a message is sent (webapp/accounts/usage.py); 0: no limit.
+PARLEY_USER_DAILY_TOKENS = env_int("PARLEY_USER_DAILY_TOKENS", 0, minimum=0)
 PARLEY_CHAT_RATE = env_str("PARLEY_CHAT_RATE", "20/m")  # messages per user, django-ratelimit's notation
 PARLEY_GENERATION_BATCH_SIZE = env_int("PARLEY_GENERATION_BATCH_SIZE", 32, minimum=1)
 # Deltas per second that all streaming answers send together (see webapp/chat/worker.py).
@@ -388,6 +399,16 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 100  # the clear per-request limit above is check
 # Review: how long an opened item stays reserved for its reviewer, and the longest correction.
 PARLEY_REVIEW_CLAIM_MINUTES = env_int("PARLEY_REVIEW_CLAIM_MINUTES", 15, minimum=1)
 PARLEY_REVIEW_MAX_CORRECTION_CHARS = env_int("PARLEY_REVIEW_MAX_CORRECTION_CHARS", 20_000, minimum=100)
+
+# Metrics (/metrics, webapp/core/metrics.py): every process writes its counts under this
+# folder, which prometheus-client reads from the environment when it is first imported, so
+# it is set here, before anything imports it; the launcher empties it at each start. A
+# scrape is let in with PARLEY_METRICS_TOKEN as a Bearer token, or from a staff member's
+# session; with no token set, only staff.
+PARLEY_METRICS_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR") or VAR_DIR / "prometheus")
+PARLEY_METRICS_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PARLEY_METRICS_DIR)
+PARLEY_METRICS_TOKEN = env_str("PARLEY_METRICS_TOKEN", "") or ""
 
 LOGGING = {
     "version": 1,

@@ -15,6 +15,7 @@ import functools
 from collections.abc import Callable
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -110,7 +111,8 @@ def test_a_waiting_answer_says_no_worker_is_running_until_one_starts(
 ) -> None:
     conversation, answer = converse()
     page = logged_in_client.get(reverse("chat:conversation", args=[conversation.pk])).content.decode()
-    assert "no generation worker is running: it starts as soon as one does" in page
+    default = django_settings.PARLEY_INFERENCE.models.default
+    assert f"no generation worker is running for {default}: it starts as soon as one does" in page
     worker = start_worker(capacity=1, step_seconds=0.05)
     wait_for(lambda: holds_its_lock(worker))
     assert liveness.workers_alive() == 1

@@ -316,8 +316,8 @@ def test_the_final_summary_drops_invented_figures_and_keeps_the_draft(real_engin
     invented = "The committee approved the bridge for 42 million. The bridge opens in 2031."
     real_run_all = summarizer._run_all
 
-    def final_with_an_invented_year(requests: Any) -> list[str]:
-        answers = real_run_all(requests)
+    def final_with_an_invented_year(requests: Any, **options: Any) -> list[str]:
+        answers = real_run_all(requests, **options)
         return [invented] if requests[0].messages[-1].content.startswith("These are summaries") else answers
 
     monkeypatch.setattr(summarizer, "_run_all", final_with_an_invented_year)

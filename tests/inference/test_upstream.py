@@ -186,3 +186,17 @@ def test_a_long_conversation_leaves_out_its_oldest_turns_to_fit_the_window() -> 
     assert messages[-1].content == "last"
     assert [m.content for m in messages[1:]] == [m.content for m in request.messages[1 + left_out :]]
     assert sum(len(m.content) for m in messages) // 3 < 2048 - 256
+
+
+def test_a_document_is_cut_for_an_upstream_model_by_the_same_estimate_that_fits_its_window() -> None:
+    from inference.summarize import chunk_text
+    from inference.upstream import CHARS_PER_TOKEN, EstimatingTokenizer
+
+    sentence = "The harbour of Veldmark was rebuilt in 1884 after the great storm. "
+    text = sentence * 120  # about 8,000 characters
+    chunks = chunk_text(text, EstimatingTokenizer(), chunk_tokens=900, overlap_tokens=60)
+    assert len(chunks) == pytest.approx(len(text) / CHARS_PER_TOKEN / (900 - 60), abs=1.5)
+    assert len(chunks) >= 3
+    assert all(len(chunk.text) <= 900 * CHARS_PER_TOKEN for chunk in chunks)
+    assert all(chunk.text.strip().endswith(".") for chunk in chunks)  # cut between sentences
+    assert "".join(chunk.text for chunk in chunks).count("Veldmark") >= 120  # nothing left out

@@ -39,6 +39,8 @@ def test_the_web_project_loads_models_with_the_inference_packages_own_settings()
             '{"models": [{"name": "x", "kind": "local"}, {"name": "x", "kind": "local"}]}',
             "PARLEY_MODELS, model 2: the name 'x' is used twice",
         ),
+        ("PARLEY_SUMMARY_MODEL", "nope", "PARLEY_SUMMARY_MODEL='nope' is no model of PARLEY_MODELS"),
+        ("PARLEY_USER_DAILY_TOKENS", "-5", "PARLEY_USER_DAILY_TOKENS"),
     ],
 )
 def test_a_bad_model_setting_stops_the_web_project_with_the_variables_name(

@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.http import HttpRequest
 
-from webapp.accounts.models import Invitation, User
+from webapp.accounts.models import Invitation, TokenUsage, User
 
 
 @admin.register(User)
@@ -40,3 +40,22 @@ class InvitationAdmin(admin.ModelAdmin):
         if not change:
             invitation.created_by = request.user  # type: ignore[assignment]
         super().save_model(request, invitation, form, change)
+
+
+@admin.register(TokenUsage)
+class TokenUsageAdmin(admin.ModelAdmin):
+    """Read only: the rows are the ledger the workers keep (``webapp/accounts/usage.py``)."""
+
+    list_display = ("day", "user", "model", "prompt_tokens", "completion_tokens", "answers")
+    list_filter = ("day", "model")
+    search_fields = ("user__email", "model")
+    date_hierarchy = "day"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: TokenUsage | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: TokenUsage | None = None) -> bool:
+        return False

@@ -114,3 +114,33 @@ class Invitation(models.Model):
         if self.expires_at <= timezone.now():
             return "This invitation has expired. Ask whoever sent it for a new one."
         return None
+
+
+class TokenUsage(models.Model):
+    """The tokens one user's answers took on one model on one day (``TIME_ZONE``'s day):
+    the ledger that usage pages and the daily budget read.
+
+    One row per (user, model, day), grown by ``usage.usage_record`` when an answer ends.
+    Kept apart from the answers themselves, so that deleting a conversation does not give
+    back the tokens it took.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="token_usage")
+    # the model's name in the registry (settings.PARLEY_INFERENCE.models)
+    model = models.CharField(max_length=100)
+    day = models.DateField()
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    answers = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day", "user", "model"]
+        constraints = [models.UniqueConstraint(fields=["user", "model", "day"], name="accounts_usage_one_row_a_day")]
+        indexes = [models.Index(fields=["day", "user"], name="accounts_usage_day_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} on {self.model}, {self.day}"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens

@@ -10,6 +10,8 @@ urlpatterns = [
     path("signup/", views.signup, name="signup"),
     path("signup/done/", views.signup_done, name="signup_done"),
     path("invitations/", views.invitations, name="invitations"),
+    path("usage/", views.usage_page, name="usage"),
+    path("usage/everyone/", views.usage_everyone, name="usage_everyone"),
     path(
         "login/",
         views.LoginView.as_view(),

@@ -1,5 +1,6 @@
-"""Sign-up under the installation's policy, the staff page that hands out invitations, and
-Django's log-in and password views with their throttles."""
+"""Sign-up under the installation's policy, the staff page that hands out invitations, the
+usage pages (one's own, and everyone's for staff), and Django's log-in and password views
+with their throttles."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 from django_ratelimit.core import get_usage, is_ratelimited
 
-from webapp.accounts import services
+from webapp.accounts import services, usage
 from webapp.accounts.forms import EmailAuthenticationForm, InvitationForm, SignUpForm
 from webapp.accounts.http import AuthedRequest
 from webapp.accounts.models import Invitation
@@ -90,6 +92,47 @@ def invitations(request: AuthedRequest) -> HttpResponse:
         "days": settings.PARLEY_INVITATION_DAYS,
     }
     return render(request, "accounts/invitations.html", context, status=400 if form.errors else 200)
+
+
+@require_GET
+def usage_page(request: AuthedRequest) -> HttpResponse:
+    """The user's tokens today and this month, per model, against the daily budget."""
+    today = timezone.localdate()
+    budget = settings.PARLEY_USER_DAILY_TOKENS
+    used_today = usage.usage_total(user_id=request.user.pk, since=today)
+    context = {
+        "today": today,
+        "time_zone": settings.TIME_ZONE,
+        "budget": budget,
+        "used_today": used_today,
+        "left_today": max(0, budget - used_today.total_tokens) if budget else None,
+        "used_month": usage.usage_total(user_id=request.user.pk, since=usage.month_start(today)),
+        "today_by_model": usage.usage_by_model(since=today, user_id=request.user.pk),
+        "month_by_model": usage.usage_by_model(since=usage.month_start(today), user_id=request.user.pk),
+    }
+    return render(request, "accounts/usage.html", context)
+
+
+USAGE_PERIODS = {"today": "today", "month": "this month"}
+
+
+@require_GET
+def usage_everyone(request: AuthedRequest) -> HttpResponse:
+    """Staff: every user's tokens per model, today or this month."""
+    if not request.user.is_staff:
+        raise PermissionDenied("Only staff see everyone's usage.")
+    period = request.GET.get("period", "today")
+    if period not in USAGE_PERIODS:
+        period = "today"
+    today = timezone.localdate()
+    since = today if period == "today" else usage.month_start(today)
+    context = {
+        "rows": usage.usage_by_model(since=since),
+        "period": period,
+        "periods": USAGE_PERIODS,
+        "budget": settings.PARLEY_USER_DAILY_TOKENS,
+    }
+    return render(request, "accounts/usage_everyone.html", context)
 
 
 def _login_failures_rate() -> str:

@@ -23,11 +23,6 @@ def chat_models() -> list[str]:
     return [registry.default, *(name for name in registry.names if name != registry.default)]
 
 
-def answer_model(*, settings_of_answer: dict[str, object]) -> str:
-    """The registry name an answer was asked of (answers from before the registry: the default)."""
-    return str(settings_of_answer.get("model") or settings.PARLEY_INFERENCE.models.default)
-
-
 def embedding_models() -> list[str]:
     configured = settings.PARLEY_INFERENCE.embedding_model
     return [Path(configured).name if configured else EMBEDDING_DEFAULT_NAME]

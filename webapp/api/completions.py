@@ -27,7 +27,8 @@ from channels.layers import get_channel_layer
 from django.db import connection
 
 from webapp.accounts.models import User
-from webapp.api.errors import ApiError, no_worker, over_limit
+from webapp.accounts.usage import seconds_until_tomorrow
+from webapp.api.errors import ApiError, no_worker, out_of_budget, over_limit
 from webapp.api.parameters import CompletionParameters
 from webapp.chat import liveness, services
 from webapp.chat.answers import answer_interrupt
@@ -43,9 +44,9 @@ IN_FLIGHT_RETRY_SECONDS = 2  # answers end within seconds; a client may try agai
 
 def completion_start(*, user: User, parameters: CompletionParameters) -> Message:
     """Queue the answer to ``parameters.turns``, or refuse: no worker alive (503), the user's
-    in-flight limit (429); nothing is written when refused."""
-    if not liveness.workers_alive():
-        raise no_worker()
+    in-flight limit or daily token budget (429); nothing is written when refused."""
+    if not liveness.workers_alive(model=parameters.model):
+        raise no_worker(model=parameters.model)
     try:
         _, answer = services.conversation_start_from_turns(
             owner=user,
@@ -60,6 +61,8 @@ def completion_start(*, user: User, parameters: CompletionParameters) -> Message
         )
     except services.InFlightLimitError as error:
         raise over_limit(str(error), retry_after=IN_FLIGHT_RETRY_SECONDS) from None
+    except services.BudgetExceededError as error:
+        raise out_of_budget(str(error), retry_after=seconds_until_tomorrow()) from None
     except services.ChatError as error:
         raise ApiError(400, str(error), param="messages") from None
     return answer

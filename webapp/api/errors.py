@@ -53,11 +53,16 @@ def over_limit(message: str, *, retry_after: int) -> ApiError:
     return ApiError(429, message, type="rate_limit_exceeded", code="rate_limit_exceeded", retry_after=retry_after)
 
 
-def no_worker() -> ApiError:
+def out_of_budget(message: str, *, retry_after: int) -> ApiError:
+    # OpenAI's own type and code for a spent quota; its clients raise RateLimitError on the 429
+    return ApiError(429, message, type="insufficient_quota", code="insufficient_quota", retry_after=retry_after)
+
+
+def no_worker(*, model: str) -> ApiError:
     return ApiError(
         503,
-        "No generation worker is running, so nothing can be written now; start one "
-        "(manage.py generation_worker) or try again later.",
+        f"No generation worker is running for the model '{model}', so nothing can be written "
+        f"now; start one (manage.py generation_worker --model {model}) or try again later.",
         type="server_error",
         code="no_worker",
         retry_after=10,

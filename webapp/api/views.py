@@ -122,11 +122,7 @@ def chat_completion(request: HttpRequest, completion_id: str) -> JsonResponse:
         assert state is not None
     except ApiError as error:
         return error.response()
-    return JsonResponse(
-        completions.completion_body(
-            answer=answer, model=catalog.answer_model(settings_of_answer=answer.settings), state=state
-        )
-    )
+    return JsonResponse(completions.completion_body(answer=answer, model=answer.asked_model, state=state))
 
 
 @csrf_exempt

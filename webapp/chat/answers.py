@@ -30,12 +30,15 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 
+from webapp.accounts.usage import usage_record
 from webapp.chat import events
 from webapp.chat.imports import ImportedMessage
 from webapp.chat.models import Conversation, Message
 from webapp.chat.notify import notify_worker
 from webapp.chat.selectors import queued_for
+from webapp.core import metrics
 from webapp.core.events import Event, publish
 from webapp.core.locks import advisory_lock
 from webapp.review import services as review
@@ -98,17 +101,26 @@ def answer_claim(*, worker_key: int, model: str, model_name: str, limit: int) ->
     if limit <= 0:
         return []
     with transaction.atomic():
-        ids = list(
+        claimed = list(
             Message.objects.select_for_update(skip_locked=True)
             .filter(queued_for(model=model))
             .order_by("created_at", "pk")
-            .values_list("pk", flat=True)[:limit]
+            .values_list("pk", "created_at")[:limit]
         )
+        ids = [pk for pk, _ in claimed]
         if ids:
             Message.objects.filter(pk__in=ids, status=Message.Status.QUEUED).update(
                 status=Message.Status.GENERATING, worker_key=worker_key, model_name=model_name
             )
+            now = timezone.now()
+            waits = [(now - queued_at).total_seconds() for _, queued_at in claimed]
+            transaction.on_commit(partial(_count_waits, model=model, waits=waits))
     return ids
+
+
+def _count_waits(*, model: str, waits: list[float]) -> None:
+    for wait in waits:
+        metrics.QUEUE_TIME.labels(model=model).observe(wait)
 
 
 def answer_grow(*, texts: Mapping[int, tuple[str, int]]) -> int:
@@ -132,6 +144,9 @@ class AnswerStatistics:
     time_to_first_token_ms: float | None
     tokens_per_second: float
     trimmed_messages: int
+    finish_reason: str = "stop"  # why a complete answer ended: "stop" (the model ended it) or "length"
+    cached_prompt_tokens: int | None = None  # from a local model's prefix cache; None for an upstream
+    decode_seconds: float | None = None  # from the first token to the end
 
 
 def answer_finish(
@@ -166,6 +181,12 @@ def answer_finish(
         )
         if finished:
             review.chat_answer_track(message_id=answer.pk)
+            _count_usage(answer=answer, statistics=statistics)
+            reasons = {
+                str(Message.Status.COMPLETE): statistics.finish_reason,
+                str(Message.Status.INTERRUPTED): "cancelled",
+            }
+            _count_ended(answer=answer, outcome=status, reason=reasons.get(status, "failed"), statistics=statistics)
             frame = events.finished(
                 message_id=answer.pk,
                 status=status,
@@ -180,6 +201,47 @@ def answer_finish(
     if finished:
         answer.content, answer.seq, answer.status = content, seq, status
     return finished
+
+
+def _count_usage(*, answer: Message, statistics: AnswerStatistics) -> None:
+    """The tokens an ended answer took, on its user's usage for today: what the model read
+    and wrote, whether the answer completed, was stopped or failed midway."""
+    if not statistics.prompt_tokens and not statistics.completion_tokens:
+        return
+    usage_record(
+        user_id=answer.conversation.owner_id,
+        model=answer.asked_model,
+        prompt_tokens=statistics.prompt_tokens,
+        completion_tokens=statistics.completion_tokens,
+    )
+
+
+def _count_ended(*, answer: Message, outcome: str, reason: str, statistics: AnswerStatistics | None = None) -> None:
+    """An ended answer on the operators' metrics, once its end is committed: ``reason`` is
+    stop, length, cancelled or failed."""
+    model = answer.asked_model
+    queued_for = (timezone.now() - answer.created_at).total_seconds() if answer.created_at else None
+
+    def count() -> None:
+        metrics.ANSWERS.labels(model=model, outcome=outcome).inc()
+        metrics.FINISHES.labels(model=model, reason=reason).inc()
+        if queued_for is not None:
+            metrics.ANSWER_DURATION.labels(model=model).observe(queued_for)
+        if statistics is None:
+            return
+        metrics.PROMPT_TOKENS.labels(model=model).inc(statistics.prompt_tokens)
+        metrics.GENERATED_TOKENS.labels(model=model).inc(statistics.completion_tokens)
+        if statistics.time_to_first_token_ms is not None:
+            metrics.TIME_TO_FIRST_TOKEN.labels(model=model).observe(statistics.time_to_first_token_ms / 1000)
+        if statistics.decode_seconds is not None and statistics.completion_tokens > 1:
+            gap = statistics.decode_seconds / (statistics.completion_tokens - 1)
+            metrics.INTER_TOKEN_LATENCY.labels(model=model).observe(gap)
+        if statistics.cached_prompt_tokens is not None:
+            hit = statistics.cached_prompt_tokens
+            metrics.PREFIX_CACHE_TOKENS.labels(model=model, result="hit").inc(hit)
+            metrics.PREFIX_CACHE_TOKENS.labels(model=model, result="miss").inc(statistics.prompt_tokens - hit)
+
+    transaction.on_commit(count)
 
 
 def answer_fail(*, answer_id: int, reason: str, send: Send = publish) -> bool:
@@ -198,6 +260,7 @@ def answer_fail(*, answer_id: int, reason: str, send: Send = publish) -> bool:
             message_id=answer.pk, status=Message.Status.FAILED, content=answer.content, seq=answer.seq, error=reason
         )
         transaction.on_commit(lambda: send(_group(answer), frame))
+        _count_ended(answer=answer, outcome=Message.Status.FAILED, reason="failed")
     return failed
 
 
@@ -212,6 +275,7 @@ def answer_interrupt(*, answer: Message) -> bool:
         ):
             frame = events.ended(message_id=answer.pk, status=Message.Status.INTERRUPTED, content="", seq=0)
             transaction.on_commit(lambda: publish(_group(answer), frame))
+            _count_ended(answer=answer, outcome=Message.Status.INTERRUPTED, reason="cancelled")
             return True
         if Message.objects.filter(pk=answer.pk, status=Message.Status.GENERATING).update(stop_requested=True):
             key = Message.objects.filter(pk=answer.pk).values_list("worker_key", flat=True).first()
@@ -287,6 +351,8 @@ def _interrupt_abandoned(*, key: int) -> int:
             status=Message.Status.INTERRUPTED, error=REAPED_ERROR
         ):
             interrupted += 1
+            # its worker stopped, not its user: a failure to an operator
+            _count_ended(answer=answer, outcome=Message.Status.INTERRUPTED, reason="failed")
             frame = events.ended(
                 message_id=answer.pk, status=Message.Status.INTERRUPTED, content=answer.content, seq=answer.seq
             )

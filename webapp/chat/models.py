@@ -170,6 +170,12 @@ class Message(models.Model):
         return self.status in self.IN_FLIGHT
 
     @property
+    def asked_model(self) -> str:
+        """The registry's name of the model this answer was asked of (answers queued before
+        the registry recorded none: the installation's default)."""
+        return str(self.settings.get("model") or settings.PARLEY_INFERENCE.models.default)
+
+    @property
     def feedback_or_none(self) -> Feedback | None:
         try:
             return self.feedback

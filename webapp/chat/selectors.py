@@ -378,9 +378,8 @@ def queue_position(*, answer: Message) -> int:
     """1-based place of a queued answer among the answers queued for its model; 0 when not queued."""
     if answer.status != Message.Status.QUEUED:
         return 0
-    model = answer.settings.get("model") or settings.PARLEY_INFERENCE.models.default
     return (
-        Message.objects.filter(queued_for(model=model))
+        Message.objects.filter(queued_for(model=answer.asked_model))
         .filter(Q(created_at__lt=answer.created_at) | Q(created_at=answer.created_at, pk__lt=answer.pk))
         .count()
         + 1

@@ -5,7 +5,7 @@ gives a conversation, which never replaces the user's.
 
 Views and the websocket consumer validate the input and look the objects up scoped to
 the user (``selectors``); these functions check what only the database can tell (the
-in-flight limit), write in one transaction, and leave an answer's state changes to
+in-flight limit, the daily token budget), write in one transaction, and leave an answer's state changes to
 ``answers``. A refusal is a ``ChatError`` whose message is shown to the user as it is.
 """
 
@@ -24,6 +24,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from webapp.accounts.models import User
+from webapp.accounts.usage import budget_refusal
 from webapp.chat import events, selectors
 from webapp.chat.answers import Send, answer_enqueue, answer_interrupt, answers_import
 from webapp.chat.imports import ImportPlan, ImportRefused
@@ -45,6 +46,10 @@ class ChatError(Exception):
 
 class InFlightLimitError(ChatError):
     """The user already has as many answers being written as they may: one must end first."""
+
+
+class BudgetExceededError(ChatError):
+    """The user has spent today's tokens (``PARLEY_USER_DAILY_TOKENS``): nothing more today."""
 
 
 # ---- sending, regenerating, editing -------------------------------------------------------
@@ -181,6 +186,9 @@ def _lock_user_and_check(*, user_id: int, conversation_id: int | None = None) ->
     # Locking the user row serialises one user's sends, so the in-flight limit holds
     # even when two tabs send at the same moment.
     User.objects.select_for_update().only("pk").get(pk=user_id)
+    refusal = budget_refusal(user_id=user_id)
+    if refusal is not None:
+        raise BudgetExceededError(refusal)
     limit = settings.PARLEY_CHAT_MAX_IN_FLIGHT_PER_USER
     busy = selectors.user_busy_conversations(user_id=user_id)
     if len(busy) >= limit:

@@ -59,9 +59,11 @@ from django.db import DatabaseError, connection
 
 from inference import prompts
 from inference.backends import Backend
+from inference.config import LocalModel
 from inference.errors import InferenceError
 from inference.streams import Stream
 from inference.types import GenerationRequest
+from webapp.accounts.usage import usage_record
 from webapp.chat import answers, documents, events, liveness, selectors, services
 from webapp.chat.models import Message
 from webapp.chat.notify import worker_notifications
@@ -98,6 +100,8 @@ class PendingTitle:
     """A conversation's title the engine is writing, after its first answer."""
 
     conversation_id: int
+    owner_id: int
+    model: str  # the registry's name its tokens are counted under
     stream: Stream
     text: str = ""
 
@@ -121,6 +125,8 @@ class GenerationWorker:
         self.engine = engine
         # the registry's name of the model served: only answers asked of it are claimed
         self.model = model or settings.PARLEY_INFERENCE.models.default
+        # only a local model's engine keeps a prefix cache whose hits are counted
+        self.local = isinstance(settings.PARLEY_INFERENCE.models.get(self.model), LocalModel)
         self.capacity = capacity or engine.max_batch_size
         self.poll_interval = poll_interval
         self.reap_interval = reap_interval
@@ -154,7 +160,7 @@ class GenerationWorker:
 
     def _connect(self) -> psycopg.Connection[Any]:
         listener = worker_notifications()
-        liveness.hold(listener, key=self.key)
+        liveness.hold(listener, key=self.key, model=self.model)
         return listener
 
     def reap(self) -> float:
@@ -465,6 +471,9 @@ class GenerationWorker:
                 time_to_first_token_ms=None if ttft is None else ttft * 1000,
                 tokens_per_second=stats.tokens_per_second,
                 trimmed_messages=stats.trimmed_messages,
+                finish_reason=stats.finish_reason,
+                cached_prompt_tokens=stats.cached_prompt_tokens if self.local else None,
+                decode_seconds=stats.decode_seconds,
             ),
             send=self.publisher.publish,
         )
@@ -489,7 +498,14 @@ class GenerationWorker:
         except Exception:
             logger.exception("no title for conversation %s", answer.conversation_id)
             return
-        self._titles.append(PendingTitle(conversation_id=answer.conversation_id, stream=stream))
+        self._titles.append(
+            PendingTitle(
+                conversation_id=answer.conversation_id,
+                owner_id=answer.conversation.owner_id,
+                model=answer.asked_model,
+                stream=stream,
+            )
+        )
 
     def _save_titles(self) -> None:
         """Save the titles that are written; one the user renamed meanwhile is dropped."""
@@ -500,6 +516,7 @@ class GenerationWorker:
                 continue
             self._titles.remove(pending)
             stats = pending.stream.stats
+            self._count_title_usage(pending)
             title = prompts.clean_title(pending.text)
             if stats is None or stats.finish_reason not in ("stop", "length") or title is None:
                 logger.warning("the model gave conversation %s no usable title", pending.conversation_id)
@@ -510,6 +527,24 @@ class GenerationWorker:
                 )
             except Exception:
                 logger.exception("could not save the title of conversation %s", pending.conversation_id)
+
+    @staticmethod
+    def _count_title_usage(pending: PendingTitle) -> None:
+        """A title's tokens on its owner's usage for the model that wrote it, whether or not
+        the title is kept: the model read and wrote them either way. Not an answer."""
+        stats = pending.stream.stats
+        if stats is None or not (stats.prompt_tokens or stats.completion_tokens):
+            return
+        try:
+            usage_record(
+                user_id=pending.owner_id,
+                model=pending.model,
+                prompt_tokens=stats.prompt_tokens,
+                completion_tokens=stats.completion_tokens,
+                answers=0,
+            )
+        except Exception:
+            logger.exception("could not count the title tokens of conversation %s", pending.conversation_id)
 
     def _fail(self, message_id: int, reason: str) -> None:
         answers.answer_fail(answer_id=message_id, reason=reason, send=self.publisher.publish)

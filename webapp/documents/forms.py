@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
+from django.conf import settings
 
 from webapp.documents.models import Summary
 
@@ -8,3 +11,17 @@ from webapp.documents.models import Summary
 class SummaryForm(forms.Form):
     length = forms.ChoiceField(choices=Summary.Length.choices, initial=Summary.Length.MEDIUM)
     form = forms.ChoiceField(choices=Summary.Form.choices, initial=Summary.Form.PARAGRAPH, label="Form")
+    # the registry's models, the installation's summary model first and chosen
+    model = forms.ChoiceField(choices=(), required=False, label="Model")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        chosen = settings.PARLEY_SUMMARY_MODEL
+        names = [chosen, *(name for name in settings.PARLEY_INFERENCE.models.names if name != chosen)]
+        model = self.fields["model"]
+        assert isinstance(model, forms.ChoiceField)
+        model.choices = [(name, name) for name in names]
+        model.initial = chosen
+
+    def clean_model(self) -> str:
+        return str(self.cleaned_data["model"] or settings.PARLEY_SUMMARY_MODEL)

@@ -80,6 +80,9 @@ class Summary(models.Model):
     job = models.OneToOneField("jobs.Job", on_delete=models.CASCADE, related_name="summary")
     length = models.CharField(max_length=16, choices=Length.choices, default=Length.MEDIUM)
     form = models.CharField(max_length=16, choices=Form.choices, default=Form.PARAGRAPH)
+    # the model of the registry asked to write it; "" (summaries asked for before there was
+    # a choice) is the installation's PARLEY_SUMMARY_MODEL
+    model = models.CharField(max_length=100, blank=True, default="", db_default="")
     text = models.TextField(blank=True)
     key_sentences = models.JSONField(default=list, blank=True)
     model_name = models.CharField(max_length=200, blank=True)

@@ -14,6 +14,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from webapp.accounts.models import User
+from webapp.accounts.usage import budget_refusal
 from webapp.documents import quotas
 from webapp.documents.intake import RejectedUpload, detect_kind, display_name
 from webapp.documents.models import Document, Summary
@@ -104,14 +105,24 @@ class DocumentError(Exception):
     """A request about a document that cannot be done; the message is for the user."""
 
 
-def summary_request(document: Document, length: str, form: str) -> Summary:
-    """Queue a summary, or return the one already made or on its way with the same options."""
+def _same_model(model: str) -> list[str]:
+    """The names a summary by ``model`` may be recorded under: summaries from before the
+    choice recorded none, and were written by the installation's summary model."""
+    return [model, ""] if model == settings.PARLEY_SUMMARY_MODEL else [model]
+
+
+def summary_request(document: Document, length: str, form: str, model: str = "") -> Summary:
+    """Queue a summary by ``model`` of the registry (the installation's summary model when
+    not given), or return the one already made or on its way with the same options."""
+    model = model or settings.PARLEY_SUMMARY_MODEL
+    if model not in settings.PARLEY_INFERENCE.models.names:
+        raise DocumentError(f"There is no model “{model}” here to write a summary.")
     if document.status != Document.Status.READY:
         raise DocumentError("The document's text has not been read yet, so it cannot be summarized.")
     with transaction.atomic():
         Document.objects.select_for_update().only("pk").get(pk=document.pk)
         existing = (
-            Summary.objects.filter(document=document, length=length, form=form)
+            Summary.objects.filter(document=document, length=length, form=form, model__in=_same_model(model))
             .exclude(job__state__in=(Job.State.FAILED, Job.State.CANCELLED))
             .select_related("job")
             .first()
@@ -122,7 +133,10 @@ def summary_request(document: Document, length: str, form: str) -> Summary:
             job_quota_check(owner_id=document.owner_id)
         except JobQuotaExceeded as error:
             raise DocumentError(str(error)) from None
+        refusal = budget_refusal(user_id=document.owner_id)
+        if refusal is not None:
+            raise DocumentError(refusal)
         job = Job.objects.create(owner=document.owner, kind=Job.Kind.SUMMARY, document=document)
-        summary = Summary.objects.create(document=document, job=job, length=length, form=form)
+        summary = Summary.objects.create(document=document, job=job, length=length, form=form, model=model)
         job_send_on_commit(job)
     return summary

@@ -1,9 +1,10 @@
 """Writing a whole document's summary, in a Celery worker: every chunk (batched), then
-the combination, with the key sentences beside it.
+the combination, with the key sentences beside it, by the model of the registry the summary
+was asked of (``PARLEY_SUMMARY_MODEL`` unless its owner picked another).
 
 Chunk summaries are saved as they finish, so a job taken over after a crash or a retry
-starts from the chunks already done; the owner's Cancel is noticed between steps. The
-summarizer (the chat model) is loaded once per worker process, on the first summary.
+starts from the chunks already done; the owner's Cancel is noticed between steps. Each
+model's summarizer is made once per worker process, on the first summary asked of it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import TYPE_CHECKING, Literal
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.db import transaction
 
+from webapp.accounts.usage import usage_record
 from webapp.documents.models import ChunkSummary, Summary
 from webapp.jobs.models import Job
 from webapp.jobs.selectors import job_cancelled
@@ -30,12 +33,38 @@ if TYPE_CHECKING:
 SHOWN_FIRST: Literal["key_sentences", "written"] = "key_sentences"
 
 
+class ModelGone(Exception):
+    """The model a summary was asked of is no longer in the registry."""
+
+
 @cache
-def summarizer() -> Summarizer:
-    """One engine per worker process, loaded on the first summary it is given."""
+def summarizer(model: str) -> Summarizer:
+    """One summarizer per model of the registry and worker process, made on the first
+    summary asked of it: a local model is loaded (and kept), an upstream's client connects.
+
+    An upstream model's own tokenizer is not at hand, so its chunks are cut by the same
+    estimate of characters a token that fits a conversation to its window.
+    """
+    import dataclasses
+
+    from inference.config import UpstreamModel
     from inference.summarize import Summarizer
 
-    return Summarizer.from_config(settings.PARLEY_INFERENCE, max_batch_size=settings.PARLEY_SUMMARY_BATCH_SIZE)
+    config = settings.PARLEY_INFERENCE
+    entry = config.models.get(model)
+    if entry is None:
+        raise ModelGone(model)
+    if isinstance(entry, UpstreamModel):
+        from inference.embeddings import Embedder
+        from inference.upstream import EstimatingTokenizer, UpstreamEngine
+
+        engine = UpstreamEngine(entry, max_batch_size=settings.PARLEY_SUMMARY_BATCH_SIZE)
+        return Summarizer(engine, Embedder.from_config(config), tokenizer=EstimatingTokenizer())
+    return Summarizer.from_config(
+        dataclasses.replace(config, chat_model=entry.path),
+        name=entry.name,
+        max_batch_size=settings.PARLEY_SUMMARY_BATCH_SIZE,
+    )
 
 
 def summary_write(*, job: Job) -> None:
@@ -54,10 +83,12 @@ def summary_write(*, job: Job) -> None:
     def on_chunk(index: int, chunk_text: str) -> None:
         ChunkSummary.objects.get_or_create(summary=summary, index=index, defaults={"text": chunk_text})
 
+    model = summary.model or settings.PARLEY_SUMMARY_MODEL
+    result = None
     try:
-        writer = summarizer()
+        writer = summarizer(model)
         try:
-            written = writer.summarize(
+            result = writer.summarize(
                 text,
                 summary.length,
                 summary.form,
@@ -65,10 +96,14 @@ def summary_write(*, job: Job) -> None:
                 done_chunks=done,
                 on_chunk=on_chunk,
                 should_stop=lambda: job_cancelled(job_id=job.pk),
-            ).summary
+            )
+            written = result.summary
         except EmptyTextError:
             written = ""  # a text without words (emoji only): the page says there is nothing to summarise
         key_sentences = writer.key_sentences(text)
+    except ModelGone as gone:
+        job_fail(job=job, reason=f"The model {gone} this summary was asked of is no longer offered here.")
+        return
     except CancelledError:
         return  # the job row already says cancelled
     except SoftTimeLimitExceeded:
@@ -79,8 +114,16 @@ def summary_write(*, job: Job) -> None:
         return
     if job_cancelled(job_id=job.pk):
         return
-    Summary.objects.filter(pk=summary.pk).update(
-        text=written, key_sentences=key_sentences, model_name=writer.engine.model_name
-    )
-    review.summary_track(summary_id=summary.pk)
-    job_finish(job=job)
+    with transaction.atomic():
+        Summary.objects.filter(pk=summary.pk).update(
+            text=written, key_sentences=key_sentences, model_name=writer.engine.model_name
+        )
+        if result is not None and (result.prompt_tokens or result.completion_tokens):
+            usage_record(
+                user_id=summary.document.owner_id,
+                model=model,
+                prompt_tokens=result.prompt_tokens,
+                completion_tokens=result.completion_tokens,
+            )
+        review.summary_track(summary_id=summary.pk)
+        job_finish(job=job)

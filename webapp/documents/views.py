@@ -104,10 +104,15 @@ def summarize(request: AuthedRequest, document_id: int) -> HttpResponse:
     document = selectors.document_get(request.user, document_id)
     form = SummaryForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Pick a length (short, medium, long) and a form (paragraph or bullet points).")
+        messages.error(
+            request,
+            "Pick a length (short, medium, long), a form (paragraph or bullet points) and a model offered here.",
+        )
     else:
         try:
-            services.summary_request(document, form.cleaned_data["length"], form.cleaned_data["form"])
+            services.summary_request(
+                document, form.cleaned_data["length"], form.cleaned_data["form"], form.cleaned_data["model"]
+            )
         except services.DocumentError as error:
             messages.error(request, str(error))
     return redirect("documents:detail", document.pk)

@@ -7,3 +7,9 @@ class JobsConfig(AppConfig):
     name = "webapp.jobs"
     label = "jobs"
     verbose_name = "Jobs"
+
+    def ready(self) -> None:
+        from webapp.core import metrics
+        from webapp.jobs.metrics import JobQueueCollector
+
+        metrics.collect_at_scrape(JobQueueCollector())

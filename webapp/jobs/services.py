@@ -40,6 +40,7 @@ from django.db.models import Count, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from webapp.core import metrics
 from webapp.core.locks import advisory_lock
 from webapp.jobs.events import publish_job_progress
 from webapp.jobs.models import Job
@@ -201,6 +202,8 @@ def job_fail(*, job: Job, reason: str) -> None:
             for handler in _failure_handlers.get(job.kind, []):
                 handler(job, reason)
     job.refresh_from_db()
+    if failed:
+        _count_ended(job)
     publish_job_progress(job)
 
 
@@ -213,10 +216,12 @@ def job_fail_too_slow(*, job: Job, doing: str) -> None:
 def job_finish(*, job: Job) -> None:
     """Mark the job done; its pages hear of it once that is committed (at once outside a
     transaction), so a page that reloads on the news finds the results saved with it."""
-    Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(
+    finished = Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(
         state=Job.State.DONE, done=job.total, finished_at=timezone.now()
     )
     job.refresh_from_db()
+    if finished:
+        _count_ended(job)
     transaction.on_commit(lambda: publish_job_progress(job))
 
 
@@ -234,5 +239,16 @@ def job_cancel(*, job: Job) -> bool:
                 handler(job, reason)
     if cancelled:
         job.refresh_from_db()
+        _count_ended(job)
         publish_job_progress(job)
     return cancelled
+
+
+def _count_ended(job: Job) -> None:
+    """A job that ended, as refreshed after its end, on the operators' metrics once that is
+    committed; one cancelled before it started ran for no time and is left out."""
+    if job.started_at is None or job.finished_at is None:
+        return
+    seconds = (job.finished_at - job.started_at).total_seconds()
+    kind, outcome = job.kind, job.state
+    transaction.on_commit(lambda: metrics.JOB_DURATION.labels(kind=kind, outcome=outcome).observe(seconds))

@@ -17,7 +17,7 @@ from django.test import Client
 
 from tests.waiting import wait_for
 from tests.webapp.api.conftest import WebServer
-from webapp.accounts.models import User
+from webapp.accounts.models import TokenUsage, User
 from webapp.api.models import ApiKey
 from webapp.api.services import api_key_revoke
 from webapp.chat.models import Conversation, Message
@@ -228,6 +228,36 @@ def test_more_requests_than_the_rate_is_429_with_retry_after(
     assert len(api_answers(user)) == 2
 
 
+def test_over_the_daily_token_budget_a_completion_is_429_and_nothing_is_written(
+    start_web: Callable[..., WebServer],
+    start_worker: StartWorker,
+    make_user: Callable[..., User],
+    key_of: KeyOf,
+    model: str,
+) -> None:
+    web = start_web(PARLEY_USER_DAILY_TOKENS="30")
+    start_worker()
+    user, other = make_user(), make_user()
+    client = web.client(key_of(user))
+    first = client.chat.completions.create(model=model, messages=ask(), max_tokens=24)
+    assert first.usage is not None
+    assert first.usage.total_tokens >= 30  # the prompt and 24 tokens: past the budget now
+    [row] = TokenUsage.objects.filter(user=user)
+    assert (row.model, row.prompt_tokens, row.completion_tokens) == (
+        django_settings.PARLEY_INFERENCE.models.default,
+        first.usage.prompt_tokens,
+        first.usage.completion_tokens,
+    )
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(model=model, messages=ask(), max_tokens=4, stream=True)
+    assert refused.value.code == "insufficient_quota"
+    assert f"You have used {first.usage.total_tokens:,} tokens today; the daily limit is 30." in refused.value.message
+    assert 1 <= int(refused.value.response.headers["Retry-After"]) <= 24 * 3600
+    assert len(api_answers(user)) == 1
+    # the budget is each user's own
+    assert web.client(key_of(other)).chat.completions.create(model=model, messages=ask(), max_tokens=2).choices
+
+
 def test_with_no_generation_worker_alive_a_completion_is_503(
     web: WebServer, user: User, key_of: KeyOf, model: str
 ) -> None:
@@ -236,6 +266,22 @@ def test_with_no_generation_worker_alive_a_completion_is_503(
     assert refused.value.status_code == 503
     assert "generation worker" in refused.value.message
     assert Conversation.objects.count() == 0
+
+
+def test_a_model_without_a_worker_is_503_while_another_models_worker_runs(
+    start_web: Callable[..., WebServer], start_worker: StartWorker, user: User, key_of: KeyOf, model: str
+) -> None:
+    registry = {"default": model, "models": [{"name": model, "kind": "local"}, {"name": "second", "kind": "local"}]}
+    web = start_web(PARLEY_MODELS=json.dumps(registry))
+    start_worker()  # the default model's only
+    client = web.client(key_of(user))
+    assert [entry.id for entry in client.models.list()][:2] == [model, "second"]
+    with pytest.raises(openai.InternalServerError) as refused:
+        client.chat.completions.create(model="second", messages=ask(), max_tokens=2)
+    assert refused.value.status_code == 503
+    assert "No generation worker is running for the model 'second'" in refused.value.message
+    assert api_answers(user) == []
+    assert client.chat.completions.create(model=model, messages=ask(), max_tokens=2).choices
 
 
 def test_a_key_sees_only_its_owners_completions(

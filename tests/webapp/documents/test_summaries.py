@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
+from pytest_django import Settings
 
+from inference.config import LocalModel, ModelRegistry, UpstreamModel
 from inference.summarize import Summarizer
 from tests.processes import process_env
+from tests.upstream import LlamaServer
 from tests.waiting import wait_for
 from tests.webapp.chat.conftest import slow_tiny_engine
 from tests.webapp.jobs.workers import start_celery
-from webapp.accounts.models import User
+from webapp.accounts.models import TokenUsage, User
+from webapp.accounts.usage import usage_record
 from webapp.documents import services, summaries, tasks
 from webapp.documents.models import ChunkSummary, Document, Summary
 from webapp.jobs.models import Job
@@ -25,6 +32,8 @@ from webapp.jobs.services import job_cancel
 from webapp.review.models import ReviewItem
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+LOCAL = django_settings.PARLEY_INFERENCE.models.default
 
 SENTENCES = [
     "The harbour of Veldmark was rebuilt in 1884 after the great storm.",
@@ -100,7 +109,7 @@ def test_a_killed_worker_resumes_from_finished_chunks_and_writes_one_summary(
 def tiny_summarizer(chat_tokenizer: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Summarizer]:
     engine = slow_tiny_engine(chat_tokenizer, step_seconds=0.002, max_batch_size=1)
     writer = Summarizer(engine, chunk_tokens=200)
-    monkeypatch.setattr(summaries, "summarizer", lambda: writer)
+    monkeypatch.setattr(summaries, "summarizer", lambda model: writer)
     yield writer
     engine.close()
 
@@ -160,3 +169,69 @@ def test_bad_summary_options_are_refused(logged_in_client: Client, user: User) -
     )
     assert "Pick a length" in response.content.decode()
     assert not Summary.objects.exists()
+
+
+@pytest.fixture
+def offer_upstream(llama_server: LlamaServer, settings: Settings) -> Iterator[UpstreamModel]:
+    """The registry: the default local model and llama.cpp's server as "upstream"."""
+    upstream = llama_server.model()
+    registry = ModelRegistry(models=(LocalModel(name=LOCAL), upstream), default=LOCAL)
+    settings.PARLEY_INFERENCE = dataclasses.replace(settings.PARLEY_INFERENCE, models=registry)
+    yield upstream
+    for name in (upstream.name,):
+        with contextlib.suppress(Exception):
+            summaries.summarizer(name).engine.close()
+    summaries.summarizer.cache_clear()
+
+
+def test_a_summary_is_written_by_the_model_its_owner_picked(
+    logged_in_client: Client, user: User, offer_upstream: UpstreamModel
+) -> None:
+    document = ready_document(user, long_text(400))
+    page = logged_in_client.get(reverse("documents:detail", args=[document.pk])).content.decode()
+    assert f'<option value="{LOCAL}" selected>{LOCAL}</option>' in page  # the installation's summary model
+    assert '<option value="upstream">upstream</option>' in page
+    response = logged_in_client.post(
+        reverse("documents:summarize", args=[document.pk]),
+        {"length": "short", "form": "paragraph", "model": "upstream"},
+    )
+    assert response.status_code == 302
+    summary = Summary.objects.get(document=document)
+    assert summary.model == "upstream"
+    tasks.summarize_document.run(summary.job_id)
+    summary.refresh_from_db()
+    assert Job.objects.get(pk=summary.job_id).state == "done"
+    assert summary.model_name == "upstream (smollm2)"
+    assert summary.text.strip()
+    assert ChunkSummary.objects.filter(summary=summary).exists()
+    [usage] = TokenUsage.objects.filter(user=user)  # the summary's tokens, on its model
+    assert usage.model == "upstream"
+    assert usage.prompt_tokens > 0
+    assert usage.completion_tokens > 0
+
+
+def test_the_operators_summary_model_is_the_default_and_an_unknown_one_is_refused(
+    logged_in_client: Client, user: User, offer_upstream: UpstreamModel, settings: Settings
+) -> None:
+    document = ready_document(user, long_text(100))
+    response = logged_in_client.post(
+        reverse("documents:summarize", args=[document.pk]),
+        {"length": "short", "form": "paragraph", "model": "no-such-model"},
+        follow=True,
+    )
+    assert "a model offered here" in response.content.decode()
+    assert not Summary.objects.exists()
+    with pytest.raises(services.DocumentError, match="no model “gone”"):
+        services.summary_request(document, "short", "paragraph", "gone")
+    settings.PARLEY_SUMMARY_MODEL = "upstream"
+    page = logged_in_client.get(reverse("documents:detail", args=[document.pk])).content.decode()
+    assert '<option value="upstream" selected>upstream</option>' in page
+    assert services.summary_request(document, "short", "paragraph").model == "upstream"
+    # the same options by another model is another summary
+    assert services.summary_request(document, "short", "paragraph", LOCAL).model == LOCAL
+    assert Summary.objects.count() == 2
+    settings.PARLEY_USER_DAILY_TOKENS = 50
+    usage_record(user_id=user.pk, model=LOCAL, prompt_tokens=40, completion_tokens=10)
+    with pytest.raises(services.DocumentError, match="the daily limit is 50"):
+        services.summary_request(document, "long", "bullets")
+    assert Summary.objects.count() == 2

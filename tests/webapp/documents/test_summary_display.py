@@ -88,7 +88,7 @@ def test_a_document_of_emoji_has_nothing_to_summarise_and_says_so(
 ) -> None:
     """The worker's own code on a text without words: the job finishes, the page says why."""
     engine = Engine(build_tiny_model(len(chat_tokenizer)), chat_tokenizer, model_name="tiny")
-    monkeypatch.setattr(summaries, "summarizer", lambda: Summarizer(engine))
+    monkeypatch.setattr(summaries, "summarizer", lambda model: Summarizer(engine))
     try:
         document = ready_document(user, "🎉🎉 👍 🔥🔥🔥")
         job = Job.objects.create(owner=user, kind=Job.Kind.SUMMARY, document=document, state=Job.State.RUNNING)

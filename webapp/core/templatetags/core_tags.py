@@ -30,3 +30,9 @@ def _rendered(text: str) -> str:
 def get_item(mapping: dict[str, object], key: str) -> object:
     """A dictionary's value by a key held in a variable (for CSV columns)."""
     return mapping.get(key, "") if isinstance(mapping, dict) else ""
+
+
+@register.filter
+def thousands(number: int) -> str:
+    """12345 as "12,345", the way the pages write counts."""
+    return f"{number:,}"

@@ -1,0 +1,58 @@
+"""Upgrading to summaries by a chosen model: summaries made before keep their rows and
+count as the installation's summary model's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.state import StateApps
+
+from webapp.documents import services
+from webapp.documents.models import Document, Summary
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BEFORE = [("documents", "0004_ocr_pages")]
+AFTER = [("documents", "0005_summary_model")]
+
+
+@pytest.fixture
+def before_the_choice() -> Iterator[StateApps]:
+    executor = MigrationExecutor(connection)
+    executor.migrate(BEFORE)
+    try:
+        leaves = [node for node in executor.loader.graph.leaf_nodes() if node[0] != "documents"]
+        yield executor.loader.project_state([*BEFORE, *leaves]).apps
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_summaries_made_before_are_kept_as_the_installations_summary_models(before_the_choice: StateApps) -> None:
+    apps = before_the_choice
+    User = apps.get_model("accounts", "User")
+    OldDocument = apps.get_model("documents", "Document")
+    OldSummary = apps.get_model("documents", "Summary")
+    Job = apps.get_model("jobs", "Job")
+    owner = User.objects.create(username="old@example.com", email="old@example.com", password="x")
+    text = "The harbour was rebuilt in 1884. " * 20
+    document = OldDocument.objects.create(
+        owner=owner, name="harbour.txt", kind="text", size=len(text), sha256="0" * 64, original=text.encode(),
+        text=text, status="ready", words=len(text.split()), pages=1,
+    )  # fmt: skip
+    job = Job.objects.create(owner=owner, kind="summary", document=document, state="done")
+    old = OldSummary.objects.create(document=document, job=job, length="short", form="paragraph", text="Rebuilt.")
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(AFTER)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    kept = Summary.objects.get(pk=old.pk)
+    assert (kept.model, kept.text, kept.length) == ("", "Rebuilt.", "short")
+    # asked again by the installation's summary model, it is the summary already made
+    again = services.summary_request(Document.objects.get(pk=document.pk), "short", "paragraph")
+    assert again.pk == old.pk
+    assert services.summary_request(Document.objects.get(pk=document.pk), "short", "paragraph", "").pk == old.pk
