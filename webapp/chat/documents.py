@@ -59,6 +59,13 @@ def attached_documents(*, conversation: Conversation) -> list[Document]:
     )
 
 
+def owned_documents(*, owner: User, document_ids: Iterable[int]) -> list[Document]:
+    """Those of the documents that are ``owner``'s, by name."""
+    return list(
+        Document.objects.filter(owner=owner, pk__in=list(document_ids)).defer("original", "text").order_by("name", "pk")
+    )
+
+
 def _attached_ids(conversation_id: int) -> list[int]:
     return list(
         ConversationDocument.objects.filter(conversation_id=conversation_id).values_list("document_id", flat=True)

@@ -22,11 +22,18 @@ PROJECT_NAME_MAX_LENGTH = 100
 
 class Project(models.Model):
     """A folder of one user's conversations, holding what new conversations in it start with
-    (``services.conversation_inheritance``). Its name is unique per owner, whatever the case."""
+    (``services.conversation_inheritance``): a system prompt, a model and documents to ask
+    about. Its name is unique per owner, whatever the case."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_projects")
     name = models.CharField(max_length=PROJECT_NAME_MAX_LENGTH)
     system_prompt = models.TextField(blank=True)
+    # a name in the model registry, as Conversation.model; "" leaves new chats on the
+    # installation's default. The database's default keeps inserts of older code working.
+    model = models.CharField(max_length=100, blank=True, default="", db_default="")
+    # the owner's documents new chats in it are attached to; a deleted document leaves the
+    # project with it (the through rows cascade)
+    documents = models.ManyToManyField("documents.Document", blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -132,7 +132,14 @@ def index(request: AuthedRequest) -> HttpResponse:
     """A new chat; with ``?project=``, one to be made in that project of the user's."""
     project_id = request.GET.get("project")
     project = selectors.project_get(user=request.user, project_id=project_id) if project_id else None
-    return _page(request, None, new_in_project=project)
+    inheritance = services.conversation_inheritance(project=project)
+    return _page(
+        request,
+        None,
+        new_in_project=project,
+        inheritance=inheritance,
+        inherited_documents=documents.owned_documents(owner=request.user, document_ids=inheritance.document_ids),
+    )
 
 
 @require_GET
@@ -155,6 +162,8 @@ def start(request: AuthedRequest) -> HttpResponse:
         )
     except services.ChatError as error:
         return _refused(request, str(error))
+    for notice in services.conversation_inheritance(project=project).notices:
+        messages.warning(request, notice)
     url = reverse("chat:conversation", args=[conversation.pk])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
@@ -443,15 +452,13 @@ def pin(request: AuthedRequest, conversation_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def projects(request: AuthedRequest) -> HttpResponse:
     """The user's projects, and a new one made."""
-    form = ProjectForm(request.POST or None)
+    form = ProjectForm(request.POST or None, owner=request.user)
     error = ""
     if request.method == "POST":
         try:
             if not form.is_valid():
                 raise services.ChatError(first_error(form))
-            project = services.project_create(
-                owner=request.user, name=form.cleaned_data["name"], system_prompt=form.cleaned_data["system_prompt"]
-            )
+            project = services.project_create(owner=request.user, **_project_values(form))
         except services.ChatError as refused:
             error = str(refused)
         else:
@@ -463,21 +470,29 @@ def projects(request: AuthedRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def project(request: AuthedRequest, project_id: int) -> HttpResponse:
-    """One project: renamed, its system prompt for new chats set, or (from here) deleted."""
+    """One project: renamed, what new chats in it start with set, or (from here) deleted."""
     project = selectors.project_get(user=request.user, project_id=project_id)
     if request.method == "POST":
-        form = ProjectForm(request.POST)
+        form = ProjectForm(request.POST, owner=request.user, held_model=project.model)
         try:
             if not form.is_valid():
                 raise services.ChatError(first_error(form))
-            services.project_update(
-                project=project, name=form.cleaned_data["name"], system_prompt=form.cleaned_data["system_prompt"]
-            )
+            services.project_update(project=project, **_project_values(form))
         except services.ChatError as refused:
             return _project_page(request, project, form=form, error=str(refused))
         messages.success(request, f"Project “{project}” saved.")
         return redirect("chat:project", project.pk)
     return _project_page(request, project)
+
+
+def _project_values(form: ProjectForm) -> dict[str, Any]:
+    values = form.cleaned_data
+    return {
+        "name": values["name"],
+        "system_prompt": values["system_prompt"],
+        "model": values["model"],
+        "document_ids": values["documents"],
+    }
 
 
 def _project_page(
@@ -490,7 +505,17 @@ def _project_page(
 ) -> HttpResponse:
     context = {
         "project": project,
-        "form": form or ProjectForm(initial={"name": project.name, "system_prompt": project.system_prompt}),
+        "form": form
+        or ProjectForm(
+            owner=request.user,
+            held_model=project.model,
+            initial={
+                "name": project.name,
+                "system_prompt": project.system_prompt,
+                "model": project.model,
+                "documents": list(project.documents.values_list("pk", flat=True)),
+            },
+        ),
         "delete_form": delete_form or ProjectDeleteForm(initial={"conversations": ProjectDeleteForm.KEEP}),
         "other_projects": selectors.projects_for(user=request.user).exclude(pk=project.pk),
         "conversations": selectors.project_conversations(project=project)[:PROJECT_PAGE_CONVERSATIONS],
