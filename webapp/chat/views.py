@@ -81,6 +81,7 @@ def _page(request: AuthedRequest, conversation: Conversation | None, **extra: An
         "settings_form": extra.pop("settings_form", None)
         or (SettingsForm(instance=conversation) if conversation else None),
         "max_chars": MAX_CHARS,
+        "search_orders": search.ORDERS,
         "attached": documents.attached_documents(conversation=conversation) if conversation else [],
         "attachable": documents.attachable_documents(conversation=conversation) if conversation else [],
         **extra,
@@ -202,9 +203,12 @@ def search_results(request: AuthedRequest) -> HttpResponse:
         page = int(request.GET.get("page", "1"))
     except ValueError:
         page = 1
-    context: dict[str, Any] = {"query": raw}
+    order = request.GET.get("order") or search.NEWEST
+    context: dict[str, Any] = {"query": raw, "order": order}
     try:
-        context["results"] = search.search_messages(user=request.user, query=search.parse_query(raw), page=page)
+        context["results"] = search.search_messages(
+            user=request.user, query=search.parse_query(raw), page=page, order=order
+        )
     except search.SearchRefused as refusal:
         context["search_error"] = str(refusal)
     status = 422 if "search_error" in context else 200
