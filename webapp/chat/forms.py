@@ -8,7 +8,7 @@ from django.utils.html import format_html
 
 from webapp.accounts.models import User
 from webapp.chat.models import Conversation, Feedback
-from webapp.documents.models import Document
+from webapp.documents.models import Collection, Document
 
 
 class MessageForm(forms.Form):
@@ -97,6 +97,13 @@ class ProjectForm(forms.Form):
         label="Documents new chats in it ask about",
         error_messages={"invalid_choice": "Choose among your own documents."},
     )
+    collections = forms.TypedMultipleChoiceField(
+        required=False,
+        coerce=int,
+        widget=forms.CheckboxSelectMultiple,
+        label="Collections new chats in it ask about",
+        error_messages={"invalid_choice": "Choose among your own collections."},
+    )
 
     def __init__(self, *args: Any, owner: User, held_model: str = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -117,6 +124,11 @@ class ProjectForm(forms.Form):
         )
         if not documents.choices:
             documents.help_text = "You have no documents yet; upload some on the Documents page."
+        collections = self.fields["collections"]
+        assert isinstance(collections, forms.TypedMultipleChoiceField)
+        collections.choices = list(Collection.objects.filter(owner=owner).values_list("pk", "name"))
+        if not collections.choices:
+            collections.help_text = "You have no collections; make them on the Documents page."
 
 
 class ProjectDeleteForm(forms.Form):

@@ -83,7 +83,9 @@ def _page(request: AuthedRequest, conversation: Conversation | None, **extra: An
         "max_chars": MAX_CHARS,
         "search_orders": search.ORDERS,
         "attached": documents.attached_documents(conversation=conversation) if conversation else [],
-        "attachable": documents.attachable_documents(conversation=conversation) if conversation else [],
+        "attachable": documents.attachable_documents(conversation=conversation, owner=request.user),
+        "attached_collections": documents.attached_collections(conversation=conversation) if conversation else [],
+        "attachable_collections": documents.attachable_collections(conversation=conversation, owner=request.user),
         **extra,
     }
     return render(request, "chat/conversation.html", context, status=extra.get("status", 200))
@@ -118,6 +120,14 @@ def _refused(request: AuthedRequest, text: str, conversation: Conversation | Non
     return redirect(reverse("chat:conversation", args=[conversation.pk]) if conversation else reverse("chat:index"))
 
 
+def chosen_ids(request: AuthedRequest, name: str, refusal: str) -> list[int]:
+    """The ids ticked in the form's ``name`` boxes; ``ChatError(refusal)`` for anything else."""
+    values = request.POST.getlist(name)
+    if not all(value.isdigit() for value in values):
+        raise services.ChatError(refusal)
+    return [int(value) for value in values]
+
+
 def first_error(form: Form) -> str:
     return str(next(iter(form.errors.values()))[0])
 
@@ -140,6 +150,9 @@ def index(request: AuthedRequest) -> HttpResponse:
         new_in_project=project,
         inheritance=inheritance,
         inherited_documents=documents.owned_documents(owner=request.user, document_ids=inheritance.document_ids),
+        inherited_collections=documents.owned_collections(
+            owner=request.user, collection_ids=inheritance.collection_ids
+        ),
     )
 
 
@@ -159,7 +172,11 @@ def start(request: AuthedRequest) -> HttpResponse:
     project = selectors.project_get(user=request.user, project_id=project_id) if project_id else None
     try:
         conversation, _ = services.conversation_start(
-            owner=request.user, content=form.cleaned_data["content"], project=project
+            owner=request.user,
+            content=form.cleaned_data["content"],
+            project=project,
+            document_ids=chosen_ids(request, "documents", "Choose among your own documents."),
+            collection_ids=chosen_ids(request, "collections", "Choose among your own collections."),
         )
     except services.ChatError as error:
         return _refused(request, str(error))
@@ -496,6 +513,7 @@ def _project_values(form: ProjectForm) -> dict[str, Any]:
         "system_prompt": values["system_prompt"],
         "model": values["model"],
         "document_ids": values["documents"],
+        "collection_ids": values["collections"],
     }
 
 
@@ -518,6 +536,7 @@ def _project_page(
                 "system_prompt": project.system_prompt,
                 "model": project.model,
                 "documents": list(project.documents.values_list("pk", flat=True)),
+                "collections": list(project.collections.values_list("pk", flat=True)),
             },
         ),
         "delete_form": delete_form or ProjectDeleteForm(initial={"conversations": ProjectDeleteForm.KEEP}),

@@ -63,7 +63,7 @@ BEFORE_PROJECT_DEFAULTS = [("chat", "0007_conversation_documents")]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_projects_made_before_they_held_a_model_and_documents_keep_their_rows_and_start_with_neither() -> None:
+def test_projects_made_before_they_held_a_model_documents_and_collections_keep_their_rows_and_hold_none() -> None:
     try:
         executor = MigrationExecutor(connection)
         executor.migrate(BEFORE_PROJECT_DEFAULTS)
@@ -80,7 +80,8 @@ def test_projects_made_before_they_held_a_model_and_documents_keep_their_rows_an
     kept = Project.objects.get(pk=project.pk)
     assert (kept.name, kept.system_prompt, kept.model) == ("Work", "Be brief.", "")
     assert not kept.documents.exists()
+    assert not kept.collections.exists()
     assert Conversation.objects.get(pk=inside.pk).project_id == kept.pk
     inheritance = conversation_inheritance(project=kept)
     assert inheritance.fields == {"project": kept, "system_prompt": "Be brief.", "model": ""}
-    assert inheritance.document_ids == ()
+    assert (inheritance.document_ids, inheritance.collection_ids) == ((), ())
