@@ -8,6 +8,7 @@ from django.http import Http404
 
 from webapp.accounts.models import User
 from webapp.documents.models import Collection, Document, Passage, Summary
+from webapp.jobs.models import Job
 
 
 def documents_for(user: User, query: str = "") -> QuerySet[Document]:
@@ -32,6 +33,15 @@ def document_get(user: User, document_id: object) -> Document:
 
 def summaries_for(document: Document) -> QuerySet[Summary]:
     return document.summaries.select_related("job")
+
+
+def reading_job_of(document: Document) -> Job | None:
+    """The job reading the document now, while it is queued or running."""
+    return (
+        Job.objects.filter(document=document, kind=Job.Kind.EXTRACT, state__in=(Job.State.QUEUED, Job.State.RUNNING))
+        .order_by("-pk")
+        .first()
+    )
 
 
 def passage_of(document: Document, passage_id: object) -> Passage | None:

@@ -77,6 +77,7 @@ def _detail_context(document: Document, passage: Passage | None = None) -> dict[
         "summaries": selectors.summaries_for(document),
         "summary_form": SummaryForm(),
         "summary_shown_first": SHOWN_FIRST,
+        "reading_job": selectors.reading_job_of(document) if document.status == Document.Status.PENDING else None,
     }
     if passage is not None:
         # The text around the passage, the passage itself marked, wherever in the document it is.
