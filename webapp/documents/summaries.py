@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from webapp.documents.models import ChunkSummary, Summary
+from webapp.documents.models import ChunkSummary, Document, Passage, Summary
 from webapp.jobs.models import Job
 from webapp.jobs.selectors import job_cancelled
 from webapp.jobs.services import job_fail, job_fail_too_slow, job_finish, job_progress
@@ -36,6 +36,16 @@ def summarizer() -> Summarizer:
     from inference.summarize import Summarizer
 
     return Summarizer.from_config(settings.PARLEY_INFERENCE, max_batch_size=settings.PARLEY_SUMMARY_BATCH_SIZE)
+
+
+def document_key_sentences(writer: Summarizer, document: Document) -> list[str]:
+    """The document's key sentences; a document read for asking has its passages embedded
+    already, and they are found through those, embedding only the sentences of the
+    passages picked (bench/key_sentences.py: twice as fast, ROUGE-L 0.224 against 0.210)."""
+    passages = list(Passage.objects.filter(document=document).order_by("index").values_list("text", "embedding"))
+    if passages:
+        return writer.key_sentences_from_passages(document.text, passages)
+    return writer.key_sentences(document.text)
 
 
 def summary_write(*, job: Job) -> None:
@@ -68,7 +78,7 @@ def summary_write(*, job: Job) -> None:
             ).summary
         except EmptyTextError:
             written = ""  # a text without words (emoji only): the page says there is nothing to summarise
-        key_sentences = writer.key_sentences(text)
+        key_sentences = document_key_sentences(writer, summary.document)
     except CancelledError:
         return  # the job row already says cancelled
     except SoftTimeLimitExceeded:
