@@ -535,24 +535,44 @@ class Summarizer:
     def key_sentences(self, text: str, count: int = 5, diversity: float = 0.3) -> list[str]:
         """Up to ``count`` of the text's sentences that say most of what it says, in order;
         never a heading or a fragment, so none at all for a text without a sentence."""
-        import torch
-
         sentences = [unit.text for unit in text_units(readable_text(text)) if unit.is_sentence]
         if len(sentences) <= count:
             return sentences
         vectors = self.embedder.embed(sentences)
-        centre = torch.nn.functional.normalize(vectors.mean(0), dim=0)
-        relevance = vectors @ centre
-        chosen: list[int] = []
-        while len(chosen) < count:
-            if chosen:
-                redundancy = (vectors @ vectors[chosen].T).max(dim=1).values
-                score = (1 - diversity) * relevance - diversity * redundancy
-                score[chosen] = float("-inf")
-            else:
-                score = relevance.clone()
-            chosen.append(int(score.argmax()))
+        chosen = most_relevant_distinct(vectors, vectors.mean(0), count, diversity)
         return [sentences[i] for i in sorted(chosen)]
+
+    def key_sentences_from_passages(
+        self, text: str, passages: Sequence[tuple[str, Any]], count: int = 5, diversity: float = 0.3
+    ) -> list[str]:
+        """Key sentences found through the document's passages and their vectors (already
+        embedded when it was read): the ``2 * count`` passages that say most of it, then
+        the sentences among theirs, so only those are embedded. Candidates are the text's
+        own sentences (one a passage cuts through is not one of them)."""
+        import torch
+
+        sentences = [unit.text for unit in text_units(readable_text(text)) if unit.is_sentence]
+        if len(sentences) <= count or not passages:
+            return sentences if len(sentences) <= count else self.key_sentences(text, count, diversity)
+        position = {sentence: i for i, sentence in reversed(list(enumerate(sentences)))}
+        passage_vectors = torch.nn.functional.normalize(
+            torch.stack([torch.as_tensor(vector, dtype=torch.float32) for _, vector in passages]), dim=-1
+        )
+        centre = passage_vectors.mean(0)
+        picked = most_relevant_distinct(passage_vectors, centre, min(2 * count, len(passages)), diversity)
+        candidates = sorted(
+            {
+                position[unit.text]
+                for i in picked
+                for unit in text_units(readable_text(passages[i][0]))
+                if unit.is_sentence and unit.text in position
+            }
+        )
+        if len(candidates) <= count:
+            return self.key_sentences(text, count, diversity)
+        vectors = self.embedder.embed([sentences[i] for i in candidates])
+        chosen = most_relevant_distinct(vectors, centre, count, diversity)
+        return [sentences[candidates[i]] for i in sorted(chosen)]
 
     # ---- internals -----------------------------------------------------------------
 
@@ -652,6 +672,24 @@ class Summarizer:
             last = groups.pop()
             groups[-1].extend(last)
         return groups
+
+
+def most_relevant_distinct(vectors: Any, centre: Any, count: int, diversity: float) -> list[int]:
+    """Rows of ``vectors`` (unit length) picked by maximal marginal relevance: each the
+    closest to ``centre`` less ``diversity`` times its likeness to those already picked."""
+    import torch
+
+    relevance = vectors @ torch.nn.functional.normalize(centre, dim=0)
+    chosen: list[int] = []
+    while len(chosen) < count:
+        if chosen:
+            redundancy = (vectors @ vectors[chosen].T).max(dim=1).values
+            score = (1 - diversity) * relevance - diversity * redundancy
+            score[chosen] = float("-inf")
+        else:
+            score = relevance.clone()
+        chosen.append(int(score.argmax()))
+    return chosen
 
 
 def _finished_text(result: GenerationResult) -> str:

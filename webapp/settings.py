@@ -392,6 +392,9 @@ PARLEY_QUOTA_DOCUMENTS = env_int("PARLEY_QUOTA_DOCUMENTS", 1000, minimum=1)
 PARLEY_QUOTA_ACTIVE_JOBS = env_int("PARLEY_QUOTA_ACTIVE_JOBS", 10, minimum=1)
 PARLEY_UPLOAD_RATE = _env_rate("PARLEY_UPLOAD_RATE", "30/m")
 PARLEY_SUMMARY_BATCH_SIZE = env_int("PARLEY_SUMMARY_BATCH_SIZE", 16, minimum=1)  # chunks summarized at once
+# How long OCR may read one document's page images: under Celery's soft time limit, so a
+# long scan fails saying how many pages were read rather than that the task ran too long.
+PARLEY_OCR_TIME_LIMIT_SECONDS = env_int("PARLEY_OCR_TIME_LIMIT_SECONDS", 20 * 60, minimum=1)
 PARLEY_SENTIMENT_MAX_ROWS = env_int("PARLEY_SENTIMENT_MAX_ROWS", 100_000, minimum=1)
 PARLEY_SENTIMENT_REVIEW_BELOW = env_int("PARLEY_SENTIMENT_REVIEW_BELOW_PERCENT", 60, minimum=0) / 100
 DATA_UPLOAD_MAX_NUMBER_FILES = 100  # the clear per-request limit above is checked by Parley itself

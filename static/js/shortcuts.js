@@ -56,7 +56,7 @@
       run: () => click(document.querySelector(".chat-sidebar .new-chat")),
     },
     {
-      action: "Search conversations",
+      action: "Search messages",
       keys: [[modifier, "K"], ["/"]],
       inFields: true,
       matches: (e, inField) => (withModifier(e) && !e.shiftKey && letter(e) === "k") || (!inField && plain(e) && e.key === "/"),

@@ -13,6 +13,8 @@ from tests.webapp.documents.corpus import long_pages, read_document
 from tests.webapp.documents.files import make_pdf
 from webapp.accounts.models import User
 from webapp.chat.models import Conversation
+from webapp.documents.models import Document
+from webapp.documents.services import collection_create
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -45,3 +47,35 @@ def test_asking_about_a_document_shows_the_cited_passage_and_opens_it(
     assert "Bartholomew Quince" in marked.inner_text()
     assert marked.is_visible()
     assert page.locator("h2", has_text="Text, page 7").count() == 1
+
+
+def test_documents_and_a_collection_are_attached_from_the_composer_before_the_first_message(
+    parley_web: Parley, page: Page, make_user: Callable[..., User]
+) -> None:
+    from playwright.sync_api import expect
+
+    user = orm(lambda: make_user("composer@example.com"))
+
+    def make() -> None:
+        for name in ("handbook.txt", "rota.txt"):
+            Document.objects.create(
+                owner=user, name=name, kind="text", size=1, sha256=name, original=b"x", status="ready"
+            )
+        collection_create(owner=user, name="Staff papers", document_ids=[Document.objects.get(name="rota.txt").pk])
+
+    orm(make)
+    log_in(page, parley_web.url, user.email)
+    page.goto(f"{parley_web.url}/chat/")
+    attach = page.locator(".composer-attach")
+    expect(attach.get_by_label("handbook.txt")).to_be_hidden()  # folded until asked for
+    attach.locator("summary").click()
+    attach.get_by_label("handbook.txt").check()
+    attach.get_by_label("Staff papers").check()
+    send(page, "Who opens on Monday?")
+    page.wait_for_url(f"{parley_web.url}/chat/*/")
+    expect(page.locator(".chat-documents summary")).to_have_text("Documents (1) · 1 collection")
+    page.locator(".chat-documents summary").click()
+    panel = page.locator(".chat-documents .attached-documents")
+    expect(panel).to_contain_text("handbook.txt")
+    expect(panel.locator(".attached-collection")).to_contain_text("Collection Staff papers (1 document)")
+    expect(page.locator(".composer-attach")).to_have_count(0)  # a conversation attaches from its panel

@@ -8,12 +8,14 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
+from django.conf import settings as django_settings
 from django.utils import timezone
 
 from tests.browser.conftest import Parley
 from tests.browser.test_chat import log_in, orm, send
 from webapp.accounts.models import User
 from webapp.chat.models import Conversation, Message
+from webapp.documents.models import Document
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -94,3 +96,36 @@ def test_a_project_a_move_in_a_pin_and_the_sidebar_groups_in_order(
     expect(household.locator("a[draggable=true]").first).to_have_text("Which bin for glass?")
     made = orm(lambda: Conversation.objects.get(owner=user, title="Which bin for glass?"))
     assert made.system_prompt == "Answer in one sentence."
+
+
+def test_a_project_s_model_and_documents_are_chosen_on_its_page_and_a_new_chat_starts_with_them(
+    parley_web: Parley, page: Page, make_user: Callable[..., User]
+) -> None:
+    from playwright.sync_api import expect
+
+    user = orm(lambda: make_user("defaults@example.com"))
+    for name in ("handbook.txt", "rota.txt"):
+        orm(lambda name=name: Document.objects.create(  # type: ignore[misc]
+            owner=user, name=name, kind="text", size=1, sha256=name, original=b"x", status="ready"
+        ))  # fmt: skip
+    model = orm(lambda: django_settings.PARLEY_INFERENCE.models.default)
+    log_in(page, parley_web.url, user.email)
+
+    page.goto(f"{parley_web.url}/chat/projects/")
+    page.get_by_label("Name").fill("Staff")
+    page.get_by_label("Model for new chats in it").select_option(model)
+    page.get_by_label("handbook.txt").check()
+    page.get_by_role("button", name="Make the project").click()
+    expect(page.locator(".flash")).to_contain_text("Project “Staff” made.")
+    expect(page.get_by_label("handbook.txt")).to_be_checked()
+    expect(page.get_by_label("rota.txt")).not_to_be_checked()
+
+    page.get_by_role("link", name="New chat in it").click()
+    defaults = page.locator(".project-defaults")
+    expect(defaults).to_contain_text(f"Model: {model}")
+    expect(defaults).to_contain_text("Asks about: handbook.txt")
+    send(page, "Who opens on Monday?")
+    page.wait_for_url(f"{parley_web.url}/chat/*/")
+    expect(page.locator(".chat-documents summary")).to_have_text("Documents (1)")
+    page.locator(".chat-settings summary").click()
+    expect(page.locator(".chat-settings").get_by_label("Model")).to_have_value(model)

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 # What the cheat sheet lists, as a Linux or Windows user reads it (a Mac shows ⌘ for Ctrl).
 CHEAT_SHEET = [
     ("Ctrl+Shift+O", "New chat"),
-    ("Ctrl+K or /", "Search conversations"),
+    ("Ctrl+K or /", "Search messages"),
     ("Esc", "Stop the answer being written"),
     ("Ctrl+Shift+C", "Copy the last answer"),
     ("Shift+Esc", "Focus the message box"),

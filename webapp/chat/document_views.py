@@ -1,4 +1,4 @@
-"""Attaching documents to a conversation, and starting one about a document."""
+"""Attaching documents and collections to a conversation, and starting one about a document."""
 
 from __future__ import annotations
 
@@ -14,12 +14,24 @@ from webapp.documents.selectors import document_get
 
 @require_POST
 def attach(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+    """The documents and collections ticked; only the owner's are attached."""
     conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
-    chosen = [value for value in request.POST.getlist("documents") if value.isdigit()]
-    if not chosen:
-        messages.error(request, "Choose one or more of your documents to attach.")
-    elif not documents.documents_attach(conversation=conversation, document_ids=[int(value) for value in chosen]):
-        messages.info(request, "Those documents were already attached.")
+    chosen = [int(value) for value in request.POST.getlist("documents") if value.isdigit()]
+    chosen_collections = [int(value) for value in request.POST.getlist("collections") if value.isdigit()]
+    if not chosen and not chosen_collections:
+        messages.error(request, "Choose one or more of your documents or collections to attach.")
+    elif not (
+        documents.documents_attach(conversation=conversation, document_ids=chosen)
+        + documents.collections_attach(conversation=conversation, collection_ids=chosen_collections)
+    ):
+        messages.info(request, "Those were already attached.")
+    return redirect("chat:conversation", conversation.pk)
+
+
+@require_POST
+def detach_collection(request: AuthedRequest, conversation_id: int, collection_id: int) -> HttpResponse:
+    conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+    documents.collection_detach(conversation=conversation, collection_id=collection_id)
     return redirect("chat:conversation", conversation.pk)
 
 

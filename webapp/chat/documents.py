@@ -1,7 +1,9 @@
 """Asking a conversation's documents: which are attached, and what an answer is given.
 
-A user attaches their own documents to a conversation (from its Documents panel, or with
-"Ask about this document" on a document's page). When the generation worker starts an
+A user attaches their own documents and collections to a conversation (from the composer
+of a new chat, from its Documents panel, or with "Ask about this document" on a document's
+page; a project's defaults too). A collection stands for the documents it holds when each
+question is asked. When the generation worker starts an
 answer in such a conversation, ``answers_ground`` fixes what the model is given and saves
 it with the answer (``AnswerGrounding``), so the review queue and a reload see the same:
 
@@ -23,11 +25,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 from django.db import transaction
+from django.db.models import Count, F
 
 from inference import prompts
 from webapp.accounts.models import User
-from webapp.chat.models import AnswerGrounding, Conversation, ConversationDocument, Message
-from webapp.documents.models import Document, Passage
+from webapp.chat.models import AnswerGrounding, Conversation, ConversationCollection, ConversationDocument, Message
+from webapp.documents.models import Collection, Document, Passage
 from webapp.documents.retrieval import Found, passages_search
 
 # Of the window left after the answer, what whole documents may take; the rest is the
@@ -59,20 +62,70 @@ def attached_documents(*, conversation: Conversation) -> list[Document]:
     )
 
 
+def owned_documents(*, owner: User, document_ids: Iterable[int]) -> list[Document]:
+    """Those of the documents that are ``owner``'s, by name."""
+    return list(
+        Document.objects.filter(owner=owner, pk__in=list(document_ids)).defer("original", "text").order_by("name", "pk")
+    )
+
+
 def _attached_ids(conversation_id: int) -> list[int]:
     return list(
         ConversationDocument.objects.filter(conversation_id=conversation_id).values_list("document_id", flat=True)
     )
 
 
-def attachable_documents(*, conversation: Conversation) -> list[Document]:
-    """The owner's documents not attached yet and not failed, newest first."""
+def attachable_documents(*, conversation: Conversation | None, owner: User) -> list[Document]:
+    """The owner's documents not attached to ``conversation`` yet (all, for a new chat) and
+    not failed, newest first."""
+    candidates = Document.objects.filter(owner=owner).exclude(status=Document.Status.FAILED)
+    if conversation is not None:
+        candidates = candidates.exclude(pk__in=_attached_ids(conversation.pk))
+    return list(candidates.defer("original", "text")[:200])
+
+
+def attached_collections(*, conversation: Conversation) -> list[Collection]:
     return list(
-        Document.objects.filter(owner_id=conversation.owner_id)
-        .exclude(pk__in=_attached_ids(conversation.pk))
-        .exclude(status=Document.Status.FAILED)
-        .defer("original", "text")[:200]
+        Collection.objects.filter(owner_id=conversation.owner_id, pk__in=_attached_collection_ids(conversation.pk))
+        .annotate(document_count=Count("documents"))
+        .order_by("name", "pk")
     )
+
+
+def _attached_collection_ids(conversation_id: int) -> list[int]:
+    return list(
+        ConversationCollection.objects.filter(conversation_id=conversation_id).values_list("collection_id", flat=True)
+    )
+
+
+def attachable_collections(*, conversation: Conversation | None, owner: User) -> list[Collection]:
+    """The owner's collections not attached to ``conversation`` yet (all, for a new chat)."""
+    collections = Collection.objects.filter(owner=owner).annotate(document_count=Count("documents"))
+    if conversation is not None:
+        collections = collections.exclude(pk__in=_attached_collection_ids(conversation.pk))
+    return list(collections[:200])
+
+
+def collections_attach(*, conversation: Conversation, collection_ids: Iterable[int]) -> int:
+    """Attach those of the collections that are the conversation owner's; returns how many were new."""
+    owned = Collection.objects.filter(owner_id=conversation.owner_id, pk__in=list(collection_ids)).values_list(
+        "pk", flat=True
+    )
+    made = ConversationCollection.objects.bulk_create(
+        [ConversationCollection(conversation=conversation, collection_id=pk) for pk in owned], ignore_conflicts=True
+    )
+    return len(made)
+
+
+def collection_detach(*, conversation: Conversation, collection_id: int) -> bool:
+    return bool(
+        ConversationCollection.objects.filter(conversation=conversation, collection_id=collection_id).delete()[0]
+    )
+
+
+def owned_collections(*, owner: User, collection_ids: Iterable[int]) -> list[Collection]:
+    """Those of the collections that are ``owner``'s, by name."""
+    return list(Collection.objects.filter(owner=owner, pk__in=list(collection_ids)).order_by("name", "pk"))
 
 
 def documents_attach(*, conversation: Conversation, document_ids: Iterable[int]) -> int:
@@ -104,11 +157,24 @@ def conversation_about(*, owner: User, document: Document) -> Conversation:
 def answers_ground(*, answers: list[Message], window_tokens: int, count_tokens: Callable[[str], int]) -> None:
     """Fix and save what each answer of a conversation with documents is given (its
     conversation loaded); answers that already have it keep it."""
-    attachments: dict[int, list[int]] = {}
+    conversation_ids = {answer.conversation_id for answer in answers}
+    attachments: dict[int, set[int]] = {}
     for conversation_id, document_id in ConversationDocument.objects.filter(
-        conversation_id__in={answer.conversation_id for answer in answers}
+        conversation_id__in=conversation_ids
     ).values_list("conversation_id", "document_id"):
-        attachments.setdefault(conversation_id, []).append(document_id)
+        attachments.setdefault(conversation_id, set()).add(document_id)
+    # a collection stands for the documents it holds now, as this question is answered;
+    # one of another owner's never counts (answer_grounding also reads only the owner's)
+    for conversation_id, document_id in (
+        ConversationCollection.objects.filter(
+            conversation_id__in=conversation_ids,
+            collection__owner_id=F("conversation__owner_id"),
+            collection__documents__isnull=False,
+        )
+        .values_list("conversation_id", "collection__documents")
+        .distinct()
+    ):
+        attachments.setdefault(conversation_id, set()).add(document_id)
     grounded = set(
         AnswerGrounding.objects.filter(message_id__in=[a.pk for a in answers]).values_list("message_id", flat=True)
     )
@@ -121,7 +187,7 @@ def answers_ground(*, answers: list[Message], window_tokens: int, count_tokens: 
         budget = int((window_tokens - int(answer.settings.get("max_tokens", 512))) * WHOLE_SHARE)
         grounding = answer_grounding(
             owner=answer.conversation.owner,
-            document_ids=attachments[answer.conversation_id],
+            document_ids=sorted(attachments[answer.conversation_id]),
             question=questions[answer.parent_id],
             budget_tokens=budget,
             count_tokens=count_tokens,

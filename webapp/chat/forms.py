@@ -6,7 +6,9 @@ from django import forms
 from django.conf import settings
 from django.utils.html import format_html
 
+from webapp.accounts.models import User
 from webapp.chat.models import Conversation, Feedback
+from webapp.documents.models import Collection, Document
 
 
 class MessageForm(forms.Form):
@@ -60,8 +62,7 @@ class SettingsForm(forms.ModelForm):
         registry = settings.PARLEY_INFERENCE.models
         field = self.fields["model"]
         assert isinstance(field, forms.ChoiceField)
-        # "" follows the installation's default, should the operator change it
-        field.choices = [("", f"Default ({registry.default})"), *((name, name) for name in registry.names)]
+        field.choices = _model_choices()
         chosen = self.instance.model
         if chosen and registry.get(chosen) is None:
             field.help_text = format_html(
@@ -69,7 +70,16 @@ class SettingsForm(forms.ModelForm):
             )
 
 
+def _model_choices() -> list[tuple[str, str]]:
+    registry = settings.PARLEY_INFERENCE.models
+    # "" follows the installation's default, should the operator change it
+    return [("", f"Default ({registry.default})"), *((name, name) for name in registry.names)]
+
+
 class ProjectForm(forms.Form):
+    """A project's name and what new chats in it start with; ``owner``'s documents are the
+    ones offered, and ``held_model`` (the project's model now) is named if it is gone."""
+
     # the name is checked by services.project_name, which says what is wrong with it
     name = forms.CharField(required=False, strip=False, label="Name")
     system_prompt = forms.CharField(
@@ -79,6 +89,46 @@ class ProjectForm(forms.Form):
         label="System prompt for new chats in it",
         help_text="New conversations made in the project start with it; those already made keep their own.",
     )
+    model = forms.ChoiceField(required=False, label="Model for new chats in it")
+    documents = forms.TypedMultipleChoiceField(
+        required=False,
+        coerce=int,
+        widget=forms.CheckboxSelectMultiple,
+        label="Documents new chats in it ask about",
+        error_messages={"invalid_choice": "Choose among your own documents."},
+    )
+    collections = forms.TypedMultipleChoiceField(
+        required=False,
+        coerce=int,
+        widget=forms.CheckboxSelectMultiple,
+        label="Collections new chats in it ask about",
+        error_messages={"invalid_choice": "Choose among your own collections."},
+    )
+
+    def __init__(self, *args: Any, owner: User, held_model: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        model = self.fields["model"]
+        assert isinstance(model, forms.ChoiceField)
+        model.choices = _model_choices()
+        if held_model and settings.PARLEY_INFERENCE.models.get(held_model) is None:
+            model.help_text = format_html(
+                "“{}”, the project's model, is no longer offered here: new chats in it use the default.", held_model
+            )
+        documents = self.fields["documents"]
+        assert isinstance(documents, forms.TypedMultipleChoiceField)
+        documents.choices = list(
+            Document.objects.filter(owner=owner)
+            .exclude(status=Document.Status.FAILED)
+            .order_by("name", "pk")
+            .values_list("pk", "name")
+        )
+        if not documents.choices:
+            documents.help_text = "You have no documents yet; upload some on the Documents page."
+        collections = self.fields["collections"]
+        assert isinstance(collections, forms.TypedMultipleChoiceField)
+        collections.choices = list(Collection.objects.filter(owner=owner).values_list("pk", "name"))
+        if not collections.choices:
+            collections.help_text = "You have no collections; make them on the Documents page."
 
 
 class ProjectDeleteForm(forms.Form):

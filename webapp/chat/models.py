@@ -22,11 +22,20 @@ PROJECT_NAME_MAX_LENGTH = 100
 
 class Project(models.Model):
     """A folder of one user's conversations, holding what new conversations in it start with
-    (``services.conversation_inheritance``). Its name is unique per owner, whatever the case."""
+    (``services.conversation_inheritance``): a system prompt, a model and documents to ask
+    about. Its name is unique per owner, whatever the case."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_projects")
     name = models.CharField(max_length=PROJECT_NAME_MAX_LENGTH)
     system_prompt = models.TextField(blank=True)
+    # a name in the model registry, as Conversation.model; "" leaves new chats on the
+    # installation's default. The database's default keeps inserts of older code working.
+    model = models.CharField(max_length=100, blank=True, default="", db_default="")
+    # the owner's documents new chats in it are attached to; a deleted document leaves the
+    # project with it (the through rows cascade)
+    documents = models.ManyToManyField("documents.Document", blank=True, related_name="+")
+    # the owner's collections new chats in it are attached to, as its documents are
+    collections = models.ManyToManyField("documents.Collection", blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -247,6 +256,24 @@ class ConversationDocument(models.Model):
 
     def __str__(self) -> str:
         return f"document {self.document_id} of conversation {self.conversation_id}"
+
+
+class ConversationCollection(models.Model):
+    """A collection of the owner's that a conversation asks about: each question is
+    answered from the documents the collection holds when it is asked."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="collection_attachments")
+    collection = models.ForeignKey("documents.Collection", on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "collection"], name="chat_one_attachment_per_collection")
+        ]
+
+    def __str__(self) -> str:
+        return f"collection {self.collection_id} of conversation {self.conversation_id}"
 
 
 class AnswerGrounding(models.Model):

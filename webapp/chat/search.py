@@ -8,12 +8,15 @@ otherwise fail or find everything: no word to look for (only filters, operators 
 punctuation), only words left out, an unknown filter, a filter twice, a bad date.
 
 ``search_messages`` finds the matching messages of the user's conversations (archived
-ones too, marked), newest first, each with its conversation's title and a snippet of the
-matched text. The words are matched against ``Message.search_document``, the stored
-``simple`` tsvector of the text, and the page is taken with ``LIMIT`` one more than it
-shows: nothing counts every match. Postgres picks the plan by how common the words are:
-a rare word through the GIN index, a common one by walking the messages newest first
-until the page is full (``python -m bench.search`` has the figures).
+ones too, marked), newest first or (``order="relevance"``) best match first by
+``ts_rank`` with the newest first among equals, each with its conversation's title and a
+snippet of the matched text. Newest first is the default: it stops at a page however
+many messages match, where ranking must score every match before it can take the first.
+The words are matched against ``Message.search_document``, the stored ``simple``
+tsvector of the text, and the page is taken with ``LIMIT`` one more than it shows:
+nothing counts every match. Postgres picks the plan by how common the words are: a rare
+word through the GIN index, a common one by walking the messages newest first until the
+page is full (``python -m bench.search`` has the figures).
 
 A snippet is safe HTML: ``ts_headline`` marks the matched words with two private-use
 characters (taken out of the text first), the whole snippet is escaped, and only then
@@ -29,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchVector
+from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVector
 from django.db.models import F, Func, QuerySet, Value
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
@@ -38,6 +41,8 @@ from webapp.accounts.models import User
 from webapp.chat.models import Conversation, Message
 
 SEARCH_CONFIG = "simple"  # the configuration the GIN indexes are built with
+NEWEST, RELEVANCE = "newest", "relevance"
+ORDERS = {NEWEST: "Newest first", RELEVANCE: "Best match first"}
 PAGE_SIZE = 20
 TITLE_MATCHES = 5
 MAX_QUERY_CHARS = 500
@@ -196,9 +201,11 @@ class SearchResults:
     has_next: bool
 
 
-def search_messages(*, user: User, query: ParsedQuery, page: int = 1) -> SearchResults:
-    """A page of the user's chat messages that match, newest first (API traffic is not
+def search_messages(*, user: User, query: ParsedQuery, page: int = 1, order: str = NEWEST) -> SearchResults:
+    """A page of the user's chat messages that match, in ``order`` (API traffic is not
     searched: it is not in the sidebar either)."""
+    if order not in ORDERS:
+        raise SearchRefused("Results can be listed newest first or best match first.")
     page = max(page, 1)
     messages = Message.objects.filter(
         conversation__owner=user, conversation__origin=Conversation.Origin.CHAT, search_document=query.query
@@ -206,10 +213,16 @@ def search_messages(*, user: User, query: ParsedQuery, page: int = 1) -> SearchR
     for name, value in query.filters.items():
         messages = FILTERS[name].narrow(messages, value)
     start = (page - 1) * PAGE_SIZE
+    if order == RELEVANCE:
+        messages = messages.annotate(rank=SearchRank(F("search_document"), query.query)).order_by(
+            "-rank", "-created_at", "-pk"
+        )
+    else:
+        messages = messages.order_by("-created_at", "-pk")
     rows = list(
-        messages.order_by("-created_at", "-pk").values(
-            "pk", "conversation_id", "conversation__title", "conversation__archived", "role", "created_at"
-        )[start : start + PAGE_SIZE + 1]
+        messages.values("pk", "conversation_id", "conversation__title", "conversation__archived", "role", "created_at")[
+            start : start + PAGE_SIZE + 1
+        ]
     )
     has_next = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,13 +26,14 @@ from django.utils import timezone
 
 from webapp.accounts.models import User
 from webapp.accounts.usage import budget_refusal
-from webapp.chat import events, selectors
+from webapp.chat import documents, events, selectors
 from webapp.chat.answers import Send, answer_enqueue, answer_interrupt, answers_import
 from webapp.chat.imports import ImportPlan, ImportRefused
 from webapp.chat.models import PROJECT_NAME_MAX_LENGTH, Conversation, Feedback, Message, Project, SharedConversation
 from webapp.chat.notify import notify_worker
 from webapp.core.events import publish
 from webapp.documents import quotas
+from webapp.documents.models import Collection, Document
 from webapp.review import services as review
 
 TITLE_LENGTH = 60
@@ -69,14 +71,30 @@ def check_content(*, content: str) -> str:
     return content
 
 
-def conversation_start(*, owner: User, content: str, project: Project | None = None) -> tuple[Conversation, Message]:
+def conversation_start(
+    *,
+    owner: User,
+    content: str,
+    project: Project | None = None,
+    document_ids: Iterable[int] = (),
+    collection_ids: Iterable[int] = (),
+) -> tuple[Conversation, Message]:
     """A new conversation with its first message, in ``project`` (the owner's own) when
-    given and starting with what it holds; the answer is queued."""
+    given and starting with what it holds (``conversation_inheritance``), and asking about
+    the owner's documents ``document_ids`` and collections ``collection_ids`` besides
+    (chosen in the composer; another's is refused); the answer is queued."""
     check_content(content=content)
+    inheritance = conversation_inheritance(project=project)
     with transaction.atomic():
         _lock_user_and_check(user_id=owner.pk)
-        conversation = Conversation.objects.create(
-            owner=owner, title=title_from(content=content), **conversation_inheritance(project=project)
+        chosen_documents = _owned_documents(owner_id=owner.pk, document_ids=document_ids)
+        chosen_collections = _owned_collections(owner_id=owner.pk, collection_ids=collection_ids)
+        conversation = Conversation.objects.create(owner=owner, title=title_from(content=content), **inheritance.fields)
+        documents.documents_attach(
+            conversation=conversation, document_ids=[*inheritance.document_ids, *chosen_documents]
+        )
+        documents.collections_attach(
+            conversation=conversation, collection_ids=[*inheritance.collection_ids, *chosen_collections]
         )
         question = Message.objects.create(conversation=conversation, role=Message.Role.USER, content=content)
         answer = answer_enqueue(conversation=conversation, question_id=question.pk)
@@ -270,8 +288,7 @@ def conversation_update_settings(
     """The settings the next answer is queued with (validated by the caller's form);
     answers already queued keep the ones they were queued with. ``model`` is a name in the
     registry, or "" for the installation's default."""
-    if model and settings.PARLEY_INFERENCE.models.get(model) is None:
-        raise ChatError(f"There is no model {model!r} here.")
+    _check_model(model)
     conversation.model = model
     conversation.system_prompt = system_prompt
     conversation.temperature = temperature
@@ -298,16 +315,50 @@ def feedback_set(*, answer: Message, user: User, rating: int, comment: str) -> F
 # ---- projects and pins --------------------------------------------------------------------
 
 
-def conversation_inheritance(*, project: Project | None) -> dict[str, Any]:
-    """The fields a new conversation made in ``project`` starts with, and its place in it.
+@dataclass(frozen=True)
+class Inheritance:
+    """What a new conversation made in a project starts with."""
 
-    The one home of what a project hands down: whatever else a project comes to hold for
-    new conversations is added here. Copied when the conversation is made, so a later change
-    to the project leaves its existing conversations as they are.
+    fields: dict[str, Any]  # the conversation's own: its project, system prompt and model
+    document_ids: tuple[int, ...]  # the owner's documents it asks about
+    collection_ids: tuple[int, ...] = ()  # and the owner's collections
+    # what the project holds that the conversation cannot take, and what it gets instead
+    notices: tuple[str, ...] = ()
+
+
+def conversation_inheritance(*, project: Project | None) -> Inheritance:
+    """What a new conversation made in ``project`` starts with, and its place in it.
+
+    The one home of what a project hands down. Copied when the conversation is made, so a
+    later change to the project leaves its existing conversations as they are. What the
+    project holds may have changed under it since it was set, and never stops a chat:
+    a model the registry no longer offers gives way to the installation's default (and
+    ``notices`` says so); a deleted document or collection has already left the project; a
+    document or collection that is not the owner's is never handed down (only the owner's
+    are attached anywhere).
     """
     if project is None:
-        return {}
-    return {"project": project, "system_prompt": project.system_prompt}
+        return Inheritance(fields={}, document_ids=())
+    registry = settings.PARLEY_INFERENCE.models
+    model, notices = project.model, []
+    if model and registry.get(model) is None:
+        notices.append(
+            f"The project's model “{model}” is no longer offered here, "
+            f"so this chat uses the default model ({registry.default})."
+        )
+        model = ""
+    document_ids = tuple(
+        project.documents.filter(owner_id=project.owner_id).order_by("pk").values_list("pk", flat=True)
+    )
+    collection_ids = tuple(
+        project.collections.filter(owner_id=project.owner_id).order_by("pk").values_list("pk", flat=True)
+    )
+    return Inheritance(
+        fields={"project": project, "system_prompt": project.system_prompt, "model": model},
+        document_ids=document_ids,
+        collection_ids=collection_ids,
+        notices=tuple(notices),
+    )
 
 
 def project_name(*, name: str) -> str:
@@ -330,30 +381,83 @@ def _check_name_free(*, owner_id: int, name: str, project_id: int | None = None)
         raise ChatError(f"You already have a project named “{name}”.")
 
 
-def project_create(*, owner: User, name: str, system_prompt: str = "") -> Project:
+def _check_model(model: str) -> None:
+    if model and settings.PARLEY_INFERENCE.models.get(model) is None:
+        raise ChatError(f"There is no model {model!r} here.")
+
+
+def _owned_documents(*, owner_id: int, document_ids: Iterable[int]) -> list[int]:
+    """Those of ``document_ids`` that are the owner's; another's are refused."""
+    wanted = set(document_ids)
+    owned = list(Document.objects.filter(owner_id=owner_id, pk__in=wanted).values_list("pk", flat=True))
+    if len(owned) != len(wanted):
+        raise ChatError("Choose among your own documents.")
+    return owned
+
+
+def _owned_collections(*, owner_id: int, collection_ids: Iterable[int]) -> list[int]:
+    """Those of ``collection_ids`` that are the owner's; another's are refused."""
+    wanted = set(collection_ids)
+    owned = list(Collection.objects.filter(owner_id=owner_id, pk__in=wanted).values_list("pk", flat=True))
+    if len(owned) != len(wanted):
+        raise ChatError("Choose among your own collections.")
+    return owned
+
+
+def project_create(
+    *,
+    owner: User,
+    name: str,
+    system_prompt: str = "",
+    model: str = "",
+    document_ids: Iterable[int] = (),
+    collection_ids: Iterable[int] = (),
+) -> Project:
+    """A project; new chats in it start with ``system_prompt``, ``model`` (a name in the
+    registry, "" for the installation's default) and the owner's documents ``document_ids``
+    and collections ``collection_ids``."""
     name = project_name(name=name)
+    _check_model(model)
     try:
         with transaction.atomic():
             _check_name_free(owner_id=owner.pk, name=name)
-            return Project.objects.create(owner=owner, name=name, system_prompt=system_prompt)
+            owned = _owned_documents(owner_id=owner.pk, document_ids=document_ids)
+            owned_collections = _owned_collections(owner_id=owner.pk, collection_ids=collection_ids)
+            project = Project.objects.create(owner=owner, name=name, system_prompt=system_prompt, model=model)
+            project.documents.set(owned)
+            project.collections.set(owned_collections)
+            return project
     except IntegrityError:
         # the same name made at the same moment in another tab: the constraint decided
         raise ChatError(f"You already have a project named “{name}”.") from None
 
 
-def project_update(*, project: Project, name: str, system_prompt: str) -> None:
+def project_update(
+    *,
+    project: Project,
+    name: str,
+    system_prompt: str,
+    model: str = "",
+    document_ids: Iterable[int] = (),
+    collection_ids: Iterable[int] = (),
+) -> None:
     """Rename the project and set what new conversations in it start with; its
-    conversations so far keep their own system prompts."""
+    conversations so far keep their own system prompts, models and documents."""
     name = project_name(name=name)
+    _check_model(model)
     try:
         with transaction.atomic():
             _check_name_free(owner_id=project.owner_id, name=name, project_id=project.pk)
+            owned = _owned_documents(owner_id=project.owner_id, document_ids=document_ids)
+            owned_collections = _owned_collections(owner_id=project.owner_id, collection_ids=collection_ids)
             Project.objects.filter(pk=project.pk).update(
-                name=name, system_prompt=system_prompt, updated_at=timezone.now()
+                name=name, system_prompt=system_prompt, model=model, updated_at=timezone.now()
             )
+            project.documents.set(owned)
+            project.collections.set(owned_collections)
     except IntegrityError:
         raise ChatError(f"You already have a project named “{name}”.") from None
-    project.name, project.system_prompt = name, system_prompt
+    project.name, project.system_prompt, project.model = name, system_prompt, model
 
 
 def project_delete(*, project: Project, move_to: Project | None = None) -> int:

@@ -25,6 +25,11 @@ urlpatterns = [
     path("<int:conversation_id>/settings", views.update_settings, name="settings"),
     path("<int:conversation_id>/documents", document_views.attach, name="attach"),
     path("<int:conversation_id>/documents/<int:document_id>/detach", document_views.detach, name="detach"),
+    path(
+        "<int:conversation_id>/collections/<int:collection_id>/detach",
+        document_views.detach_collection,
+        name="detach_collection",
+    ),
     path("about/<int:document_id>", document_views.about, name="about"),
     path("<int:conversation_id>/rename", views.rename, name="rename"),
     path("<int:conversation_id>/move", views.move, name="move"),

@@ -82,8 +82,11 @@ def _page(request: AuthedRequest, conversation: Conversation | None, **extra: An
         "settings_form": extra.pop("settings_form", None)
         or (SettingsForm(instance=conversation) if conversation else None),
         "max_chars": MAX_CHARS,
+        "search_orders": search.ORDERS,
         "attached": documents.attached_documents(conversation=conversation) if conversation else [],
-        "attachable": documents.attachable_documents(conversation=conversation) if conversation else [],
+        "attachable": documents.attachable_documents(conversation=conversation, owner=request.user),
+        "attached_collections": documents.attached_collections(conversation=conversation) if conversation else [],
+        "attachable_collections": documents.attachable_collections(conversation=conversation, owner=request.user),
         **extra,
     }
     return render(request, "chat/conversation.html", context, status=extra.get("status", 200))
@@ -118,6 +121,14 @@ def _refused(request: AuthedRequest, text: str, conversation: Conversation | Non
     return redirect(reverse("chat:conversation", args=[conversation.pk]) if conversation else reverse("chat:index"))
 
 
+def chosen_ids(request: AuthedRequest, name: str, refusal: str) -> list[int]:
+    """The ids ticked in the form's ``name`` boxes; ``ChatError(refusal)`` for anything else."""
+    values = request.POST.getlist(name)
+    if not all(value.isdigit() for value in values):
+        raise services.ChatError(refusal)
+    return [int(value) for value in values]
+
+
 def first_error(form: Form) -> str:
     return str(next(iter(form.errors.values()))[0])
 
@@ -133,7 +144,17 @@ def index(request: AuthedRequest) -> HttpResponse:
     """A new chat; with ``?project=``, one to be made in that project of the user's."""
     project_id = request.GET.get("project")
     project = selectors.project_get(user=request.user, project_id=project_id) if project_id else None
-    return _page(request, None, new_in_project=project)
+    inheritance = services.conversation_inheritance(project=project)
+    return _page(
+        request,
+        None,
+        new_in_project=project,
+        inheritance=inheritance,
+        inherited_documents=documents.owned_documents(owner=request.user, document_ids=inheritance.document_ids),
+        inherited_collections=documents.owned_collections(
+            owner=request.user, collection_ids=inheritance.collection_ids
+        ),
+    )
 
 
 @require_GET
@@ -152,10 +173,16 @@ def start(request: AuthedRequest) -> HttpResponse:
     project = selectors.project_get(user=request.user, project_id=project_id) if project_id else None
     try:
         conversation, _ = services.conversation_start(
-            owner=request.user, content=form.cleaned_data["content"], project=project
+            owner=request.user,
+            content=form.cleaned_data["content"],
+            project=project,
+            document_ids=chosen_ids(request, "documents", "Choose among your own documents."),
+            collection_ids=chosen_ids(request, "collections", "Choose among your own collections."),
         )
     except services.ChatError as error:
         return _refused(request, str(error))
+    for notice in services.conversation_inheritance(project=project).notices:
+        messages.warning(request, notice)
     url = reverse("chat:conversation", args=[conversation.pk])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
@@ -194,9 +221,12 @@ def search_results(request: AuthedRequest) -> HttpResponse:
         page = int(request.GET.get("page", "1"))
     except ValueError:
         page = 1
-    context: dict[str, Any] = {"query": raw}
+    order = request.GET.get("order") or search.NEWEST
+    context: dict[str, Any] = {"query": raw, "order": order}
     try:
-        context["results"] = search.search_messages(user=request.user, query=search.parse_query(raw), page=page)
+        context["results"] = search.search_messages(
+            user=request.user, query=search.parse_query(raw), page=page, order=order
+        )
     except search.SearchRefused as refusal:
         context["search_error"] = str(refusal)
     status = 422 if "search_error" in context else 200
@@ -444,15 +474,13 @@ def pin(request: AuthedRequest, conversation_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def projects(request: AuthedRequest) -> HttpResponse:
     """The user's projects, and a new one made."""
-    form = ProjectForm(request.POST or None)
+    form = ProjectForm(request.POST or None, owner=request.user)
     error = ""
     if request.method == "POST":
         try:
             if not form.is_valid():
                 raise services.ChatError(first_error(form))
-            project = services.project_create(
-                owner=request.user, name=form.cleaned_data["name"], system_prompt=form.cleaned_data["system_prompt"]
-            )
+            project = services.project_create(owner=request.user, **_project_values(form))
         except services.ChatError as refused:
             error = str(refused)
         else:
@@ -464,21 +492,30 @@ def projects(request: AuthedRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def project(request: AuthedRequest, project_id: int) -> HttpResponse:
-    """One project: renamed, its system prompt for new chats set, or (from here) deleted."""
+    """One project: renamed, what new chats in it start with set, or (from here) deleted."""
     project = selectors.project_get(user=request.user, project_id=project_id)
     if request.method == "POST":
-        form = ProjectForm(request.POST)
+        form = ProjectForm(request.POST, owner=request.user, held_model=project.model)
         try:
             if not form.is_valid():
                 raise services.ChatError(first_error(form))
-            services.project_update(
-                project=project, name=form.cleaned_data["name"], system_prompt=form.cleaned_data["system_prompt"]
-            )
+            services.project_update(project=project, **_project_values(form))
         except services.ChatError as refused:
             return _project_page(request, project, form=form, error=str(refused))
         messages.success(request, f"Project “{project}” saved.")
         return redirect("chat:project", project.pk)
     return _project_page(request, project)
+
+
+def _project_values(form: ProjectForm) -> dict[str, Any]:
+    values = form.cleaned_data
+    return {
+        "name": values["name"],
+        "system_prompt": values["system_prompt"],
+        "model": values["model"],
+        "document_ids": values["documents"],
+        "collection_ids": values["collections"],
+    }
 
 
 def _project_page(
@@ -491,7 +528,18 @@ def _project_page(
 ) -> HttpResponse:
     context = {
         "project": project,
-        "form": form or ProjectForm(initial={"name": project.name, "system_prompt": project.system_prompt}),
+        "form": form
+        or ProjectForm(
+            owner=request.user,
+            held_model=project.model,
+            initial={
+                "name": project.name,
+                "system_prompt": project.system_prompt,
+                "model": project.model,
+                "documents": list(project.documents.values_list("pk", flat=True)),
+                "collections": list(project.collections.values_list("pk", flat=True)),
+            },
+        ),
         "delete_form": delete_form or ProjectDeleteForm(initial={"conversations": ProjectDeleteForm.KEEP}),
         "other_projects": selectors.projects_for(user=request.user).exclude(pk=project.pk),
         "conversations": selectors.project_conversations(project=project)[:PROJECT_PAGE_CONVERSATIONS],

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from webapp.documents.models import Document, Summary
+from webapp.documents.models import Collection, Document, Summary
 
 
 @admin.register(Document)
@@ -22,3 +22,11 @@ class SummaryAdmin(admin.ModelAdmin):
     search_fields = ["document__name", "document__owner__email"]
     list_select_related = ["document", "job"]
     readonly_fields = ["document", "job", "length", "form", "text", "key_sentences", "model_name"]
+
+
+@admin.register(Collection)
+class CollectionAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "created_at"]
+    search_fields = ["name", "owner__email"]
+    list_select_related = ["owner"]
+    readonly_fields = ["owner", "documents"]

@@ -57,12 +57,14 @@ def extract(
     ``read_image`` (a PDF page without text is empty when none is given)."""
     page_starts: tuple[int, ...] = ()
     ocr_pages: tuple[int, ...] = ()
+    heading_titles: list[str] = []
     if kind == "pdf":
         text, page_starts, ocr_pages = _pdf(data, read_image, on_ocr_page)
     elif kind == "image":
         text, page_starts, ocr_pages = _tidy(_image(data, read_image, on_ocr_page)), (0,), (1,)
     elif kind == "docx":
-        text = _tidy(_docx(data))
+        raw, heading_titles = _docx(data)
+        text = _tidy(raw)
     elif kind == "html":
         text = _tidy(_html(data))
     else:
@@ -70,7 +72,7 @@ def extract(
     if not text.strip():
         raise ExtractionError("The file has no text in it.")
     words = len(text.split())
-    headings = tuple(markdown_headings(text)) if kind == "markdown" else ()
+    headings = tuple(markdown_headings(text)) if kind == "markdown" else _located(text, heading_titles)
     return Extracted(
         text=text,
         pages=len(page_starts) or max(1, -(-words // WORDS_PER_PAGE)),
@@ -185,7 +187,31 @@ def _image(data: bytes, read_image: ReadImage | None, on_ocr_page: OcrProgress |
     return text
 
 
-def _docx(data: bytes) -> str:
+def _located(text: str, titles: list[str]) -> tuple[tuple[int, str], ...]:
+    """(offset, title) of each title in ``text``, found in order (the offsets are those of
+    the tidied text, which the reader's own differ from)."""
+    found: list[tuple[int, str]] = []
+    cursor = 0
+    for title in titles:
+        offset = text.find(title, cursor)
+        if offset >= 0:
+            found.append((offset, title))
+            cursor = offset + len(title)
+    return tuple(found)
+
+
+def _is_heading(paragraph: Any) -> bool:
+    """A paragraph in one of Word's heading styles (Title, Heading 1-9, or one based on them)."""
+    style = paragraph.style
+    while style is not None:
+        if style.name == "Title" or style.name.startswith("Heading"):
+            return True
+        style = style.base_style
+    return False
+
+
+def _docx(data: bytes) -> tuple[str, list[str]]:
+    """The text of a Word document (paragraphs, then tables), and its headings' titles in order."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.infolist()
@@ -205,10 +231,13 @@ def _docx(data: bytes) -> str:
         # LxmlError: a part whose XML is broken; BadZipFile: a member that fails its CRC.
         raise ExtractionError(f"The Word document is damaged and could not be opened ({error}).") from None
     parts = [paragraph.text for paragraph in document.paragraphs]
+    headings = [
+        paragraph.text.strip() for paragraph in document.paragraphs if paragraph.text.strip() and _is_heading(paragraph)
+    ]
     for table in document.tables:
         for row in table.rows:
             parts.append("\t".join(cell.text for cell in row.cells))
-    return "\n".join(parts)
+    return "\n".join(parts), headings
 
 
 def _html(data: bytes) -> str:

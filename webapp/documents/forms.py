@@ -5,7 +5,8 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from webapp.documents.models import Summary
+from webapp.accounts.models import User
+from webapp.documents.models import Document, Summary
 
 
 class SummaryForm(forms.Form):
@@ -25,3 +26,23 @@ class SummaryForm(forms.Form):
 
     def clean_model(self) -> str:
         return str(self.cleaned_data["model"] or settings.PARLEY_SUMMARY_MODEL)
+
+
+class CollectionForm(forms.Form):
+    """A collection's name and which of ``owner``'s documents it holds."""
+
+    # the name is checked by services.collection_name, which says what is wrong with it
+    name = forms.CharField(required=False, strip=False, label="Name")
+    documents = forms.TypedMultipleChoiceField(
+        required=False,
+        coerce=int,
+        widget=forms.CheckboxSelectMultiple,
+        label="Its documents",
+        error_messages={"invalid_choice": "A collection holds only your own documents."},
+    )
+
+    def __init__(self, *args: Any, owner: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        documents = self.fields["documents"]
+        assert isinstance(documents, forms.TypedMultipleChoiceField)
+        documents.choices = list(Document.objects.filter(owner=owner).order_by("name", "pk").values_list("pk", "name"))

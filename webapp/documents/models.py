@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
+from django.db.models.functions import Lower
 from pgvector.django import HnswIndex, VectorField
 
 # all-MiniLM-L6-v2's vectors; another embedding model must give as many (reading checks it).
@@ -59,6 +60,29 @@ class Document(models.Model):
             models.Index(fields=["owner", "-created_at"], name="documents_owner_recent"),
             GinIndex(fields=["search"], name="documents_search"),
         ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+COLLECTION_NAME_MAX_LENGTH = 100
+
+
+class Collection(models.Model):
+    """A named set of one user's documents, attached to a conversation (or set as a
+    project's default) as one. Its documents are read when each question is answered, so a
+    change to the collection reaches the conversations it is attached to; a deleted document
+    leaves it (the through rows cascade). Its name is unique per owner, whatever the case."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="collections")
+    name = models.CharField(max_length=COLLECTION_NAME_MAX_LENGTH)
+    documents = models.ManyToManyField(Document, blank=True, related_name="collections")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = [Lower("name"), "pk"]
+        constraints = [models.UniqueConstraint("owner", Lower("name"), name="documents_collection_owner_name_unique")]
 
     def __str__(self) -> str:
         return self.name

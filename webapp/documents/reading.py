@@ -12,10 +12,12 @@ the text is saved only while the job still runs, in the transaction that finishe
 
 from __future__ import annotations
 
+import time
 from functools import cache
 from typing import TYPE_CHECKING
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.contrib.postgres.search import SearchVector
 from django.db import transaction
 from django.db.models import Value
@@ -37,7 +39,20 @@ SENTIMENT_SENTENCES = 200
 
 
 class _Cancelled(Exception):
-    """The owner cancelled the reading between two batches of passages."""
+    """The owner cancelled the reading between two pages or two batches of passages."""
+
+
+class _OcrTooSlow(Exception):
+    """OCR has read the document's page images for longer than it may."""
+
+
+def ocr_too_slow_reason(*, done: int, total: int) -> str:
+    limit = settings.PARLEY_OCR_TIME_LIMIT_SECONDS
+    allowed = f"{limit // 60} minutes" if limit % 60 == 0 else f"{limit} seconds"
+    return (
+        f"OCR read {done} of {total} page images in the {allowed} a document may take, so it was stopped; "
+        "split the scan into smaller files, or ask the operator to raise PARLEY_OCR_TIME_LIMIT_SECONDS."
+    )
 
 
 CANCELLED_REASON = "Reading was cancelled before the text was read; delete the document and upload it again to read it."
@@ -49,9 +64,16 @@ def document_read(*, job: Job) -> None:
     if document is None:
         return
 
+    ocr_started: list[float] = []  # when OCR began, at the first call
+
     def on_ocr_page(done: int, total: int) -> None:
+        # called before the first page and after each: a cancel or the limit stops the
+        # reading within one page
         if job_cancelled(job_id=job.pk):
             raise _Cancelled
+        ocr_started[:] = ocr_started or [time.monotonic()]
+        if done < total and time.monotonic() - ocr_started[0] > settings.PARLEY_OCR_TIME_LIMIT_SECONDS:
+            raise _OcrTooSlow(ocr_too_slow_reason(done=done, total=total))
         job_progress(job=job, done=done, total=total, unit=Job.OCR_PAGES)
 
     try:
@@ -63,7 +85,7 @@ def document_read(*, job: Job) -> None:
         )
     except _Cancelled:
         return  # the cancel already failed the document with its reason
-    except ExtractionError as error:
+    except (ExtractionError, _OcrTooSlow) as error:
         job_fail(job=job, reason=str(error))
         return
     except SoftTimeLimitExceeded:

@@ -1,4 +1,4 @@
-"""Writes of documents: taking uploads, asking for summaries, deleting.
+"""Writes of documents: taking uploads, asking for summaries, deleting; and collections.
 
 Each write runs in one transaction and queues its job on commit, so a worker never
 sees a job whose rows are not saved yet. Reads are in ``selectors``.
@@ -7,17 +7,19 @@ sees a job whose rows are not saved yet. Reads are in ``selectors``.
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from webapp.accounts.models import User
 from webapp.accounts.usage import budget_refusal
 from webapp.documents import quotas
 from webapp.documents.intake import RejectedUpload, detect_kind, display_name
-from webapp.documents.models import Document, Summary
+from webapp.documents.models import COLLECTION_NAME_MAX_LENGTH, Collection, Document, Summary
 from webapp.jobs.models import Job
 from webapp.jobs.sending import job_send_on_commit
 from webapp.jobs.services import JobQuotaExceeded, job_quota_check
@@ -140,3 +142,67 @@ def summary_request(document: Document, length: str, form: str, model: str = "")
         summary = Summary.objects.create(document=document, job=job, length=length, form=form, model=model)
         job_send_on_commit(job)
     return summary
+
+
+# ---- collections ------------------------------------------------------------------------------
+
+
+def collection_name(*, name: str) -> str:
+    """``name`` with its spaces tidied, or a ``DocumentError`` saying why it cannot be one."""
+    name = re.sub(r"\s+", " ", name).strip()
+    if not name:
+        raise DocumentError("A collection needs a name.")
+    if len(name) > COLLECTION_NAME_MAX_LENGTH:
+        raise DocumentError(
+            f"A collection's name can be at most {COLLECTION_NAME_MAX_LENGTH} characters long; "
+            f"that one is {len(name):,}."
+        )
+    return name
+
+
+def _collection_documents(*, owner_id: int, document_ids: Iterable[int]) -> list[int]:
+    wanted = set(document_ids)
+    owned = list(Document.objects.filter(owner_id=owner_id, pk__in=wanted).values_list("pk", flat=True))
+    if len(owned) != len(wanted):
+        raise DocumentError("A collection holds only your own documents.")
+    return owned
+
+
+def _collection_saved(
+    *, owner_id: int, name: str, document_ids: Iterable[int], collection: Collection | None
+) -> Collection:
+    name = collection_name(name=name)
+    taken = Collection.objects.filter(owner_id=owner_id, name__iexact=name)
+    if collection is not None:
+        taken = taken.exclude(pk=collection.pk)
+    try:
+        with transaction.atomic():
+            if taken.exists():
+                raise DocumentError(f"You already have a collection named “{name}”.")
+            owned = _collection_documents(owner_id=owner_id, document_ids=document_ids)
+            if collection is None:
+                collection = Collection.objects.create(owner_id=owner_id, name=name)
+            else:
+                collection.name = name
+                collection.save(update_fields=["name", "updated_at"])
+            collection.documents.set(owned)
+            return collection
+    except IntegrityError:
+        # the same name saved at the same moment in another tab: the constraint decided
+        raise DocumentError(f"You already have a collection named “{name}”.") from None
+
+
+def collection_create(*, owner: User, name: str, document_ids: Iterable[int] = ()) -> Collection:
+    return _collection_saved(owner_id=owner.pk, name=name, document_ids=document_ids, collection=None)
+
+
+def collection_update(*, collection: Collection, name: str, document_ids: Iterable[int]) -> Collection:
+    """Rename the collection and set its documents; conversations it is attached to answer
+    their next questions from the documents it holds then."""
+    return _collection_saved(owner_id=collection.owner_id, name=name, document_ids=document_ids, collection=collection)
+
+
+def collection_delete(*, collection: Collection) -> None:
+    """Delete the collection (its documents stay); conversations and projects it was
+    attached to lose it."""
+    collection.delete()

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 
 from webapp.accounts.usage import usage_record
-from webapp.documents.models import ChunkSummary, Summary
+from webapp.documents.models import ChunkSummary, Document, Passage, Summary
 from webapp.jobs.models import Job
 from webapp.jobs.selectors import job_cancelled
 from webapp.jobs.services import job_fail, job_fail_too_slow, job_finish, job_progress
@@ -67,6 +67,16 @@ def summarizer(model: str) -> Summarizer:
     )
 
 
+def document_key_sentences(writer: Summarizer, document: Document) -> list[str]:
+    """The document's key sentences; a document read for asking has its passages embedded
+    already, and they are found through those, embedding only the sentences of the
+    passages picked (bench/key_sentences.py: twice as fast, ROUGE-L 0.224 against 0.210)."""
+    passages = list(Passage.objects.filter(document=document).order_by("index").values_list("text", "embedding"))
+    if passages:
+        return writer.key_sentences_from_passages(document.text, passages)
+    return writer.key_sentences(document.text)
+
+
 def summary_write(*, job: Job) -> None:
     """Summarize the job's document and queue the summary for review; a cancelled job stops."""
     from inference.errors import CancelledError, EmptyTextError, InferenceError
@@ -100,7 +110,7 @@ def summary_write(*, job: Job) -> None:
             written = result.summary
         except EmptyTextError:
             written = ""  # a text without words (emoji only): the page says there is nothing to summarise
-        key_sentences = writer.key_sentences(text)
+        key_sentences = document_key_sentences(writer, summary.document)
     except ModelGone as gone:
         job_fail(job=job, reason=f"The model {gone} this summary was asked of is no longer offered here.")
         return

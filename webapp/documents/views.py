@@ -9,13 +9,13 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_ratelimit.core import is_ratelimited
 
 from webapp.accounts.http import AuthedRequest
 from webapp.documents import quotas, selectors, services
-from webapp.documents.forms import SummaryForm
-from webapp.documents.models import Document, Passage
+from webapp.documents.forms import CollectionForm, SummaryForm
+from webapp.documents.models import Collection, Document, Passage
 from webapp.documents.summaries import SHOWN_FIRST
 from webapp.jobs import selectors as jobs
 from webapp.jobs.services import job_cancel
@@ -77,6 +77,7 @@ def _detail_context(document: Document, passage: Passage | None = None) -> dict[
         "summaries": selectors.summaries_for(document),
         "summary_form": SummaryForm(),
         "summary_shown_first": SHOWN_FIRST,
+        "reading_job": selectors.reading_job_of(document) if document.status == Document.Status.PENDING else None,
     }
     if passage is not None:
         # The text around the passage, the passage itself marked, wherever in the document it is.
@@ -140,3 +141,65 @@ def delete(request: AuthedRequest, document_id: int) -> HttpResponse:
     services.document_delete(document)
     messages.success(request, f"“{document.name}” deleted.")
     return redirect("documents:index")
+
+
+# ---- collections ------------------------------------------------------------------------------
+
+
+def _form_error(form: CollectionForm) -> str:
+    return str(next(iter(form.errors.values()))[0])
+
+
+@require_http_methods(["GET", "POST"])
+def collections(request: AuthedRequest) -> HttpResponse:
+    """The user's collections, and a new one made."""
+    form = CollectionForm(request.POST or None, owner=request.user)
+    error = ""
+    if request.method == "POST":
+        try:
+            if not form.is_valid():
+                raise services.DocumentError(_form_error(form))
+            made = services.collection_create(
+                owner=request.user, name=form.cleaned_data["name"], document_ids=form.cleaned_data["documents"]
+            )
+        except services.DocumentError as refused:
+            error = str(refused)
+        else:
+            messages.success(request, f"Collection “{made}” made. Attach it to a chat like a document.")
+            return redirect("documents:collections")
+    context = {"collections": selectors.collections_for(request.user), "form": form, "error": error}
+    return render(request, "documents/collections.html", context, status=422 if error else 200)
+
+
+@require_http_methods(["GET", "POST"])
+def collection(request: AuthedRequest, collection_id: int) -> HttpResponse:
+    """One collection: renamed and its documents chosen."""
+    chosen = selectors.collection_get(request.user, collection_id)
+    if request.method == "POST":
+        form = CollectionForm(request.POST, owner=request.user)
+        try:
+            if not form.is_valid():
+                raise services.DocumentError(_form_error(form))
+            services.collection_update(
+                collection=chosen, name=form.cleaned_data["name"], document_ids=form.cleaned_data["documents"]
+            )
+        except services.DocumentError as refused:
+            chosen.refresh_from_db()
+            return _collection_page(request, chosen, form, error=str(refused))
+        messages.success(request, f"Collection “{chosen}” saved.")
+        return redirect("documents:collection", chosen.pk)
+    initial = {"name": chosen.name, "documents": list(chosen.documents.values_list("pk", flat=True))}
+    return _collection_page(request, chosen, CollectionForm(owner=request.user, initial=initial))
+
+
+def _collection_page(request: AuthedRequest, chosen: Collection, form: CollectionForm, error: str = "") -> HttpResponse:
+    context = {"collection": chosen, "form": form, "error": error}
+    return render(request, "documents/collection.html", context, status=422 if error else 200)
+
+
+@require_POST
+def collection_delete(request: AuthedRequest, collection_id: int) -> HttpResponse:
+    chosen = selectors.collection_get(request.user, collection_id)
+    services.collection_delete(collection=chosen)
+    messages.success(request, f"Collection “{chosen}” deleted; its documents are kept.")
+    return redirect("documents:collections")

@@ -341,7 +341,7 @@ def export_items(queue_filter: QueueFilter, dataset: str) -> QuerySet[ReviewItem
     # a chat item carries its prompt: its answer is read in the same row, its conversation not at all;
     # the document's text is the summary's prompt, but its uploaded bytes and search vector are never read
     return (
-        items.select_related("latest__reviewer", "message", "summary__document", "sentiment_item__batch")
+        items.select_related("latest__reviewer", "message__grounding", "summary__document", "sentiment_item__batch")
         .defer("summary__document__original", "summary__document__search", "sentiment_item__batch__raw")
         .order_by("pk")
     )
@@ -373,6 +373,7 @@ def export_record(item: ReviewItem) -> dict[str, Any]:
     assert verdict is not None
     record: dict[str, Any] = {}
     settings_used: dict[str, Any] = {}
+    grounding = None
     if item.kind == Kind.SENTIMENT:
         entry = item.sentiment_item
         assert entry is not None
@@ -382,6 +383,7 @@ def export_record(item: ReviewItem) -> dict[str, Any]:
             assert item.message is not None
             prompt, original = item.prompt, item.message.content
             settings_used = {k: v for k, v in item.message.settings.items() if k != "system_prompt"}
+            grounding = item.message.grounding_or_none
         else:
             assert item.summary is not None
             prompt, original = _summary_prompt(item), item.summary.text
@@ -404,4 +406,15 @@ def export_record(item: ReviewItem) -> dict[str, Any]:
         "tags": verdict.tags,
         "comment": verdict.comment,
     }
+    if grounding is not None:
+        # the passages themselves are in the prompt's system message, as the model saw them;
+        # here, where each came from, to trace a line back to its documents
+        record["provenance"]["documents"] = {
+            "mode": grounding.mode,
+            "sources": [
+                {key: source[key] for key in ("number", "document_id", "document_name", "page", "passage_id")}
+                for source in grounding.sources
+            ],
+            "unread": grounding.unread,
+        }
     return record

@@ -4,7 +4,10 @@ deleted. A real generation worker (tiny model), real passages and the real embed
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -14,12 +17,14 @@ from tests.waiting import wait_for
 from tests.webapp.chat.conftest import settled
 from tests.webapp.documents.corpus import long_pages, read_document
 from tests.webapp.documents.files import make_pdf
+from tests.webapp.responses import streamed
 from webapp.accounts.models import User
 from webapp.chat import services
-from webapp.chat.models import AnswerGrounding, Conversation, ConversationDocument, Message
+from webapp.chat.models import AnswerGrounding, Conversation, ConversationCollection, ConversationDocument, Message
 from webapp.chat.selectors import context_for
 from webapp.chat.worker import GenerationWorker
-from webapp.documents.models import Document
+from webapp.documents.models import Collection, Document
+from webapp.documents.services import collection_create
 from webapp.review.models import ReviewItem
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -179,3 +184,108 @@ def test_ask_about_this_document_starts_a_conversation_with_it(
     shown = logged_in_client.get(response["Location"]).content.decode()
     assert "Documents (1)" in shown
     assert "minutes.pdf" in shown
+
+
+# ---- collections ------------------------------------------------------------------------------
+
+
+def ask_collection(user: User, question: str, collection: Collection) -> tuple[Conversation, Message]:
+    conversation = Conversation.objects.create(owner=user, max_tokens=60, temperature=0)
+    ConversationCollection.objects.create(conversation=conversation, collection=collection)
+    return conversation, services.message_send(conversation=conversation, content=question)
+
+
+def test_a_collection_is_answered_from_the_documents_it_holds_when_each_question_is_asked(
+    start_worker: Callable[..., GenerationWorker], user: User, minutes: Document, logged_in_client: Client
+) -> None:
+    note = read_document(user, "note.txt", "text", b"The spare key to the shed hangs behind the blue door.")
+    collection = collection_create(owner=user, name="Household", document_ids=[note.pk])
+    conversation, first = ask_collection(user, "Where is the spare key to the shed?", collection)
+    first = answered(start_worker, first)
+    assert [s["document_name"] for s in AnswerGrounding.objects.get(message=first).sources] == ["note.txt"]
+
+    # the collection changes: the next question is answered from what it holds now
+    logged_in_client.post(
+        reverse("documents:collection", args=[collection.pk]), {"name": "Household", "documents": [minutes.pk]}
+    )
+    second = services.message_send(conversation=conversation, content=QUESTION)
+    second = wait_for(lambda: settled(second), timeout=60, what="the second answer")
+    grounding = AnswerGrounding.objects.get(message=second)
+    assert grounding.mode == "passages"
+    assert (grounding.sources[0]["document_name"], grounding.sources[0]["page"]) == ("minutes.pdf", 7)
+    assert "spare key" not in grounding.context
+    # the first answer keeps its sources as they were
+    assert AnswerGrounding.objects.get(message=first).sources[0]["document_name"] == "note.txt"
+
+
+def test_another_users_collection_is_never_retrieved_even_with_the_same_text(
+    start_worker: Callable[..., GenerationWorker], user: User, make_user: Callable[..., User], minutes: Document
+) -> None:
+    other = make_user()
+    theirs = read_document(other, "their minutes.pdf", "pdf", make_pdf(long_pages()))
+    their_collection = collection_create(owner=other, name="Theirs", document_ids=[theirs.pk])
+    mine = collection_create(owner=user, name="Mine", document_ids=[minutes.pk])
+    conversation, answer = ask_collection(user, QUESTION, mine)
+    # a row pointing at another's collection (the admin, a bug): it must add nothing
+    ConversationCollection.objects.create(conversation=conversation, collection=their_collection)
+    answer = answered(start_worker, answer)
+    grounding = AnswerGrounding.objects.get(message=answer)
+    assert {s["document_name"] for s in grounding.sources} == {"minutes.pdf"}
+    assert "their minutes.pdf" not in grounding.context
+
+    _, only_theirs = ask_collection(user, QUESTION, their_collection)
+    wait_for(lambda: settled(only_theirs), timeout=60, what="the answer asked of another's collection")
+    assert not AnswerGrounding.objects.filter(message=only_theirs).exists()
+    assert "Bartholomew" not in str(context_for(answer=only_theirs))
+
+
+# ---- the review queue's datasets ----------------------------------------------------------------
+
+
+def test_the_sft_and_preference_exports_carry_the_passages_the_model_was_given(
+    start_worker: Callable[..., GenerationWorker], user: User, minutes: Document, make_user: Callable[..., User]
+) -> None:
+    _, grounded = ask(user, QUESTION, minutes)
+    plain_conversation = Conversation.objects.create(owner=user, max_tokens=20, temperature=0)
+    plain = services.message_send(conversation=plain_conversation, content="Say hello.")
+    start_worker()
+    for answer in (grounded, plain):
+        assert wait_for(partial(settled, answer), timeout=60, what="the answer").status == Message.Status.COMPLETE
+    given = context_for(answer=grounded)  # what the worker gave the model
+    reviewer = make_user("reviewer@example.com", is_staff=True)
+    client = Client()
+    client.force_login(reviewer)
+    for answer, correction in ((grounded, "Bartholomew Quince repainted it."), (plain, "Hello!")):
+        item = ReviewItem.objects.get(message=answer)
+        client.get(reverse("review:item", args=[item.pk]))
+        item.refresh_from_db()
+        verdict = {"version": item.version, "decision": "needs_fix", "correction": correction}
+        assert client.post(reverse("review:verdict", args=[item.pk]), verdict).status_code == 302
+
+    def exported(dataset: str) -> dict[int | None, dict[str, Any]]:
+        response = client.get(f"{reverse('review:export')}?dataset={dataset}")
+        assert response.status_code == 200
+        lines = [json.loads(line) for line in b"".join(streamed(response)).decode().splitlines()]
+        items = dict(ReviewItem.objects.values_list("pk", "message_id"))
+        return {items[line["provenance"]["item"]]: line for line in lines}
+
+    sft, preference = exported("sft"), exported("preference")
+    for lines in (sft, preference):
+        line = lines[grounded.pk]
+        assert line["prompt"] == given
+        system = line["prompt"][0]
+        assert system["role"] == "system"
+        assert "[1] minutes.pdf, page 7" in system["content"]
+        assert "Bartholomew Quince" in system["content"]
+        assert line["provenance"]["documents"]["mode"] == "passages"
+        assert line["provenance"]["documents"]["sources"][0]["document_name"] == "minutes.pdf"
+        assert line["provenance"]["documents"]["sources"][0]["page"] == 7
+        # an answer asked of no document has no documents in its prompt or provenance
+        assert lines[plain.pk]["prompt"] == [{"role": "user", "content": "Say hello."}]
+        assert "documents" not in lines[plain.pk]["provenance"]
+    assert sft[grounded.pk]["messages"] == [
+        *given,
+        {"role": "assistant", "content": "Bartholomew Quince repainted it."},
+    ]
+    assert preference[grounded.pk]["chosen"] == "Bartholomew Quince repainted it."
+    assert preference[grounded.pk]["rejected"] == Message.objects.get(pk=grounded.pk).content

@@ -11,8 +11,9 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from webapp.accounts.models import User
-from webapp.chat.models import Conversation, Message
+from webapp.chat.models import Conversation, Message, Project
 from webapp.chat.search import parse_query, search_messages
+from webapp.chat.services import conversation_inheritance
 
 BEFORE = [("chat", "0002_sharedconversation")]
 
@@ -56,3 +57,31 @@ def test_titled_conversations_count_as_the_users_and_their_messages_are_searchab
     assert [hit.message_id for hit in hits] == [answer.pk]
     # a new conversation starts with the fallback title
     assert Conversation.objects.create(owner=user).title_source == Conversation.TitleSource.FALLBACK
+
+
+BEFORE_PROJECT_DEFAULTS = [("chat", "0007_conversation_documents")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_projects_made_before_they_held_a_model_documents_and_collections_keep_their_rows_and_hold_none() -> None:
+    try:
+        executor = MigrationExecutor(connection)
+        executor.migrate(BEFORE_PROJECT_DEFAULTS)
+        executor.loader.build_graph()
+        old = executor.loader.project_state(
+            [*BEFORE_PROJECT_DEFAULTS, *executor.loader.graph.leaf_nodes("accounts")]
+        ).apps
+        owner = old.get_model("accounts", "User").objects.create(email="old@example.com", username="old@example.com")
+        project = old.get_model("chat", "Project").objects.create(owner=owner, name="Work", system_prompt="Be brief.")
+        inside = old.get_model("chat", "Conversation").objects.create(owner=owner, title="Rota", project=project)
+    finally:
+        migrate_to_latest()
+
+    kept = Project.objects.get(pk=project.pk)
+    assert (kept.name, kept.system_prompt, kept.model) == ("Work", "Be brief.", "")
+    assert not kept.documents.exists()
+    assert not kept.collections.exists()
+    assert Conversation.objects.get(pk=inside.pk).project_id == kept.pk
+    inheritance = conversation_inheritance(project=kept)
+    assert inheritance.fields == {"project": kept, "system_prompt": "Be brief.", "model": ""}
+    assert (inheritance.document_ids, inheritance.collection_ids) == ((), ())

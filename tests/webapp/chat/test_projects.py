@@ -3,6 +3,7 @@ out of them, what a new chat in a project starts with, pinning, and the sidebar'
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
@@ -20,12 +22,17 @@ from django.urls import reverse
 from django.utils import timezone
 from pytest_django import Settings
 
+from inference.config import LocalModel, ModelRegistry, UpstreamModel
 from tests.webapp.chat.test_views import HX
 from webapp.accounts.models import User
 from webapp.chat import selectors, services
-from webapp.chat.models import Conversation, Message, Project
+from webapp.chat.models import Conversation, ConversationDocument, Message, Project
+from webapp.documents.models import Document
 
 pytestmark = pytest.mark.django_db
+
+LOCAL = django_settings.PARLEY_INFERENCE.models.default
+TEAM = UpstreamModel(name="team-llama", base_url="http://gpu:8000/v1", model="llama-3.1-8b", context_length=8192)
 
 
 @pytest.fixture(autouse=True)
@@ -46,6 +53,18 @@ def chat(owner: User, title: str, *, project: Project | None = None, days_ago: f
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now() - timedelta(days=days_ago))
     conversation.refresh_from_db()
     return conversation
+
+
+def document_of(owner: User, name: str) -> Document:
+    return Document.objects.create(
+        owner=owner, name=name, kind="text", size=1, sha256=f"{owner.pk}-{name}", original=b"x", status="ready"
+    )
+
+
+def attached_to(conversation: Conversation) -> list[str]:
+    return sorted(
+        ConversationDocument.objects.filter(conversation=conversation).values_list("document__name", flat=True)
+    )
 
 
 def error_on(response: Any) -> str:
@@ -356,12 +375,15 @@ def test_pinning_keeps_its_place_and_time_and_unpinning_ends_it(logged_in_client
 
 
 def test_what_a_new_conversation_inherits_comes_from_one_function(user: User) -> None:
-    project = services.project_create(owner=user, name="Work", system_prompt="Cite the handbook.")
-    assert services.conversation_inheritance(project=None) == {}
-    assert services.conversation_inheritance(project=project) == {
-        "project": project,
-        "system_prompt": "Cite the handbook.",
-    }
+    note = document_of(user, "handbook.txt")
+    project = services.project_create(
+        owner=user, name="Work", system_prompt="Cite the handbook.", model=LOCAL, document_ids=[note.pk]
+    )
+    assert services.conversation_inheritance(project=None) == services.Inheritance(fields={}, document_ids=())
+    assert services.conversation_inheritance(project=project) == services.Inheritance(
+        fields={"project": project, "system_prompt": "Cite the handbook.", "model": LOCAL},
+        document_ids=(note.pk,),
+    )
 
 
 def test_a_new_chat_in_a_project_is_made_in_it_with_its_system_prompt(logged_in_client: Client, user: User) -> None:
@@ -611,3 +633,128 @@ def test_the_zip_of_everything_names_each_conversations_project_without_a_query_
         ("In none", None),
     ]
     assert not [q for q in queries.captured_queries if q["sql"].startswith('SELECT "chat_project"')]
+
+
+# ---- a project's model and documents --------------------------------------------------------------
+
+
+def offer(settings: Settings, *models: LocalModel | UpstreamModel) -> None:
+    registry = ModelRegistry(models=(LocalModel(name=LOCAL), *models), default=LOCAL, source="PARLEY_MODELS")
+    settings.PARLEY_INFERENCE = dataclasses.replace(settings.PARLEY_INFERENCE, models=registry)
+
+
+def project_form(**values: Any) -> dict[str, Any]:
+    return {"name": "Work", "system_prompt": "", "model": "", **values}
+
+
+def test_a_project_holds_a_model_and_documents_that_new_chats_in_it_start_with(
+    logged_in_client: Client, user: User, settings: Settings
+) -> None:
+    offer(settings, TEAM)
+    handbook, rota = document_of(user, "handbook.txt"), document_of(user, "rota.txt")
+    document_of(user, "recipes.txt")
+    form = logged_in_client.get(reverse("chat:projects")).content.decode()
+    assert '<option value="team-llama">team-llama</option>' in form
+    assert "recipes.txt" in form  # the user's documents are offered
+
+    response = logged_in_client.post(
+        reverse("chat:projects"), project_form(model="team-llama", documents=[handbook.pk, rota.pk])
+    )
+    project = Project.objects.get(owner=user)
+    assert response["Location"] == reverse("chat:project", args=[project.pk])
+    assert project.model == "team-llama"
+    assert sorted(project.documents.values_list("name", flat=True)) == ["handbook.txt", "rota.txt"]
+    page = logged_in_client.get(reverse("chat:project", args=[project.pk])).content.decode()
+    assert '<option value="team-llama" selected>team-llama</option>' in page
+    assert re.search(rf'value="{handbook.pk}"[^>]*checked', page)
+
+    new_chat = logged_in_client.get(reverse("chat:index"), {"project": project.pk}).content.decode()
+    assert "Model: <strong>team-llama</strong>" in new_chat
+    assert "handbook.txt</a>, <a" in new_chat
+    assert "rota.txt</a>" in new_chat
+
+    logged_in_client.post(reverse("chat:start"), {"content": "Who is on call?", "project": project.pk})
+    conversation = Conversation.objects.get(owner=user)
+    assert conversation.model == "team-llama"
+    assert attached_to(conversation) == ["handbook.txt", "rota.txt"]
+    assert conversation.messages.get(role="assistant").settings["model"] == "team-llama"
+
+    # a change to the project is for the chats made after it
+    logged_in_client.post(reverse("chat:project", args=[project.pk]), project_form(documents=[rota.pk]))
+    project.refresh_from_db()
+    assert (project.model, list(project.documents.values_list("name", flat=True))) == ("", ["rota.txt"])
+    conversation.refresh_from_db()
+    assert conversation.model == "team-llama"
+    assert attached_to(conversation) == ["handbook.txt", "rota.txt"]
+    logged_in_client.post(reverse("chat:start"), {"content": "And now?", "project": project.pk})
+    later = Conversation.objects.filter(owner=user).exclude(pk=conversation.pk).get()
+    assert (later.model, attached_to(later)) == ("", ["rota.txt"])
+
+
+def test_a_default_model_removed_from_the_registry_gives_way_to_the_default_and_the_page_says_so(
+    logged_in_client: Client, user: User, settings: Settings
+) -> None:
+    offer(settings, TEAM)
+    project = services.project_create(owner=user, name="Work", model="team-llama")
+    offer(settings)  # the operator takes team-llama away
+    notice = (
+        "The project&#x27;s model “team-llama” is no longer offered here, "
+        f"so this chat uses the default model ({LOCAL})."
+    )
+    assert notice in logged_in_client.get(reverse("chat:index"), {"project": project.pk}).content.decode()
+    page = logged_in_client.get(reverse("chat:project", args=[project.pk])).content.decode()
+    assert "“team-llama”, the project's model, is no longer offered here" in page
+
+    response = logged_in_client.post(reverse("chat:start"), {"content": "Still working?", "project": project.pk})
+    assert response.status_code == 302
+    conversation = Conversation.objects.get(owner=user)
+    assert (conversation.model, conversation.project) == ("", project)
+    assert conversation.messages.get(role="assistant").settings["model"] == LOCAL
+    assert notice in logged_in_client.get(response["Location"]).content.decode()  # told once, on the new chat
+
+
+def test_a_model_the_registry_does_not_offer_is_refused_for_a_project_and_nothing_is_made(
+    logged_in_client: Client, settings: Settings
+) -> None:
+    offer(settings)
+    response = logged_in_client.post(reverse("chat:projects"), project_form(model="gpt-9"))
+    assert response.status_code == 422
+    assert "gpt-9 is not one of the available choices" in error_on(response)
+    assert not Project.objects.exists()
+
+
+def test_a_deleted_default_document_leaves_the_project_and_new_chats_start_without_it(
+    logged_in_client: Client, user: User
+) -> None:
+    handbook, rota = document_of(user, "handbook.txt"), document_of(user, "rota.txt")
+    project = services.project_create(owner=user, name="Work", document_ids=[handbook.pk, rota.pk])
+    logged_in_client.post(reverse("documents:delete", args=[handbook.pk]))
+    assert list(project.documents.values_list("name", flat=True)) == ["rota.txt"]
+    response = logged_in_client.post(reverse("chat:start"), {"content": "Who is on call?", "project": project.pk})
+    assert response.status_code == 302
+    assert attached_to(Conversation.objects.get(owner=user)) == ["rota.txt"]
+
+
+def test_another_users_document_is_refused_as_a_default_and_never_handed_down(
+    logged_in_client: Client, user: User, other: User
+) -> None:
+    mine, theirs = document_of(user, "mine.txt"), document_of(other, "theirs.txt")
+    project = services.project_create(owner=user, name="Work", system_prompt="Be brief.", document_ids=[mine.pk])
+    assert "theirs.txt" not in logged_in_client.get(reverse("chat:project", args=[project.pk])).content.decode()
+    response = logged_in_client.post(
+        reverse("chat:project", args=[project.pk]),
+        project_form(system_prompt="Changed.", documents=[mine.pk, theirs.pk]),
+    )
+    assert response.status_code == 422
+    assert error_on(response) == "Choose among your own documents."
+    project.refresh_from_db()
+    assert (project.name, project.system_prompt) == ("Work", "Be brief.")
+    assert list(project.documents.values_list("name", flat=True)) == ["mine.txt"]
+    with pytest.raises(services.ChatError, match=r"Choose among your own documents\."):
+        services.project_update(project=project, name="Work", system_prompt="", document_ids=[theirs.pk])
+    assert list(project.documents.values_list("name", flat=True)) == ["mine.txt"]
+
+    # one that got in by other means (the admin, an older release) is left out, and the chat starts
+    project.documents.add(theirs)
+    logged_in_client.post(reverse("chat:start"), {"content": "Hello?", "project": project.pk})
+    assert attached_to(Conversation.objects.get(owner=user)) == ["mine.txt"]

@@ -206,6 +206,54 @@ def test_pages_go_on_newest_first_without_counting(user: User) -> None:
 
 
 @pytest.mark.django_db
+def test_best_match_first_ranks_by_the_words_and_the_newest_first_among_equals(user: User) -> None:
+    now = timezone.now()
+    [once] = conversation_of(user, "Once", "the harbour at dusk", when=now - datetime.timedelta(days=3))
+    [often] = conversation_of(
+        user, "Often", "harbour walls, harbour lights, harbour boats", when=now - datetime.timedelta(days=9)
+    )
+    [older_once] = conversation_of(user, "Older", "the harbour at dusk", when=now - datetime.timedelta(days=20))
+    [newest] = conversation_of(user, "Newest", "a harbour", when=now)
+    relevance = search_messages(user=user, query=parse_query("harbour"), order=search.RELEVANCE).hits
+    ranked = [hit.message_id for hit in relevance]
+    assert ranked[0] == often.pk  # the word three times ranks above once
+    assert ranked.index(once.pk) < ranked.index(older_once.pk)  # the same text: the newer first
+    assert found(user, "harbour") == [newest.pk, once.pk, often.pk, older_once.pk]  # the default order
+
+
+@pytest.mark.django_db
+def test_best_match_first_pages_on_without_repeating_a_message(user: User) -> None:
+    messages = conversation_of(user, "Many", *[f"harbour note {i}" for i in range(search.PAGE_SIZE + 5)])
+    query = parse_query("harbour")
+    first = search_messages(user=user, query=query, order=search.RELEVANCE)
+    second = search_messages(user=user, query=query, page=2, order=search.RELEVANCE)
+    # every message ranks the same, so the newest come first
+    assert [h.message_id for h in first.hits + second.hits] == [m.pk for m in reversed(messages)]
+    assert not second.has_next
+
+
+@pytest.mark.django_db
+def test_an_unknown_order_is_refused_with_the_orders_there_are(logged_in_client: Client, user: User) -> None:
+    conversation_of(user, "Some", "something said")
+    with pytest.raises(SearchRefused, match="newest first or best match first"):
+        search_messages(user=user, query=parse_query("something"), order="alphabetical")
+    response = logged_in_client.get(reverse("chat:search"), {"q": "something", "order": "alphabetical"}, **HX)
+    assert response.status_code == 422
+    assert "Results can be listed newest first or best match first." in response.content.decode()
+    assert "message-hit" not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_search_page_offers_the_order_and_keeps_it_for_more_results(logged_in_client: Client, user: User) -> None:
+    conversation_of(user, "Many", *[f"harbour note {i}" for i in range(search.PAGE_SIZE + 1)])
+    conversation_of(user, "Loud", "harbour harbour harbour")
+    body = logged_in_client.get(reverse("chat:search"), {"q": "harbour", "order": "relevance"}).content.decode()
+    assert '<option value="relevance" selected>Best match first</option>' in body
+    assert "order=relevance&amp;page=2" in body
+    assert body.index('<span class="hit-title">Loud') < body.index('<span class="hit-title">Many')
+
+
+@pytest.mark.django_db
 def test_titles_that_match_come_with_the_first_page(user: User) -> None:
     conversation_of(user, "Harbour plans", "nothing about it")
     results = search_messages(user=user, query=parse_query("harbour"))

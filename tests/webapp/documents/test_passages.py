@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from inference.passages import split_passages
-from tests.webapp.documents.corpus import PLANTED_FACT, long_pages, read_document
-from tests.webapp.documents.files import make_pdf
+from tests.webapp.documents.corpus import PLANTED_FACT, filler_page, long_pages, read_document
+from tests.webapp.documents.files import make_docx, make_pdf
 from webapp.accounts.models import User
 from webapp.documents.extraction import extract
 from webapp.documents.models import Document, Passage
@@ -50,6 +50,44 @@ def test_pages_and_headings_are_kept() -> None:
     assert passages[0].heading == "Terms"
     assert passages[-1].heading == "Termination"
     assert passages[-1].page is None  # Markdown has no pages
+
+
+def docx_with_headings(sections: list[tuple[str, int, list[str]]]) -> bytes:
+    """A Word document of (heading, level, paragraphs) sections; level 0 is the Title style."""
+    import io
+
+    import docx
+
+    document = docx.Document()
+    for heading, level, paragraphs in sections:
+        document.add_heading(heading, level=level)
+        for paragraph in paragraphs:
+            document.add_paragraph(paragraph)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def test_a_word_documents_headings_are_kept_on_its_passages(user: User) -> None:
+    # each section longer than a passage, its telling sentence last, so passages start under it
+    data = docx_with_headings(
+        [
+            ("Tenancy agreement", 0, [filler_page(1)]),
+            ("Rent", 1, [filler_page(2), "  The rent is paid on the first day of each month.  "]),
+            ("Ending   the tenancy", 2, [filler_page(3), "Either side may end it with two months' notice."]),
+        ]
+    )
+    extracted = extract("docx", data)
+    assert [title for _, title in extracted.headings] == ["Tenancy agreement", "Rent", "Ending   the tenancy"]
+    for offset, title in extracted.headings:
+        assert extracted.text[offset : offset + len(title)] == title
+    document = read_document(user, "lease.docx", "docx", data)
+    passages = list(document.passages.all())
+    assert {p.heading for p in passages} == {"Tenancy agreement", "Rent", "Ending   the tenancy"}
+    assert {p.heading for p in passages if "first day of each month" in p.text} == {"Rent"}
+    assert {p.heading for p in passages if "two months' notice" in p.text} == {"Ending   the tenancy"}
+    # a plain document's paragraphs are no headings
+    assert extract("docx", make_docx(["Just text.", "More text."])).headings == ()
 
 
 def test_reading_a_document_saves_its_passages_with_vectors(user: User) -> None:

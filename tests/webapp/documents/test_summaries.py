@@ -17,11 +17,13 @@ from django.urls import reverse
 from pytest_django import Settings
 
 from inference.config import LocalModel, ModelRegistry, UpstreamModel
-from inference.summarize import Summarizer
+from inference.embeddings import Embedder
+from inference.summarize import Summarizer, readable_text, text_units
 from tests.processes import process_env
 from tests.upstream import LlamaServer
 from tests.waiting import wait_for
 from tests.webapp.chat.conftest import slow_tiny_engine
+from tests.webapp.documents.corpus import read_document
 from tests.webapp.jobs.workers import start_celery
 from webapp.accounts.models import TokenUsage, User
 from webapp.accounts.usage import usage_record
@@ -235,3 +237,32 @@ def test_the_operators_summary_model_is_the_default_and_an_unknown_one_is_refuse
     with pytest.raises(services.DocumentError, match="the daily limit is 50"):
         services.summary_request(document, "long", "bullets")
     assert Summary.objects.count() == 2
+
+
+def test_a_read_documents_key_sentences_are_found_through_its_passages(user: User) -> None:
+    """A document read for asking has its passages' vectors: the key sentences are picked
+    through them, so the summary never embeds every sentence of the document again."""
+    text = " ".join(f"{SENTENCES[i % 5][:-1]}, as the records of {1700 + i} say." for i in range(100))
+    document = read_document(user, "harbour.txt", "text", text.encode())
+    assert document.passages.count() > 10
+    embedder = Embedder.from_config()
+    embedded: list[int] = []
+
+    class Counting:
+        tokenizer = embedder.tokenizer
+
+        def embed(self, texts: list[str], **options: Any) -> Any:
+            embedded.append(len(texts))
+            return embedder.embed(texts, **options)
+
+    writer = Summarizer(engine=None, embedder=Counting())  # type: ignore[arg-type]  # key sentences need no model
+    picked = summaries.document_key_sentences(writer, document)
+    sentences = [unit.text for unit in text_units(readable_text(document.text)) if unit.is_sentence]
+    assert len(picked) == 5
+    assert [sentences.index(s) for s in picked] == sorted(sentences.index(s) for s in picked)
+    assert 0 < sum(embedded) < len(sentences)  # only those of the passages picked, not every sentence again
+    # a document without passages (read before they existed) embeds its sentences, as before
+    document.passages.all().delete()
+    embedded.clear()
+    assert len(summaries.document_key_sentences(writer, document)) == 5
+    assert embedded == [len(sentences)]
