@@ -8,10 +8,12 @@
   // Close codes after which the server would refuse again: not signed in, signed out, no such job.
   const FOR_GOOD = new Set([4401, 4403, 4404]);
 
-  // The job's section (an element with an id and data-refresh-url) comes again from the server.
+  // The job's section (an element with an id and data-refresh-url) comes again from the server;
+  // a job whose end changes the whole page (a reading: the text, the summary form) reloads it.
   function refresh(element) {
     const section = element.closest("[data-refresh-url]");
     if (section) htmx.ajax("GET", section.dataset.refreshUrl, { target: `#${section.id}`, swap: "outerHTML" }).then(watchAll);
+    else if ("reloadWhenDone" in element.dataset) window.location.reload();
   }
 
   function watch(element, delay = 500) {

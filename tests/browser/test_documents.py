@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.browser.conftest import Parley
 from tests.browser.test_chat import log_in, orm, send
+from tests.processes import process_env
 from tests.webapp.documents.corpus import long_pages, read_document
 from tests.webapp.documents.files import make_pdf
+from tests.webapp.jobs.workers import start_celery, stop_celery
 from webapp.accounts.models import User
 from webapp.chat.models import Conversation
 from webapp.documents.models import Document
@@ -79,3 +82,31 @@ def test_documents_and_a_collection_are_attached_from_the_composer_before_the_fi
     expect(panel).to_contain_text("handbook.txt")
     expect(panel.locator(".attached-collection")).to_contain_text("Collection Staff papers (1 document)")
     expect(page.locator(".composer-attach")).to_have_count(0)  # a conversation attaches from its panel
+
+
+def test_a_document_page_shows_the_text_once_its_reading_ends(
+    parley_web: Parley, page: Page, make_user: Callable[..., User], tmp_path: Path
+) -> None:
+    """The owner opens the page while the upload waits for a reading worker; when the worker
+    has read it, the page shows the text without the owner reloading it."""
+    from playwright.sync_api import expect
+
+    user = orm(lambda: make_user("waiting@example.com"))
+    notes = tmp_path / "harbour-notes.txt"
+    notes.write_text("The harbour master moved the ferry timetable to the spring schedule.\n")
+    log_in(page, parley_web.url, user.email)
+    page.goto(f"{parley_web.url}/documents/")
+    page.set_input_files("#upload-files", str(notes))
+    page.get_by_role("button", name="Upload").click()
+    page.wait_for_load_state()
+    document = orm(lambda: Document.objects.get(owner=user, name="harbour-notes.txt"))
+    page.goto(f"{parley_web.url}/documents/{document.pk}/")
+    expect(page.get_by_role("button", name="Cancel reading")).to_be_visible()
+    assert page.locator(".text-preview").count() == 0
+
+    worker = start_celery(process_env(), queues="reading")
+    try:
+        expect(page.locator(".text-preview")).to_contain_text("ferry timetable", timeout=120_000)
+        expect(page.get_by_role("button", name="Cancel reading")).to_have_count(0)
+    finally:
+        stop_celery(worker)

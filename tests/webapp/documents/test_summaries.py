@@ -255,7 +255,7 @@ def test_a_read_documents_key_sentences_are_found_through_its_passages(user: Use
             embedded.append(len(texts))
             return embedder.embed(texts, **options)
 
-    writer = Summarizer(engine=None, embedder=Counting())  # type: ignore[arg-type]  # key sentences need no model
+    writer = Summarizer(engine=None, embedder=Counting(), tokenizer=embedder.tokenizer)  # type: ignore[arg-type]  # key sentences need no model
     picked = summaries.document_key_sentences(writer, document)
     sentences = [unit.text for unit in text_units(readable_text(document.text)) if unit.is_sentence]
     assert len(picked) == 5
