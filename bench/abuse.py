@@ -40,6 +40,7 @@ import requests
 
 from bench.common import PROJECT_DIR, compared, embedded_django, median, parser, taking_turns
 from bench.documents import make_document
+from tests.waiting import wait_for
 
 POLL_SECONDS = 0.05
 
@@ -52,13 +53,8 @@ def serving(url: str) -> bool:
 
 
 def wait_until(condition: Callable[[], Any], what: str, timeout: float = 600) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(POLL_SECONDS)
-    raise RuntimeError(f"gave up after {timeout:.0f} s waiting for {what}")
+    """The tests' wait, with a bench's patience: behind a flood, a summary takes minutes."""
+    return wait_for(condition, timeout, what, interval=POLL_SECONDS)
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.common import PROJECT_DIR, embedded_django, median, parser, taking_turns
+from tests.waiting import wait_for
 
 QUESTIONS = [
     "Explain how a bicycle works.", "Why is the sky blue?", "How do bees make honey?", "What causes the tides?",
@@ -83,7 +84,9 @@ def run(args: Any) -> None:
     ]
     pool = ThreadPoolExecutor(max_workers=args.clients)
     try:
-        wait_until(lambda: serving(port) and workers_alive(), "the web server and the generation worker")
+        wait_for(
+            lambda: serving(port) and workers_alive(), 300, "the web server and the generation worker", interval=0.5
+        )
 
         def one_stream(client: openai.OpenAI, question: str) -> tuple[float, float | None, float, int, str]:
             started = time.perf_counter()
@@ -174,14 +177,6 @@ def serving(port: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def wait_until(condition: Any, what: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{what} did not start within {timeout:.0f} s")
-        time.sleep(0.5)
 
 
 if __name__ == "__main__":
