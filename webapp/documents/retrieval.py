@@ -5,7 +5,8 @@ fusion (RRF: each passage scores the sum of 1 / (60 + its rank) in each list): n
 neighbours of the question's vector (cosine, served by the HNSW index), and the words of
 the question (English full text: the passages matching the most of its words first). The
 first finds a passage that says the same in other words, the second one that shares a
-rare word, a name or a code the vectors blur.
+rare word, a name or a code the vectors blur. Both searches and their fusion are one SQL
+statement, so a question costs one round trip to the database, not five.
 
 Every search starts from the asking user's own documents (``documents_of``): another
 user's passages are never candidates, whatever they say.
@@ -14,13 +15,12 @@ user's passages are never candidates, whatever they say.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from django.db import connection, transaction
-from pgvector.django import CosineDistance
+from django.db import connection
 
 from webapp.accounts.models import User
-from webapp.documents.models import Document, Passage
+from webapp.documents.models import Document
 
 RRF_K = 60
 CANDIDATES = 20  # taken from each search before fusing
@@ -64,112 +64,147 @@ def question_vector(question: str) -> list[float]:
     return [float(value) for value in embedder().embed([question])[0]]
 
 
-def vector_candidates(*, document_ids: Sequence[int], vector: Sequence[float], limit: int = CANDIDATES) -> list[Found]:
-    """The passages nearest the question's vector, nearest first."""
+# The statements' parts: common table expressions over the parameters documents (the ids
+# searched), vector (the question's), question (its text) and candidates (taken from each
+# search).
+#
+# By meaning: the HNSW index's nearest, filtered to the documents after it searched (pgvector
+# 0.6 has no iterative scan). When that leaves fewer than the documents hold (they are a
+# sliver of everyone's passages), the exact nearest instead, which "+ 0" keeps off the
+# index. One-time filters gate the two branches, so only one of them runs.
+BY_MEANING = """
+    approximate AS MATERIALIZED (
+        SELECT p.id, p.document_id, p.embedding <=> %(vector)s::vector AS distance
+        FROM documents_passage p
+        WHERE p.document_id = ANY(%(documents)s)
+        ORDER BY distance
+        LIMIT %(candidates)s
+    ),
+    held AS (
+        SELECT count(*) AS passages
+        FROM (SELECT FROM documents_passage WHERE document_id = ANY(%(documents)s) LIMIT %(candidates)s) few
+    ),
+    exact AS (
+        SELECT p.id, p.document_id, p.embedding <=> %(vector)s::vector AS distance
+        FROM documents_passage p
+        WHERE p.document_id = ANY(%(documents)s)
+        ORDER BY (p.embedding <=> %(vector)s::vector) + 0
+        LIMIT %(candidates)s
+    ),
+    by_meaning AS (
+        SELECT id, document_id, distance, row_number() OVER (ORDER BY distance, id) AS rank
+        FROM (
+            SELECT * FROM approximate WHERE (SELECT count(*) FROM approximate) >= (SELECT passages FROM held)
+            UNION ALL
+            SELECT * FROM exact WHERE (SELECT count(*) FROM approximate) < (SELECT passages FROM held)
+        ) nearest
+    )
+"""
+# By words: the question's words as the passages' index holds them (stemmed, stop words left
+# out), each quoted so that none is read as an operator; any of them matched through the GIN
+# index. The passages matching the most of them come first (counted by what ts_delete takes
+# out of the passage's vector: one call a passage, however many words), then the denser
+# matches (ts_rank: ts_rank_cd's covers cost twice the whole search at 100,000 passages and
+# ranked the question set the same).
+BY_WORDS = r"""
+    question AS MATERIALIZED (
+        SELECT words, CASE WHEN cardinality(words) > 0 THEN array_to_string(ARRAY(
+            SELECT '''' || replace(replace(word, '\', '\\'), '''', '''''') || '''' FROM unnest(words) word
+        ), ' | ')::tsquery END AS any_word
+        FROM (SELECT tsvector_to_array(to_tsvector('english', %(question)s)) AS words) asked
+    ),
+    by_words AS (
+        SELECT id, document_id, matched, row_number() OVER (ORDER BY matched DESC, density DESC, id) AS rank
+        FROM (
+            SELECT p.id, p.document_id, length(p.search) - length(ts_delete(p.search, q.words)) AS matched,
+                   ts_rank(p.search, q.any_word) AS density
+            FROM question q JOIN documents_passage p ON p.search @@ q.any_word
+            WHERE p.document_id = ANY(%(documents)s)
+            ORDER BY matched DESC, density DESC, p.id
+            LIMIT %(candidates)s
+        ) kept
+    )
+"""
+# Rows of every statement: id, document, similarity, words matched, question's words, score.
+VECTOR_ONLY = f"WITH {BY_MEANING} SELECT id, document_id, 1 - distance, 0, 0, 0 FROM by_meaning ORDER BY rank"
+WORDS_ONLY = f"""
+    WITH {BY_WORDS}
+    SELECT w.id, w.document_id, 1 - (p.embedding <=> %(vector)s::vector), w.matched,
+           (SELECT cardinality(words) FROM question), 0
+    FROM by_words w JOIN documents_passage p ON p.id = w.id
+    ORDER BY w.rank
+"""
+# The fusion (parameters k and limit). The vector distance is computed again only for the
+# passages kept. A passage the words found knows its words; one found by meaning alone knows
+# none (as a source it stands on its similarity).
+FUSED = f"""
+    WITH {BY_MEANING}, {BY_WORDS},
+    fused AS (
+        SELECT coalesce(m.id, w.id) AS id, coalesce(m.document_id, w.document_id) AS document_id, w.matched,
+               coalesce(1::float8 / (%(k)s + m.rank), 0) + coalesce(1::float8 / (%(k)s + w.rank), 0) AS score
+        FROM by_meaning m FULL JOIN by_words w ON w.id = m.id
+        ORDER BY score DESC, id
+        LIMIT %(limit)s
+    )
+    SELECT f.id, f.document_id, 1 - (p.embedding <=> %(vector)s::vector), coalesce(f.matched, 0),
+           CASE WHEN f.matched IS NULL THEN 0 ELSE (SELECT cardinality(words) FROM question) END, f.score
+    FROM fused f JOIN documents_passage p ON p.id = f.id
+    ORDER BY f.score DESC, f.id
+"""
+
+
+def _search(
+    statement: str, *, document_ids: Sequence[int], vector: Sequence[float], **parameters: object
+) -> list[Found]:
+    """The passages one of the statements finds, in its order."""
     if not document_ids:
         return []
-    nearest = (
-        Passage.objects.filter(document_id__in=document_ids)
-        .annotate(distance=CosineDistance("embedding", list(vector)))
-        .order_by("distance")
-        .values_list("pk", "document_id", "distance")
-    )
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL hnsw.ef_search = %s", [EF_SEARCH])
-        rows = list(nearest[:limit])
-    if len(rows) < limit and Passage.objects.filter(document_id__in=document_ids).count() > len(rows):
-        # The HNSW index filters after it searches: when the documents asked about are a
-        # sliver of everyone's, its candidates may hold too few of theirs. Then exactly.
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL enable_indexscan = off")
-            rows = list(nearest[:limit])
-    return [
-        Found(passage_id=pk, document_id=document_id, similarity=1 - distance) for pk, document_id, distance in rows
-    ]
-
-
-def question_words(question: str) -> list[str]:
-    """The question's words as the passages' index holds them: stemmed, stop words left out."""
+    values = {
+        "documents": list(document_ids),
+        "vector": "[" + ",".join(f"{value:.9g}" for value in vector) + "]",  # 9 digits: a float32 exactly
+        "candidates": CANDIDATES,
+        "question": "",
+        **parameters,
+    }
     with connection.cursor() as cursor:
-        cursor.execute("SELECT tsvector_to_array(to_tsvector('english', %s))", [question])
-        row = cursor.fetchone()
-    return list(row[0]) if row else []
-
-
-def _as_tsquery(word: str) -> str:
-    """One lexeme as a tsquery literal (quoted, so no word is read as an operator)."""
-    return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def keyword_candidates(
-    *, document_ids: Sequence[int], question: str, vector: Sequence[float], limit: int = CANDIDATES
-) -> list[Found]:
-    """The passages sharing the most of the question's words, then the denser matches first.
-
-    The words matched are counted with one ``@@`` a word, and the vector similarity is
-    computed only for the passages kept: at 100,000 passages a correlated count, or the
-    distance of every matching passage, took most of the search's time.
-    """
-    words = question_words(question)
-    if not document_ids or not words:
-        return []
-    queries = [_as_tsquery(word) for word in words]
-    matched = " + ".join(["(p.search @@ %s::tsquery)::int"] * len(queries))
-    sql = f"""
-        SELECT kept.id, kept.document_id, 1 - (p.embedding <=> %s::vector), kept.matched
-        FROM (
-            SELECT p.id, p.document_id, {matched} AS matched, ts_rank_cd(p.search, %s::tsquery) AS rank
-            FROM documents_passage p
-            WHERE p.document_id = ANY(%s) AND p.search @@ %s::tsquery
-            ORDER BY matched DESC, rank DESC, p.id
-            LIMIT %s
-        ) kept JOIN documents_passage p ON p.id = kept.id
-        ORDER BY kept.matched DESC, kept.rank DESC, kept.id
-    """
-    any_word = " | ".join(queries)
-    vector_text = "[" + ",".join(f"{value:.7g}" for value in vector) + "]"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [vector_text, *queries, any_word, list(document_ids), any_word, limit])
+        # One round trip: sent together, the two statements are one transaction, which the
+        # SET LOCAL lasts (Django's cursors bind parameters on the client, so a string of
+        # several statements takes them).
+        cursor.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}; {statement}", values)
+        cursor.nextset()
         rows = cursor.fetchall()
     return [
         Found(
             passage_id=pk,
             document_id=document_id,
             similarity=similarity,
-            matched_words=count,
-            question_words=len(words),
+            matched_words=matched,
+            question_words=words,
+            score=score,
         )
-        for pk, document_id, similarity, count in rows
+        for pk, document_id, similarity, matched, words, score in rows
     ]
 
 
-def fused(rankings: Sequence[Sequence[Found]], *, limit: int) -> list[Found]:
-    """Reciprocal rank fusion of several rankings, best first; a passage in two keeps
-    what each knows of it (its words from the keyword search)."""
-    scores: dict[int, float] = {}
-    found: dict[int, Found] = {}
-    for ranking in rankings:
-        for rank, item in enumerate(ranking, start=1):
-            scores[item.passage_id] = scores.get(item.passage_id, 0.0) + 1 / (RRF_K + rank)
-            known = found.get(item.passage_id)
-            if known is None or item.question_words > known.question_words:
-                found[item.passage_id] = item
-    best = sorted(scores, key=lambda pk: (-scores[pk], pk))[:limit]
-    return [replace(found[pk], score=scores[pk]) for pk in best]
+def vector_candidates(*, document_ids: Sequence[int], vector: Sequence[float]) -> list[Found]:
+    """The passages nearest the question's vector, nearest first: the fused search's first half."""
+    return _search(VECTOR_ONLY, document_ids=document_ids, vector=vector)
+
+
+def keyword_candidates(*, document_ids: Sequence[int], question: str, vector: Sequence[float]) -> list[Found]:
+    """The passages sharing the most of the question's words, then the denser matches first:
+    the fused search's second half."""
+    return _search(WORDS_ONLY, document_ids=document_ids, vector=vector, question=question)
+
+
+def fused_candidates(*, document_ids: Sequence[int], question: str, vector: Sequence[float], limit: int) -> list[Found]:
+    """Both searches and their fusion, best first, in one statement."""
+    return _search(FUSED, document_ids=document_ids, vector=vector, question=question, k=RRF_K, limit=limit)
 
 
 def passages_search(*, user: User, document_ids: Iterable[int], question: str, limit: int = 5) -> list[Found]:
-    """The ``limit`` passages of the user's documents that best answer ``question``, fused."""
+    """The ``limit`` passages of the user's documents that best answer ``question``."""
     documents = documents_of(user=user, document_ids=document_ids)
     if not documents or not question.strip():
         return []
-    vector = question_vector(question)
-    return fused(
-        [
-            vector_candidates(document_ids=documents, vector=vector),
-            keyword_candidates(document_ids=documents, question=question, vector=vector),
-        ],
-        limit=limit,
-    )
+    return fused_candidates(document_ids=documents, question=question, vector=question_vector(question), limit=limit)

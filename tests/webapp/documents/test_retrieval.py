@@ -10,8 +10,14 @@ import pytest
 from tests.webapp.documents.corpus import long_pages, read_document
 from tests.webapp.documents.files import make_pdf
 from webapp.accounts.models import User
-from webapp.documents.models import Document, Passage
-from webapp.documents.retrieval import keyword_candidates, passages_search, question_vector, vector_candidates
+from webapp.documents.models import EMBEDDING_DIMENSIONS, Document, Passage
+from webapp.documents.retrieval import (
+    fused_candidates,
+    keyword_candidates,
+    passages_search,
+    question_vector,
+    vector_candidates,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -91,3 +97,52 @@ def test_another_users_passages_are_never_retrieved(
     assert {f.document_id for f in passages_search(user=other, document_ids=[theirs.pk], question=question)} == {
         theirs.pk
     }
+
+
+def written_document(owner: User, name: str, passages: list[tuple[str, list[float]]]) -> Document:
+    """A read document whose passages are given as (text, vector), with no model to embed them."""
+    document = Document.objects.create(
+        owner=owner, name=name, kind="text", size=0, sha256="0" * 64, original=b"", status=Document.Status.READY
+    )
+    Passage.objects.bulk_create(
+        Passage(document=document, index=index, start=0, end=0, text=text, embedding=vector)
+        for index, (text, vector) in enumerate(passages)
+    )
+    return document
+
+
+def leaning(toward: int, by: float) -> list[float]:
+    """A unit-length vector with ``by`` of its length on axis ``toward`` and the rest spread evenly."""
+    rest = ((1 - by * by) / (EMBEDDING_DIMENSIONS - 1)) ** 0.5
+    return [by if axis == toward else rest for axis in range(EMBEDDING_DIMENSIONS)]
+
+
+def test_the_nearest_of_a_few_documents_among_many_are_found_exactly(
+    user: User, make_user: Callable[..., User]
+) -> None:
+    # Another user's 300 passages are all nearer the question than any of ours, so the
+    # index's candidates hold none of ours: the search falls back to the exact nearest.
+    question = [1.0] + [0.0] * (EMBEDDING_DIMENSIONS - 1)
+    written_document(make_user(), "theirs.txt", [(f"crowd {n}", leaning(0, 0.99)) for n in range(300)])
+    ours = written_document(user, "ours.txt", [(f"ours {n}", leaning(0, 0.1 * n)) for n in range(1, 9)])
+    found = vector_candidates(document_ids=[ours.pk], vector=question)
+    assert [passage_of(f.passage_id).text for f in found] == [f"ours {n}" for n in range(8, 0, -1)]  # nearest first
+    assert [round(f.similarity, 3) for f in found] == [round(0.1 * n, 3) for n in range(8, 0, -1)]
+
+
+def test_a_question_of_stop_words_is_answered_by_meaning_alone(user: User) -> None:
+    ours = written_document(user, "ours.txt", [(f"passage {n}", leaning(n, 0.5)) for n in range(3)])
+    assert keyword_candidates(document_ids=[ours.pk], question="what is it that", vector=leaning(0, 1)) == []
+    found = fused_candidates(document_ids=[ours.pk], question="what is it that", vector=leaning(0, 1), limit=5)
+    assert len(found) == 3
+    assert passage_of(found[0].passage_id).text == "passage 0"
+    assert {f.question_words for f in found} == {0}
+
+
+def test_quotes_and_backslashes_in_a_question_are_words_not_syntax(user: User) -> None:
+    text = "O'Brien keeps the key to C:\\depot under the mat."
+    ours = written_document(user, "ours.txt", [(text, leaning(0, 0.5)), ("Nothing here.", leaning(1, 0.5))])
+    question = "Where is O'Brien's key to C:\\depot? & | ! <->"
+    by_words = keyword_candidates(document_ids=[ours.pk], question=question, vector=leaning(2, 1))
+    assert [passage_of(f.passage_id).text for f in by_words] == [text]
+    assert by_words[0].matched_words >= 2
