@@ -6,7 +6,7 @@ neighbours of the question's vector (cosine, served by the HNSW index), and the 
 the question (English full text: the passages matching the most of its words first). The
 first finds a passage that says the same in other words, the second one that shares a
 rare word, a name or a code the vectors blur. Both searches and their fusion are one SQL
-statement, so a question costs one round trip to the database, not five.
+statement, so a question costs one round trip to the database, not seven.
 
 Every search starts from the asking user's own documents (``documents_of``): another
 user's passages are never candidates, whatever they say.
@@ -104,8 +104,8 @@ BY_MEANING = """
 # out), each quoted so that none is read as an operator; any of them matched through the GIN
 # index. The passages matching the most of them come first (counted by what ts_delete takes
 # out of the passage's vector: one call a passage, however many words), then the denser
-# matches (ts_rank: ts_rank_cd's covers cost twice the whole search at 100,000 passages and
-# ranked the question set the same).
+# matches (ts_rank: ranking by ts_rank_cd's covers took longer than fetching the passages,
+# and ranked the question set no better; docs/decisions.md).
 BY_WORDS = r"""
     question AS MATERIALIZED (
         SELECT words, CASE WHEN cardinality(words) > 0 THEN array_to_string(ARRAY(
