@@ -109,12 +109,13 @@ def quality(owner: Any, path: Path, *, compare: bool) -> None:
             "keyword": keyword_candidates(document_ids=documents, question=question, vector=vector),
             "fused": fused_candidates(document_ids=documents, question=question, vector=vector, limit=CANDIDATES),
         }
+        found_ids = {name: [f.passage_id for f in ranking] for name, ranking in rankings.items()}
         if compare:
             by_words = before_keyword(documents, question, vector)
-            rankings["keyword before"] = by_words
-            rankings["fused before"] = before_fused([before_vector(documents, vector), by_words], CANDIDATES)
-        for name, ranking in rankings.items():
-            found = [pk for pk, *_ in ranking] if name.endswith("before") else [f.passage_id for f in ranking]
+            found_ids["keyword before"] = [pk for pk, _ in by_words]
+            before = before_fused([before_vector(documents, vector), by_words], CANDIDATES)
+            found_ids["fused before"] = [pk for pk, _ in before]
+        for name, found in found_ids.items():
             ranks[name].append(next((rank for rank, pk in enumerate(found, 1) if pk in answering), None))
     for name, found_at in ranks.items():
         recall = sum(1 for rank in found_at if rank is not None and rank <= 5) / len(found_at)

@@ -154,12 +154,12 @@ FUSED = f"""
 
 
 def _search(
-    statement: str, *, document_ids: Sequence[int], vector: Sequence[float], **parameters: object
+    statement: str, *, document_ids: Sequence[int], vector: Sequence[float], **parameters: str | int
 ) -> list[Found]:
     """The passages one of the statements finds, in its order."""
     if not document_ids:
         return []
-    values = {
+    values: dict[str, str | int | list[int]] = {
         "documents": list(document_ids),
         "vector": "[" + ",".join(f"{value:.9g}" for value in vector) + "]",  # 9 digits: a float32 exactly
         "candidates": CANDIDATES,
