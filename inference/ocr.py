@@ -7,8 +7,10 @@ never imports Django.
   ``tesseract`` program (Debian/Ubuntu: ``apt install tesseract-ocr``).
 
 ``PARLEY_OCR_ENGINE=auto`` (the default) takes Tesseract when its program is installed and
-RapidOCR otherwise: on the same rendered pages Tesseract read the words as accurately and
-several times faster (``python -m bench.ocr``; figures in docs/decisions.md).
+RapidOCR otherwise: on the same rendered pages Tesseract read 2.9 to 6 times as many pages a
+minute, and missed 0.3 to 1.3% of the words where RapidOCR missed at most 0.1%
+(``python -m bench.ocr``; figures in docs/decisions.md). A long scan must be read within
+``PARLEY_OCR_TIME_LIMIT_SECONDS``, so speed is chosen over the last point of accuracy.
 """
 
 from __future__ import annotations
@@ -82,9 +84,9 @@ class TesseractReader:
     """Tesseract's ``tesseract`` program, run by pytesseract once a page.
 
     It runs with one OpenMP thread (``OMP_THREAD_LIMIT=1``, the limit Tesseract's own
-    documentation suggests): with its threads on a 2-core machine shared with other work it
-    read 3.6 times fewer pages a minute (``python -m bench.ocr``); ``omp_thread_limit=None``
-    leaves them to OpenMP.
+    documentation suggests): with OpenMP's threads, on a 2-core machine shared with other
+    work, it read 1.4 to 2.8 times fewer pages a minute (``python -m bench.ocr``);
+    ``omp_thread_limit=None`` leaves them to OpenMP.
     """
 
     def __init__(self, *, omp_thread_limit: int | None = 1) -> None:
