@@ -18,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from inference.config import InferenceConfig
 from inference.errors import InferenceError
+from inference.ocr import chosen_engine
 from webapp.env import env_bool, env_choice, env_int, env_list, env_str
 from webapp.redis_urls import InvalidRedisUrl, derive_redis_urls
 
@@ -395,6 +396,12 @@ PARLEY_SUMMARY_BATCH_SIZE = env_int("PARLEY_SUMMARY_BATCH_SIZE", 16, minimum=1) 
 # How long OCR may read one document's page images: under Celery's soft time limit, so a
 # long scan fails saying how many pages were read rather than that the task ran too long.
 PARLEY_OCR_TIME_LIMIT_SECONDS = env_int("PARLEY_OCR_TIME_LIMIT_SECONDS", 20 * 60, minimum=1)
+# The OCR engine that reads page images: rapidocr or tesseract, as inference.ocr chooses
+# for PARLEY_OCR_ENGINE (auto: Tesseract where its program is installed).
+try:
+    PARLEY_OCR_ENGINE = chosen_engine((env_str("PARLEY_OCR_ENGINE") or "auto").strip().lower())
+except InferenceError as error:
+    raise ImproperlyConfigured(str(error)) from None
 PARLEY_SENTIMENT_MAX_ROWS = env_int("PARLEY_SENTIMENT_MAX_ROWS", 100_000, minimum=1)
 PARLEY_SENTIMENT_REVIEW_BELOW = env_int("PARLEY_SENTIMENT_REVIEW_BELOW_PERCENT", 60, minimum=0) / 100
 DATA_UPLOAD_MAX_NUMBER_FILES = 100  # the clear per-request limit above is checked by Parley itself

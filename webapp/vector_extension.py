@@ -1,8 +1,9 @@
 """Whether the database can hold passages' vectors: the ``vector`` extension (pgvector).
 
 The embedded PostgreSQL (pgserver) ships it; an operator's server needs it installed.
-The run command checks before migrating, and the migration that creates the extension
-checks again, each with the same message naming the fix.
+The run command checks before migrating, ``migrate`` before it changes anything (a
+``pre_migrate`` receiver of the documents app), and the migration that creates the
+extension checks again, each with the same message naming the fix.
 """
 
 from __future__ import annotations

@@ -44,6 +44,8 @@ class Document(models.Model):
     words = models.PositiveIntegerField(null=True, blank=True)
     # The pages (1-based) whose text was read from their images by OCR.
     ocr_pages = models.JSONField(default=list, blank=True)
+    # The OCR engine that read them, as the page names it ("Tesseract 5.3.0"); "" when none did.
+    ocr_engine = models.CharField(max_length=100, blank=True, default="")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
     # The whole document's sentiment: label, score and mean probabilities over its sentences.

@@ -115,6 +115,7 @@ def document_read(*, job: Job) -> None:
             pages=extracted.pages,
             words=extracted.words,
             ocr_pages=list(extracted.ocr_pages),
+            ocr_engine=page_reader().label if extracted.ocr_pages else "",
             sentiment=sentiment,
             status=Document.Status.READY,
             error="",
@@ -128,15 +129,20 @@ def document_read(*, job: Job) -> None:
         job_finish(job=job)
 
 
-@cache
 def page_reader() -> PageReader:
-    """The OCR models, loaded once per worker process, on the first page without text.
+    """The reader of the installation's OCR engine (``PARLEY_OCR_ENGINE``), its models
+    loaded once per worker process, on the first page without text.
 
     Returned lazily: reading a document with a text layer never loads them.
     """
-    from inference.ocr import PageReader
+    return _loaded_reader(settings.PARLEY_OCR_ENGINE)
 
-    return PageReader()
+
+@cache
+def _loaded_reader(engine: str) -> PageReader:
+    from inference.ocr import load_reader
+
+    return load_reader(engine)
 
 
 def document_reading_failed(job: Job, reason: str) -> None:

@@ -1,5 +1,6 @@
-"""Upgrading to summaries by a chosen model: summaries made before keep their rows and
-count as the installation's summary model's."""
+"""Upgrading keeps what was there: summaries made before a summary's model was chosen count
+as the installation's summary model's, and documents read by OCR before the engine was
+recorded keep their pages read, naming no engine."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.state import StateApps
+from django.test import Client
+from django.urls import reverse
 
+from webapp.accounts.models import User
 from webapp.documents import services
 from webapp.documents.models import Document, Summary
 
@@ -58,3 +62,23 @@ def test_summaries_made_before_are_kept_as_the_installations_summary_models(befo
     again = services.summary_request(Document.objects.get(pk=document.pk), "short", "paragraph")
     assert again.pk == old.pk
     assert services.summary_request(Document.objects.get(pk=document.pk), "short", "paragraph", "").pk == old.pk
+
+
+def test_documents_read_by_ocr_before_the_engine_was_recorded_keep_their_pages(
+    user: User, logged_in_client: Client
+) -> None:
+    executor = MigrationExecutor(connection)
+    executor.migrate([("documents", "0006_collections")])
+    try:
+        apps = executor.loader.project_state([("documents", "0006_collections")], at_end=True).apps
+        scan = apps.get_model("documents", "Document").objects.create(
+            owner_id=user.pk, name="old-scan.pdf", kind="pdf", size=3, sha256="1" * 64, original=b"pdf",
+            text="Invoice number 4471", status="ready", words=3, pages=2, ocr_pages=[1, 2],
+        )  # fmt: skip
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    kept = Document.objects.get(pk=scan.pk)
+    assert (kept.text, kept.ocr_pages, kept.ocr_engine) == ("Invoice number 4471", [1, 2], "")
+    page = logged_in_client.get(reverse("documents:detail", args=[kept.pk])).content.decode()
+    assert "Read by OCR (the pages had no text" in page

@@ -1,4 +1,5 @@
-"""Scanned PDFs and images are read by OCR (RapidOCR, its models shipped in its wheel)."""
+"""Scanned PDFs and images are read by OCR, by each engine: RapidOCR (its models shipped in
+its wheel) and Tesseract (Debian's tesseract-ocr, which ./parley test installs)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from pytest_django import Settings
 
 from tests.webapp.documents.corpus import read_document
 from tests.webapp.documents.files import make_png, make_scanned_pdf
@@ -22,8 +24,17 @@ from webapp.jobs.models import Job
 
 pytestmark = pytest.mark.django_db
 
+ENGINE_LABELS = {"rapidocr": "RapidOCR", "tesseract": "Tesseract 5"}
 
-def test_a_scanned_pdf_comes_out_as_searchable_text(user: User, logged_in_client: Client) -> None:
+
+@pytest.fixture(params=list(ENGINE_LABELS))
+def engine(request: pytest.FixtureRequest, settings: Settings) -> str:
+    """The installation reads page images with this engine, as PARLEY_OCR_ENGINE chose it."""
+    settings.PARLEY_OCR_ENGINE = request.param
+    return str(request.param)
+
+
+def test_a_scanned_pdf_comes_out_as_searchable_text(engine: str, user: User, logged_in_client: Client) -> None:
     scan = make_scanned_pdf([["Invoice number 4471", "Total due: 900 euros"], ["Payment within thirty days"]])
     with pytest.raises(ExtractionError, match="no extractable text: its pages are images"):
         extract("pdf", scan)  # no text layer: without OCR there is nothing …
@@ -37,11 +48,11 @@ def test_a_scanned_pdf_comes_out_as_searchable_text(user: User, logged_in_client
     by_words = keyword_candidates(document_ids=[document.pk], question=question, vector=question_vector(question))
     assert "thirty days" in document.passages.get(pk=by_words[0].passage_id).text
     page = logged_in_client.get(reverse("documents:detail", args=[document.pk])).content.decode()
-    assert "Read by OCR" in page
+    assert f"Read by OCR, with {ENGINE_LABELS[engine]}" in page
     assert "pages 1, 2" in page
 
 
-def test_a_png_uploads_and_is_read(user: User, logged_in_client: Client) -> None:
+def test_a_png_uploads_and_is_read(engine: str, user: User, logged_in_client: Client) -> None:
     upload = SimpleUploadedFile("whiteboard.png", make_png(["Retrospective notes", "Ship the beta on Monday"]))
     logged_in_client.post(reverse("documents:upload"), {"files": [upload]})
     document = Document.objects.get(owner=user, name="whiteboard.png")
@@ -51,6 +62,7 @@ def test_a_png_uploads_and_is_read(user: User, logged_in_client: Client) -> None
     assert document.status == "ready", document.error
     assert "Ship the beta on Monday" in document.text
     assert document.ocr_pages == [1]
+    assert document.ocr_engine.startswith(ENGINE_LABELS[engine])
 
 
 def test_an_image_that_is_not_an_image_is_refused_or_fails_clearly(user: User, logged_in_client: Client) -> None:
@@ -69,7 +81,7 @@ def test_an_image_that_is_not_an_image_is_refused_or_fails_clearly(user: User, l
     assert "The image is damaged or not an image at all" in document.error
 
 
-def test_a_pdf_whose_every_page_fails_ocr_fails_with_the_reason(user: User) -> None:
+def test_a_pdf_whose_every_page_fails_ocr_fails_with_the_reason(engine: str, user: User) -> None:
     blank = make_scanned_pdf([[], []])
     with pytest.raises(ExtractionError, match="2 pages of images, but OCR found no text on any of them"):
         extract("pdf", blank, read_image=page_reader().read)
