@@ -13,7 +13,8 @@ found, how fast a search is at scale, and how fast OCR reads a page.
    leave out). With --compare, the search as it
    was before it became one statement (two queries and two more round trips, fused in
    Python: ``before_search`` below) takes its turns too, and its quality is printed beside.
-3. OCR: --ocr-pages page images of 30 lines each read by RapidOCR, in pages a minute.
+3. OCR: --ocr-pages page images of 30 lines each read by the engine `PARLEY_OCR_ENGINE` picks, in
+   pages a minute (`python -m bench.ocr` sets the two engines side by side).
 
     python -m bench.retrieval --compare        # the figures in docs/decisions.md
     python -m bench.retrieval --sizes 10000 --ocr-pages 0   # a quick look
