@@ -79,10 +79,11 @@ def test_cancelling_a_long_scan_stops_within_a_page_and_says_the_document_was_no
     job.refresh_from_db()
     read_when_cancelled = job.done
     assert job.state == "cancelled"
-    # the worker lets go of the scan within a page: a short file queued after it is read
-    # long before the 300 pages could be
+    # the worker lets go of the scan within a page: a short file queued after it is read,
+    # and by then the scan has not gone on past the page it was on (the pages counted,
+    # not the clock, show it: embedding the note may take a while on a loaded machine)
     _, after = upload(logged_in_client, user, "note.txt", b"Read right after the cancel.")
-    job_when(after, lambda j: j.state == "done", "the next upload to be read", timeout=60)
+    job_when(after, lambda j: j.state == "done", "the next upload to be read")
     job.refresh_from_db()
     document.refresh_from_db()
     assert job.done <= read_when_cancelled + 1
