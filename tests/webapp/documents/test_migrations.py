@@ -10,27 +10,21 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.state import StateApps
 
+from tests.migrations import migrated_back
 from webapp.documents import services
 from webapp.documents.models import Document, Summary
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BEFORE = [("documents", "0004_ocr_pages")]
+BEFORE = ("documents", "0004_ocr_pages")
 AFTER = [("documents", "0005_summary_model")]
 
 
 @pytest.fixture
 def before_the_choice() -> Iterator[StateApps]:
-    executor = MigrationExecutor(connection)
-    executor.migrate(BEFORE)
-    try:
-        # the state of what is applied now: going back also took back the other apps'
-        # migrations that depend on a later documents migration (chat's collections)
-        applied = MigrationExecutor(connection).loader.applied_migrations
-        yield executor.loader.project_state(list(applied), at_end=True).apps
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
+    # going back also takes back chat's collections, which depend on a later documents migration
+    with migrated_back(BEFORE) as apps:
+        yield apps
 
 
 def test_summaries_made_before_are_kept_as_the_installations_summary_models(before_the_choice: StateApps) -> None:
