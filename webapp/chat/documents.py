@@ -23,9 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, QuerySet
 
 from inference import prompts
 from webapp.accounts.models import User
@@ -37,6 +38,8 @@ from webapp.documents.retrieval import Found, passages_search
 # conversation's own turns.
 WHOLE_SHARE = 0.5
 PASSAGES_GIVEN = 5
+# The tables that link a conversation to what it asks about
+Link = TypeVar("Link", ConversationDocument, ConversationCollection)
 
 
 @dataclass(frozen=True)
@@ -70,9 +73,32 @@ def owned_documents(*, owner: User, document_ids: Iterable[int]) -> list[Documen
 
 
 def _attached_ids(conversation_id: int) -> list[int]:
-    return list(
-        ConversationDocument.objects.filter(conversation_id=conversation_id).values_list("document_id", flat=True)
+    return _linked_ids(ConversationDocument, "document", conversation_id)
+
+
+def _linked_ids(link: type[Link], field: str, conversation_id: int) -> list[int]:
+    """The ids a conversation's ``link`` rows point at through their ``field``."""
+    return list(link._default_manager.filter(conversation_id=conversation_id).values_list(f"{field}_id", flat=True))
+
+
+def _attach(
+    *,
+    conversation: Conversation,
+    ids: Iterable[int],
+    owned: QuerySet[Document] | QuerySet[Collection],
+    link: type[Link],
+    field: str,
+) -> int:
+    """Link the conversation, through ``link`` rows' ``field``, to those of ``ids`` that are
+    among ``owned`` (the owner's documents or collections) and not linked yet; returns how
+    many were new."""
+    new = set(owned.filter(pk__in=list(ids)).values_list("pk", flat=True))
+    new.difference_update(_linked_ids(link, field, conversation.pk))
+    # the same one attached meanwhile in another tab is left to the unique constraint
+    link._default_manager.bulk_create(
+        [link(conversation=conversation, **{f"{field}_id": pk}) for pk in sorted(new)], ignore_conflicts=True
     )
+    return len(new)
 
 
 def attachable_documents(*, conversation: Conversation | None, owner: User) -> list[Document]:
@@ -93,9 +119,7 @@ def attached_collections(*, conversation: Conversation) -> list[Collection]:
 
 
 def _attached_collection_ids(conversation_id: int) -> list[int]:
-    return list(
-        ConversationCollection.objects.filter(conversation_id=conversation_id).values_list("collection_id", flat=True)
-    )
+    return _linked_ids(ConversationCollection, "collection", conversation_id)
 
 
 def attachable_collections(*, conversation: Conversation | None, owner: User) -> list[Collection]:
@@ -108,13 +132,10 @@ def attachable_collections(*, conversation: Conversation | None, owner: User) ->
 
 def collections_attach(*, conversation: Conversation, collection_ids: Iterable[int]) -> int:
     """Attach those of the collections that are the conversation owner's; returns how many were new."""
-    owned = Collection.objects.filter(owner_id=conversation.owner_id, pk__in=list(collection_ids)).values_list(
-        "pk", flat=True
+    owned = Collection.objects.filter(owner_id=conversation.owner_id)
+    return _attach(
+        conversation=conversation, ids=collection_ids, owned=owned, link=ConversationCollection, field="collection"
     )
-    made = ConversationCollection.objects.bulk_create(
-        [ConversationCollection(conversation=conversation, collection_id=pk) for pk in owned], ignore_conflicts=True
-    )
-    return len(made)
 
 
 def collection_detach(*, conversation: Conversation, collection_id: int) -> bool:
@@ -130,13 +151,10 @@ def owned_collections(*, owner: User, collection_ids: Iterable[int]) -> list[Col
 
 def documents_attach(*, conversation: Conversation, document_ids: Iterable[int]) -> int:
     """Attach those of the documents that are the conversation owner's; returns how many were new."""
-    owned = Document.objects.filter(owner_id=conversation.owner_id, pk__in=list(document_ids)).values_list(
-        "pk", flat=True
+    owned = Document.objects.filter(owner_id=conversation.owner_id)
+    return _attach(
+        conversation=conversation, ids=document_ids, owned=owned, link=ConversationDocument, field="document"
     )
-    made = ConversationDocument.objects.bulk_create(
-        [ConversationDocument(conversation=conversation, document_id=pk) for pk in owned], ignore_conflicts=True
-    )
-    return len(made)
 
 
 def document_detach(*, conversation: Conversation, document_id: int) -> bool:

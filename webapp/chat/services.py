@@ -32,6 +32,7 @@ from webapp.chat.imports import ImportPlan, ImportRefused
 from webapp.chat.models import PROJECT_NAME_MAX_LENGTH, Conversation, Feedback, Message, Project, SharedConversation
 from webapp.chat.notify import notify_worker
 from webapp.core.events import publish
+from webapp.core.names import tidied_name
 from webapp.documents import quotas
 from webapp.documents.models import Collection, Document
 from webapp.review import services as review
@@ -363,14 +364,7 @@ def conversation_inheritance(*, project: Project | None) -> Inheritance:
 
 def project_name(*, name: str) -> str:
     """``name`` with its spaces tidied, or a ``ChatError`` saying why it cannot be one."""
-    name = re.sub(r"\s+", " ", name).strip()
-    if not name:
-        raise ChatError("A project needs a name.")
-    if len(name) > PROJECT_NAME_MAX_LENGTH:
-        raise ChatError(
-            f"A project's name can be at most {PROJECT_NAME_MAX_LENGTH} characters long; that one is {len(name):,}."
-        )
-    return name
+    return tidied_name(name, noun="project", max_length=PROJECT_NAME_MAX_LENGTH, error=ChatError)
 
 
 def _check_name_free(*, owner_id: int, name: str, project_id: int | None = None) -> None:

@@ -7,7 +7,6 @@ sees a job whose rows are not saved yet. Reads are in ``selectors``.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -17,6 +16,7 @@ from django.db import IntegrityError, transaction
 
 from webapp.accounts.models import User
 from webapp.accounts.usage import budget_refusal
+from webapp.core.names import tidied_name
 from webapp.documents import quotas
 from webapp.documents.intake import RejectedUpload, detect_kind, display_name
 from webapp.documents.models import COLLECTION_NAME_MAX_LENGTH, Collection, Document, Summary
@@ -149,15 +149,7 @@ def summary_request(document: Document, length: str, form: str, model: str = "")
 
 def collection_name(*, name: str) -> str:
     """``name`` with its spaces tidied, or a ``DocumentError`` saying why it cannot be one."""
-    name = re.sub(r"\s+", " ", name).strip()
-    if not name:
-        raise DocumentError("A collection needs a name.")
-    if len(name) > COLLECTION_NAME_MAX_LENGTH:
-        raise DocumentError(
-            f"A collection's name can be at most {COLLECTION_NAME_MAX_LENGTH} characters long; "
-            f"that one is {len(name):,}."
-        )
-    return name
+    return tidied_name(name, noun="collection", max_length=COLLECTION_NAME_MAX_LENGTH, error=DocumentError)
 
 
 def _collection_documents(*, owner_id: int, document_ids: Iterable[int]) -> list[int]:

@@ -9,9 +9,10 @@
     sentiment/<id>-<name>.csv         each sentiment batch's results, as its page exports them
 
 The zip is written to a small buffer that is emptied each time it holds ``FLUSH_BYTES``
-(and after each file), so the archive is never whole in memory: at most one document's
-original is, read on its own when its turn comes. ``zipfile`` writes to a stream it cannot
-seek in by putting each file's sizes after its data, which every unzip tool reads.
+(and after each file), so the archive is never whole in memory, nor is a document's
+original: it is read in slices (``selectors.document_original``) when its turn comes.
+``zipfile`` writes to a stream it cannot seek in by putting each file's sizes after its
+data, which every unzip tool reads.
 """
 
 from __future__ import annotations
@@ -67,10 +68,23 @@ def safe_name(name: str, fallback: str) -> str:
     return f"{stem}.{extension}" if extension else stem
 
 
-def _pieces(data: bytes) -> Iterator[bytes]:
-    view = memoryview(data)
-    for start in range(0, len(data), FILE_CHUNK_BYTES):
-        yield bytes(view[start : start + FILE_CHUNK_BYTES])
+def _pieces(slices: Iterable[bytes]) -> Iterator[bytes]:
+    for data in slices:
+        view = memoryview(data)
+        for start in range(0, len(data), FILE_CHUNK_BYTES):
+            yield bytes(view[start : start + FILE_CHUNK_BYTES])
+
+
+def _document_entries(*, user: User, document_id: int, document_name: str) -> Iterator[tuple[str, Iterable[bytes]]]:
+    """One document's original, read in slices as the zip takes it, and its text. A
+    generator of its own, so that its text is let go before the next document's is read."""
+    text = selectors.document_text(user=user, document_id=document_id)
+    if text is None:
+        return  # deleted while the archive was being written
+    file_name = safe_name(document_name, "original")
+    folder = f"documents/{document_id}-{file_name.partition('.')[0]}"
+    yield f"{folder}/{file_name}", _pieces(selectors.document_original(user=user, document_id=document_id))
+    yield f"{folder}/text.txt", [text.encode()]
 
 
 def _entries(user: User) -> Iterator[tuple[str, Iterable[bytes]]]:
@@ -84,14 +98,7 @@ def _entries(user: User) -> Iterator[tuple[str, Iterable[bytes]]]:
                 body = chat_exports.conversation_markdown(conversation=conversation)
             yield f"conversations/{name}", [body.encode()]
     for document_id, document_name in selectors.documents_of(user=user):
-        contents = selectors.document_contents(user=user, document_id=document_id)
-        if contents is None:
-            continue  # deleted while the archive was being written
-        original, text = contents
-        file_name = safe_name(document_name, "original")
-        folder = f"documents/{document_id}-{file_name.partition('.')[0]}"
-        yield f"{folder}/{file_name}", _pieces(original)
-        yield f"{folder}/text.txt", [text.encode()]
+        yield from _document_entries(user=user, document_id=document_id, document_name=document_name)
     for batch in selectors.sentiment_batches_of(user=user):
         lines = sentiment_exports.export_lines(batch, "csv")
         stem = safe_name(batch.name, "batch").partition(".")[0]

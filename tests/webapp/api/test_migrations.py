@@ -13,6 +13,8 @@ from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.state import StateApps
 from django.utils import timezone
 
+from tests.migrations import migrated_back
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE = [("chat", "0002_sharedconversation"), ("review", "0004_reviewitem_prompt")]
@@ -21,14 +23,8 @@ AFTER = [("chat", "0004_conversation_origin"), ("review", "0005_api_answers"), (
 
 @pytest.fixture
 def before_api() -> Iterator[StateApps]:
-    executor = MigrationExecutor(connection)
-    executor.migrate(BEFORE)
-    try:
-        # accounts is not taken back: users are made with the model the database has now
-        yield executor.loader.project_state([*BEFORE, *executor.loader.graph.leaf_nodes("accounts")]).apps
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
+    with migrated_back(*BEFORE) as apps:
+        yield apps
 
 
 def test_existing_conversations_and_review_items_are_kept_as_the_chat_pages(before_api: StateApps) -> None:

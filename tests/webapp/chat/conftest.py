@@ -1,5 +1,5 @@
-"""Fixtures for chat: conversations, and a real generation worker on a tiny model or on
-the real default chat model.
+"""Fixtures for chat: conversations, and a real generation worker on a tiny model, on
+the real default chat model, or streaming from an ``openai`` model's server.
 
 The worker runs in this process (threads) against the test database and real Redis,
 exactly as ``manage.py generation_worker`` runs it, with a tiny random model slowed to a
@@ -18,8 +18,11 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from pytest_django import Settings
 
+from inference.config import LocalModel, ModelRegistry, UpstreamModel
 from inference.engine import Engine
+from inference.upstream import UpstreamEngine
 from tests.models import build_tiny_model, on_each_pass
 from webapp.accounts.models import User
 from webapp.chat import services
@@ -77,6 +80,22 @@ def start_worker(chat_tokenizer: Any) -> Iterator[Callable[..., GenerationWorker
         def start(*, capacity: int = 8, step_seconds: float = STEP_SECONDS, **options: Any) -> GenerationWorker:
             engine = slow_tiny_engine(chat_tokenizer, step_seconds=step_seconds, max_batch_size=capacity)
             return run(GenerationWorker(engine, poll_interval=0.2, save_interval=0.05, **options))
+
+        yield start
+
+
+@pytest.fixture
+def start_upstream_worker(settings: Settings) -> Iterator[Callable[[UpstreamModel], GenerationWorker]]:
+    """A generation worker streaming from an ``openai`` model's server, the model offered
+    beside the default local one (the registry: those two)."""
+    local = settings.PARLEY_INFERENCE.models.default
+    with worker_threads() as run:
+
+        def start(model: UpstreamModel) -> GenerationWorker:
+            registry = ModelRegistry(models=(LocalModel(name=local), model), default=local)
+            settings.PARLEY_INFERENCE = dataclasses.replace(settings.PARLEY_INFERENCE, models=registry)
+            engine = UpstreamEngine(model, max_batch_size=4, retry_first_wait=0.05)
+            return run(GenerationWorker(engine, model=model.name, poll_interval=0.2, save_interval=0.05))
 
         yield start
 

@@ -172,6 +172,26 @@ def test_documents_are_attached_only_by_their_owner(
     assert not ConversationDocument.objects.filter(conversation=conversation).exists()
 
 
+def test_attaching_what_is_attached_already_says_so_and_adds_nothing(logged_in_client: Client, user: User) -> None:
+    notes = Document.objects.create(owner=user, name="notes.txt", kind="text", size=1, sha256="e" * 64, original=b"x")
+    shelf = collection_create(owner=user, name="Shelf", document_ids=[notes.pk])
+    conversation = Conversation.objects.create(owner=user)
+    url = reverse("chat:attach", args=[conversation.pk])
+    chosen = {"documents": [notes.pk], "collections": [shelf.pk]}
+    first = logged_in_client.post(url, chosen, follow=True).content.decode()
+    assert "Those were already attached." not in first
+    again = logged_in_client.post(url, chosen, follow=True).content.decode()
+    assert "Those were already attached." in again
+    assert ConversationDocument.objects.filter(conversation=conversation).count() == 1
+    assert ConversationCollection.objects.filter(conversation=conversation).count() == 1
+    # one new beside one already there is an attachment, not a refusal
+    more = Document.objects.create(owner=user, name="more.txt", kind="text", size=1, sha256="d" * 64, original=b"y")
+    mixed = logged_in_client.post(url, {"documents": [notes.pk, more.pk]}, follow=True).content.decode()
+    assert "Those were already attached." not in mixed
+    attached = ConversationDocument.objects.filter(conversation=conversation).values_list("document_id", flat=True)
+    assert set(attached) == {notes.pk, more.pk}
+
+
 def test_ask_about_this_document_starts_a_conversation_with_it(
     logged_in_client: Client, user: User, minutes: Document
 ) -> None:

@@ -6,32 +6,19 @@ forward."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.contenttypes.models import ContentType
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
+from tests.migrations import migrated_back
 from webapp.accounts.models import User
 from webapp.chat.models import Conversation, Message, Project
 from webapp.chat.search import parse_query, search_messages
 from webapp.chat.services import conversation_inheritance
 
-BEFORE = [("chat", "0002_sharedconversation")]
-
-
-def migrate_to_latest() -> None:
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
-    ContentType.objects.clear_cache()
+BEFORE = ("chat", "0002_sharedconversation")
 
 
 @pytest.mark.django_db(transaction=True)
 def test_titled_conversations_count_as_the_users_and_their_messages_are_searchable() -> None:
-    try:
-        executor = MigrationExecutor(connection)
-        executor.migrate(BEFORE)
-        executor.loader.build_graph()
-        # accounts is not taken back: users are made with the model the database has now
-        old = executor.loader.project_state([*BEFORE, *executor.loader.graph.leaf_nodes("accounts")]).apps
+    with migrated_back(BEFORE) as old:
         owner = old.get_model("accounts", "User").objects.create(email="old@example.com", username="old@example.com")
         conversations = old.get_model("chat", "Conversation").objects
         messages = old.get_model("chat", "Message").objects
@@ -42,8 +29,6 @@ def test_titled_conversations_count_as_the_users_and_their_messages_are_searchab
             status="complete",
         )  # fmt: skip
         untitled = conversations.create(owner=owner, title="")
-    finally:
-        migrate_to_latest()  # also after a failure: the next test finds the database it expects
 
     assert Conversation.objects.get(pk=titled.pk).title == "Sourdough"
     assert Conversation.objects.get(pk=titled.pk).title_source == Conversation.TitleSource.USER
@@ -59,23 +44,15 @@ def test_titled_conversations_count_as_the_users_and_their_messages_are_searchab
     assert Conversation.objects.create(owner=user).title_source == Conversation.TitleSource.FALLBACK
 
 
-BEFORE_PROJECT_DEFAULTS = [("chat", "0007_conversation_documents")]
+BEFORE_PROJECT_DEFAULTS = ("chat", "0007_conversation_documents")
 
 
 @pytest.mark.django_db(transaction=True)
 def test_projects_made_before_they_held_a_model_documents_and_collections_keep_their_rows_and_hold_none() -> None:
-    try:
-        executor = MigrationExecutor(connection)
-        executor.migrate(BEFORE_PROJECT_DEFAULTS)
-        executor.loader.build_graph()
-        old = executor.loader.project_state(
-            [*BEFORE_PROJECT_DEFAULTS, *executor.loader.graph.leaf_nodes("accounts")]
-        ).apps
+    with migrated_back(BEFORE_PROJECT_DEFAULTS) as old:
         owner = old.get_model("accounts", "User").objects.create(email="old@example.com", username="old@example.com")
         project = old.get_model("chat", "Project").objects.create(owner=owner, name="Work", system_prompt="Be brief.")
         inside = old.get_model("chat", "Conversation").objects.create(owner=owner, title="Rota", project=project)
-    finally:
-        migrate_to_latest()
 
     kept = Project.objects.get(pk=project.pk)
     assert (kept.name, kept.system_prompt, kept.model) == ("Work", "Be brief.", "")

@@ -11,13 +11,12 @@ from collections.abc import Callable
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.urls import reverse
 from pytest_django import Settings
 
 from inference.config import LocalModel, ModelRegistry, UpstreamModel
+from tests.migrations import migrated_back
 from tests.processes import BASE_DIR, process_env
 from tests.webapp.chat.conftest import Converse, finish
 from webapp.accounts.models import User
@@ -158,18 +157,9 @@ def test_staff_see_the_registry_without_its_secrets(
 
 @pytest.mark.django_db(transaction=True)
 def test_conversations_made_before_models_could_be_chosen_keep_their_rows_and_follow_the_default() -> None:
-    executor = MigrationExecutor(connection)
-    before = [("chat", "0002_sharedconversation")]
-    try:
-        executor.migrate(before)
-        executor.loader.build_graph()
-        # accounts is not taken back: users are made with the model the database has now
-        old = executor.loader.project_state([*before, *executor.loader.graph.leaf_nodes("accounts")]).apps
+    with migrated_back(("chat", "0002_sharedconversation")) as old:
         owner = old.get_model("accounts", "User").objects.create(email="old@example.com", username="old@example.com")
         made = old.get_model("chat", "Conversation").objects.create(owner=owner, title="From before", temperature=0.2)
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
     conversation = Conversation.objects.get(pk=made.pk)
     assert (conversation.title, conversation.temperature, conversation.model) == ("From before", 0.2, "")
 

@@ -10,22 +10,17 @@ with a reason, never one generating.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.conf import settings as django_settings
-from pytest_django import Settings
 
-from inference.config import LocalModel, ModelRegistry, UpstreamModel
-from inference.upstream import UpstreamEngine
 from tests.processes import free_port
 from tests.upstream import LlamaServer, ScriptedServer, upstream_model
 from tests.waiting import wait_for
-from tests.webapp.chat.conftest import settled, worker_threads
+from tests.webapp.chat.conftest import settled
 from webapp.accounts.models import User
 from webapp.chat import selectors, services
 from webapp.chat.models import Conversation, Message
@@ -34,31 +29,7 @@ from webapp.core.events import ThreadPublisher
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-LOCAL = django_settings.PARLEY_INFERENCE.models.default
 Published = list[tuple[str, dict[str, Any]]]
-
-
-@pytest.fixture
-def offer(settings: Settings) -> Callable[..., None]:
-    """Make the registry the default local model and these upstream models."""
-
-    def configure(*models: UpstreamModel) -> None:
-        registry = ModelRegistry(models=(LocalModel(name=LOCAL), *models), default=LOCAL)
-        settings.PARLEY_INFERENCE = dataclasses.replace(settings.PARLEY_INFERENCE, models=registry)
-
-    return configure
-
-
-@pytest.fixture
-def start_upstream_worker(offer: Callable[..., None]) -> Iterator[Callable[..., GenerationWorker]]:
-    with worker_threads() as run:
-
-        def start(model: UpstreamModel) -> GenerationWorker:
-            offer(model)
-            engine = UpstreamEngine(model, max_batch_size=4, retry_first_wait=0.05)
-            return run(GenerationWorker(engine, model=model.name, poll_interval=0.2, save_interval=0.05))
-
-        yield start
 
 
 @pytest.fixture

@@ -16,12 +16,14 @@ from openai.types.chat import ChatCompletionMessageParam
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_django import Settings
 
-from inference.config import LocalModel, ModelRegistry
+from inference.config import LocalModel, ModelRegistry, UpstreamModel
+from tests.upstream import LlamaServer
 from tests.waiting import wait_for
 from tests.webapp.api.conftest import WebServer
+from tests.webapp.chat.conftest import settled
 from webapp.accounts.models import User
 from webapp.chat import answers, services
-from webapp.chat.models import Conversation
+from webapp.chat.models import Conversation, Message
 from webapp.chat.worker import GenerationWorker
 from webapp.jobs.models import Job
 from webapp.jobs.services import job_finish
@@ -49,6 +51,10 @@ def scrape(web: WebServer) -> Samples:
 
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def growth(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    return value(after, name, **labels) - value(before, name, **labels)
 
 
 def test_a_scrape_after_answers_shows_them_counted_with_their_tokens_timings_finishes_and_cache(
@@ -84,7 +90,7 @@ def test_a_scrape_after_answers_shows_them_counted_with_their_tokens_timings_fin
     after = wait_for(moved, what="the answer on /metrics")
 
     def grew(name: str, **labels: str) -> float:
-        return value(after, name, **labels) - value(before, name, **labels)
+        return growth(before, after, name, **labels)
 
     prompt_tokens = first.usage.prompt_tokens + completion.usage.prompt_tokens
     assert grew("parley_answers_total", model=model, outcome="complete") == 2
@@ -112,6 +118,77 @@ def test_a_scrape_after_answers_shows_them_counted_with_their_tokens_timings_fin
     assert value(after, "parley_answers_waiting", model=model) == 0
     assert value(after, "parley_answers_running", model=model) == 0
     assert ("parley_jobs_waiting", frozenset({("kind", "summary")})) in after
+
+
+def test_an_answer_ended_by_a_stop_sequence_is_counted_as_a_stop_finish(
+    start_web: Callable[..., WebServer],
+    start_worker: Callable[..., GenerationWorker],
+    user: User,
+    key_of: Callable[[User], str],
+    model: str,
+) -> None:
+    web = start_web(PARLEY_METRICS_TOKEN=TOKEN)
+    before = scrape(web)
+    start_worker()
+    client = web.client(key_of(user))
+    question: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Tell me about oats"}]
+    # greedy, so that asking again writes the same text, up to where it is told to stop
+    whole = client.chat.completions.create(model=model, messages=question, max_tokens=12, temperature=0)
+    text = whole.choices[0].message.content or ""
+    assert whole.choices[0].finish_reason == "length"
+    assert len(text) >= 4
+    stop = text[len(text) // 2 :][:2]  # a piece of its own second half
+    stopped = client.chat.completions.create(model=model, messages=question, max_tokens=12, temperature=0, stop=[stop])
+    assert stopped.choices[0].finish_reason == "stop"
+    assert stopped.choices[0].message.content == text[: text.index(stop)]
+    assert stopped.usage is not None
+    assert stopped.usage.completion_tokens < 12
+
+    def counted() -> Samples | None:
+        samples = scrape(web)
+        answered = growth(before, samples, "parley_answers_total", model=model, outcome="complete")
+        return samples if answered >= 2 else None
+
+    after = wait_for(counted, what="both answers on /metrics")
+    assert growth(before, after, "parley_answer_finishes_total", model=model, reason="stop") == 1
+    assert growth(before, after, "parley_answer_finishes_total", model=model, reason="length") == 1
+
+
+def test_an_upstream_models_answer_is_counted_but_kept_out_of_the_prefix_cache(
+    llama_server: LlamaServer,
+    start_upstream_worker: Callable[[UpstreamModel], GenerationWorker],
+    user: User,
+    staff_user: User,
+    client: Client,
+) -> None:
+    # a name no other test gives a model, so that any series of it is this answer's
+    upstream = llama_server.model("metrics-llama")
+    client.force_login(staff_user)
+    before = parse(client.get(reverse("metrics")).content.decode())
+    start_upstream_worker(upstream)
+    conversation = Conversation.objects.create(owner=user, model=upstream.name, temperature=0, max_tokens=8)
+    answer = services.message_send(conversation=conversation, content="Name a colour of the rainbow.")
+    done = wait_for(lambda: settled(answer), timeout=60, what="the upstream's answer")
+    assert done.status == Message.Status.COMPLETE
+    assert done.prompt_tokens > 0
+    assert done.completion_tokens > 0
+
+    def counted() -> Samples | None:
+        samples = parse(client.get(reverse("metrics")).content.decode())
+        answered = growth(before, samples, "parley_answers_total", model=upstream.name, outcome="complete")
+        return samples if answered else None
+
+    after = wait_for(counted, what="the upstream's answer on /metrics")
+    assert growth(before, after, "parley_prompt_tokens_total", model=upstream.name) == done.prompt_tokens
+    assert growth(before, after, "parley_generated_tokens_total", model=upstream.name) == done.completion_tokens
+    assert growth(before, after, "parley_time_to_first_token_seconds_count", model=upstream.name) == 1
+    cache = "parley_prefix_cache_prompt_tokens"
+    assert not [labels for name, labels in after if name.startswith(cache) and ("model", upstream.name) in labels]
+
+    def cached(samples: Samples) -> float:
+        return sum(count for (name, _), count in samples.items() if name == f"{cache}_total")
+
+    assert cached(after) == cached(before)  # nor counted under another model's name
 
 
 def test_metrics_are_refused_without_the_token_or_a_staff_session(

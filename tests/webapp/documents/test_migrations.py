@@ -13,28 +13,22 @@ from django.db.migrations.state import StateApps
 from django.test import Client
 from django.urls import reverse
 
+from tests.migrations import migrated_back
 from webapp.accounts.models import User
 from webapp.documents import services
 from webapp.documents.models import Document, Summary
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BEFORE = [("documents", "0004_ocr_pages")]
+BEFORE = ("documents", "0004_ocr_pages")
 AFTER = [("documents", "0005_summary_model")]
 
 
 @pytest.fixture
 def before_the_choice() -> Iterator[StateApps]:
-    executor = MigrationExecutor(connection)
-    executor.migrate(BEFORE)
-    try:
-        # the state of what is applied now: going back also took back the other apps'
-        # migrations that depend on a later documents migration (chat's collections)
-        applied = MigrationExecutor(connection).loader.applied_migrations
-        yield executor.loader.project_state(list(applied), at_end=True).apps
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
+    # going back also takes back chat's collections, which depend on a later documents migration
+    with migrated_back(BEFORE) as apps:
+        yield apps
 
 
 def test_summaries_made_before_are_kept_as_the_installations_summary_models(before_the_choice: StateApps) -> None:
@@ -67,17 +61,11 @@ def test_summaries_made_before_are_kept_as_the_installations_summary_models(befo
 def test_documents_read_by_ocr_before_the_engine_was_recorded_keep_their_pages(
     user: User, logged_in_client: Client
 ) -> None:
-    executor = MigrationExecutor(connection)
-    executor.migrate([("documents", "0006_collections")])
-    try:
-        apps = executor.loader.project_state([("documents", "0006_collections")], at_end=True).apps
+    with migrated_back(("documents", "0006_collections")) as apps:
         scan = apps.get_model("documents", "Document").objects.create(
             owner_id=user.pk, name="old-scan.pdf", kind="pdf", size=3, sha256="1" * 64, original=b"pdf",
             text="Invoice number 4471", status="ready", words=3, pages=2, ocr_pages=[1, 2],
         )  # fmt: skip
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
     kept = Document.objects.get(pk=scan.pk)
     assert (kept.text, kept.ocr_pages, kept.ocr_engine) == ("Invoice number 4471", [1, 2], "")
     page = logged_in_client.get(reverse("documents:detail", args=[kept.pk])).content.decode()

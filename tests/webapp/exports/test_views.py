@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from webapp.core.streaming import streamed_body
 from webapp.documents.models import Document
 from webapp.exports import views
 from webapp.exports.archive import safe_name
+from webapp.exports.selectors import ORIGINAL_SLICE_BYTES
 from webapp.exports.views import everything
 from webapp.sentiment.models import SentimentBatch, SentimentItem
 
@@ -143,6 +145,24 @@ def test_the_zip_streams_and_reads_each_original_on_its_own(logged_in_client: Cl
         assert '"documents_document"."id" = ' in sql
         assert "LIMIT 1" in sql
     assert not any('"raw"' in q["sql"] for q in queries.captured_queries)  # a batch's upload stays out
+
+
+@pytest.mark.django_db
+def test_an_original_larger_than_a_slice_is_read_a_slice_at_a_time_and_comes_out_whole(
+    logged_in_client: Client, user: Any
+) -> None:
+    original = os.urandom(ORIGINAL_SLICE_BYTES * 2 + 12345)  # as a photo is: it does not shrink
+    photo = Document.objects.create(
+        owner=user, name="photo.jpg", kind="image", size=len(original), sha256="b" * 64, original=original,
+        text="A harbour at dusk.", status="ready",
+    )  # fmt: skip
+    with CaptureQueriesContext(connection) as queries:
+        archive = download(logged_in_client)
+    assert archive.read(f"documents/{photo.pk}-photo/photo.jpg") == original
+    assert archive.read(f"documents/{photo.pk}-photo/text.txt") == b"A harbour at dusk."
+    reading_originals = [q["sql"] for q in queries.captured_queries if '"original"' in q["sql"]]
+    assert len(reading_originals) == 3
+    assert all("SUBSTRING(" in sql and f"{ORIGINAL_SLICE_BYTES}" in sql for sql in reading_originals)
 
 
 @pytest.mark.django_db

@@ -13,34 +13,21 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.state import StateApps
 from django.utils import timezone
 
+from tests.migrations import migrated_back
 from webapp.documents.models import Document, Summary
 from webapp.jobs.models import Job
 from webapp.review.models import ReviewItem
 from webapp.sentiment.models import SentimentBatch, SentimentItem
 
 # The newest migration of each app before the move; the two new apps had none.
-BEFORE_NODES = [("documents", "0001_initial"), ("review", "0002_reviewer_group")]
-BEFORE = [*BEFORE_NODES, ("jobs", None), ("sentiment", None)]
+BEFORE = [("documents", "0001_initial"), ("review", "0002_reviewer_group"), ("jobs", None), ("sentiment", None)]
 
 
-def migrate_to_latest() -> None:
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
-    ContentType.objects.clear_cache()
-
-
-def fill_before_the_move() -> dict[str, Any]:
+def fill_before_the_move(old: StateApps) -> dict[str, Any]:
     """Rows of every moved model, and what points at them, made with the models of then."""
-    executor = MigrationExecutor(connection)
-    executor.migrate(BEFORE)
-    executor.loader.build_graph()
-    # accounts is not taken back: its users are made with the model the database has now
-    now_apps = [*executor.loader.graph.leaf_nodes("admin"), *executor.loader.graph.leaf_nodes("accounts")]
-    old = executor.loader.project_state([*BEFORE_NODES, *now_apps]).apps
     owner = old.get_model("accounts", "User").objects.create(email="old@example.com", username="old@example.com")
     document = old.get_model("documents", "Document").objects.create(
         owner=owner, name="report.txt", kind="text", size=5, sha256="a" * 64, original=b"Hello",
@@ -83,10 +70,8 @@ def fill_before_the_move() -> dict[str, Any]:
 
 @pytest.mark.django_db(transaction=True)
 def test_rows_made_before_the_move_are_read_through_the_new_apps() -> None:
-    try:
-        made = fill_before_the_move()
-    finally:
-        migrate_to_latest()  # also after a failure: the next test finds the database it expects
+    with migrated_back(*BEFORE) as old:
+        made = fill_before_the_move(old)
 
     document = Document.objects.get(pk=made["document"])
     summary_job = Job.objects.get(pk=made["summary_job"])

@@ -10,6 +10,8 @@ from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.state import StateApps
 from django.utils import timezone
 
+from tests.migrations import migrated_back
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE = ("review", "0003_sentiment_item_in_sentiment_app")
@@ -19,14 +21,8 @@ AFTER = ("review", "0004_reviewitem_prompt")
 @pytest.fixture
 def before_prompts() -> Iterator[StateApps]:
     """The models as they were before review items kept prompts (the schema put back after)."""
-    executor = MigrationExecutor(connection)
-    executor.migrate([BEFORE])
-    try:
-        # accounts is not taken back: users are made with the model the database has now
-        yield executor.loader.project_state([BEFORE, *executor.loader.graph.leaf_nodes("accounts")]).apps
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
+    with migrated_back(BEFORE) as apps:
+        yield apps
 
 
 def test_the_migration_fills_an_existing_items_prompt(before_prompts: StateApps) -> None:
