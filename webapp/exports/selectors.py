@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from django.db.models.functions import Substr
+from django.db import connection
 
 from webapp.accounts.models import User
 from webapp.chat.models import Conversation
@@ -41,25 +41,26 @@ def document_text(*, user: User, document_id: int) -> str | None:
 
 
 def document_original(*, user: User, document_id: int) -> Iterator[bytes]:
-    """One document's original bytes, a slice at a time, each read on its own when asked
-    for, so that no more than a slice is in memory however large the file. (Postgres sends
-    a bytea as hex text, so a whole original read at once was held three times over while
-    it arrived: its hex, twice its size, the unescaped bytes and their Python copy.)
-    Originals never change; one deleted while its slices are read ends where the deletion
-    found it."""
-    start = 1  # SQL counts from 1
-    while True:
-        piece = (
-            Document.objects.filter(owner=user, pk=document_id)
-            .values_list(Substr("original", start, ORIGINAL_SLICE_BYTES), flat=True)
-            .first()
+    """One document's original bytes, a slice at a time, so that no more than a slice is in
+    memory however large the file. (Postgres sends a bytea as hex text, so a whole original
+    read at once was held three times over while it arrived: its hex, twice its size, the
+    unescaped bytes and their Python copy.)
+
+    The slices are rows of one query read through a server-side cursor, fetched one at a
+    time: a cursor reads from the snapshot it opened with, so a document deleted while its
+    slices are read still comes out whole, as it was when its turn came."""
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT substring(d."original" FROM slice.start FOR %(slice)s)
+            FROM "documents_document" d, generate_series(1, length(d."original"), %(slice)s) AS slice(start)
+            WHERE d."id" = %(document)s AND d."owner_id" = %(owner)s
+            ORDER BY slice.start
+            """,
+            {"slice": ORIGINAL_SLICE_BYTES, "document": document_id, "owner": user.pk},
         )
-        if not piece:
-            return
-        yield bytes(piece)
-        if len(piece) < ORIGINAL_SLICE_BYTES:
-            return
-        start += ORIGINAL_SLICE_BYTES
+        while (row := cursor.fetchone()) is not None:
+            yield bytes(row[0])
 
 
 def sentiment_batches_of(*, user: User) -> Iterator[SentimentBatch]:
