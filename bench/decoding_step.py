@@ -2,10 +2,13 @@
 
     python -m bench.decoding_step [--rows 1 8 32] [--context 100] [--steps 10] [--int8]
 
-For each batch size, both steps run on the same prefilled batch (the engine's kind of
-cache, one padded row), taking turns step by step; prints the median milliseconds of
-each and the ratio, then, per step kind, torch.profiler's top operations at the first
-batch size with their share of the step's time and how many calls a step makes.
+For each batch size, the steps run on the same prefilled batch (the engine's kind of
+cache, one padded row), taking turns step by step: the model's own forward, the fused
+step on the model's own layers (``fused-model-layout``), and the fused step with its
+float32 weights laid out for decoding (``fused``, the engine's; DecodingLinear). Each
+runs on its own copy of the model. Prints the median milliseconds of each and the ratios,
+then, per step kind, torch.profiler's top operations at the first batch size with their
+share of the step's time and how many calls a step makes.
 """
 
 from __future__ import annotations
@@ -56,12 +59,16 @@ def main() -> None:
     if args.int8:
         model = copy.deepcopy(model)
         quantize_int8(model)
-    fused = FusedLlamaStep(model)
+    copies = {name: copy.deepcopy(model) for name in ("fused-model-layout", "fused")}
 
     def transformers_step(ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
         return model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True).logits
 
-    steps: dict[str, Callable[..., Any]] = {"transformers": transformers_step, "fused": fused}
+    steps: dict[str, Callable[..., Any]] = {
+        "transformers": transformers_step,
+        "fused-model-layout": FusedLlamaStep(copies["fused-model-layout"], decoding_layout=False),
+        "fused": FusedLlamaStep(copies["fused"]),
+    }
     with torch.inference_mode():
         for rows in args.rows:
             batches = {name: list(prefilled(model, rows, args.context)) for name in steps}
@@ -75,11 +82,10 @@ def main() -> None:
                     times[name].append(time.perf_counter() - started)
                     batches[name] = [cache, mask, ids, positions + 1]
             ms = {name: 1000 * median(values[1:]) for name, values in times.items()}
-            print(
-                f"{rows:2} rows: fused step "
-                f"{compared(ms['fused'], ms['transformers'], 'ms', 'the model forward', lower_is_better=True)}",
-                flush=True,
-            )
+            against = {"transformers": "the model forward", "fused-model-layout": "on the model's layout"}
+            for name, words in against.items():
+                figures = compared(ms["fused"], ms[name], "ms", words, lower_is_better=True)
+                print(f"{rows:2} rows: fused step {figures}", flush=True)
         rows = args.rows[0]
         for name, step in steps.items():
             cache, mask, ids, positions = prefilled(model, rows, args.context)

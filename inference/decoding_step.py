@@ -31,6 +31,7 @@ Imported only when an engine starts (it imports torch and transformers).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -54,27 +55,33 @@ def supports(model: Any) -> bool:
 class _Layer:
     """One decoder layer's weights, the projections concatenated."""
 
-    def __init__(self, layer: Any) -> None:
+    def __init__(self, layer: Any, decoding_layout: bool) -> None:
         attention, mlp = layer.self_attn, layer.mlp
+        stacked = functools.partial(stacked_linear, decoding_layout=decoding_layout)
         self.input_norm = layer.input_layernorm
         self.post_attention_norm = layer.post_attention_layernorm
         self.qkv = stacked([attention.q_proj, attention.k_proj, attention.v_proj])
-        self.output = attention.o_proj
+        self.output = stacked([attention.o_proj])
         self.gate_up = stacked([mlp.gate_proj, mlp.up_proj])
-        self.down = mlp.down_proj
+        self.down = stacked([mlp.down_proj])
 
 
 class FusedLlamaStep:
     """``step(input_ids, mask, positions, cache)``: the next-token logits ``[rows, vocab]``
     of a one-token step over the engine's batch, as ``model(...)`` computes them."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, *, decoding_layout: bool = True) -> None:
+        """``decoding_layout``: float32 weights laid out for the step's kernels (DecodingLinear);
+        False keeps the model's own layers (for comparing the two)."""
         config, inner = model.config, model.model
         self.embed = inner.embed_tokens
         self.rotary = inner.rotary_emb
         self.norm = inner.norm
-        self.lm_head = model.lm_head
-        self.layers = [_Layer(layer) for layer in inner.layers]
+        tied = inner.embed_tokens.weight is getattr(model.lm_head, "weight", None)
+        self.lm_head = stacked_linear([model.lm_head], decoding_layout=decoding_layout)
+        if tied:  # the embedding looks its rows up in the view: still one copy
+            inner.embed_tokens.weight = model.lm_head.weight
+        self.layers = [_Layer(layer, decoding_layout) for layer in inner.layers]
         self.heads = config.num_attention_heads
         self.kv_heads = config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
@@ -118,15 +125,25 @@ def _norm(norm: Any, x: torch.Tensor) -> torch.Tensor:
     return norm(x)
 
 
-def stacked(linears: list[Any]) -> Any:
-    """One layer computing ``linears`` side by side (their outputs concatenated): a Linear of
-    the concatenated weights (of which theirs become views), an Int8Linear of the
-    concatenated int8 weights and scales, or, for layers of other kinds, a module that
-    calls each."""
-    if all(type(linear) is torch.nn.Linear and linear.bias is None for linear in linears):
+def stacked_linear(linears: list[Any], *, decoding_layout: bool = True) -> Any:
+    """One layer computing ``linears`` side by side (their outputs concatenated): for float32
+    a DecodingLinear of the concatenated weights (of which theirs become views), for other
+    floats a Linear of them (the same), an Int8Linear of the concatenated int8 weights and
+    scales, or, for layers of other kinds, a module that calls each."""
+    plain = all(type(linear) is torch.nn.Linear and linear.bias is None for linear in linears)
+    decoding_layout = decoding_layout and plain and DecodingLinear.covers(linears[0].weight)
+    if len(linears) == 1 and not decoding_layout:
+        return linears[0]
+    if plain:
         weight = torch.cat([linear.weight.detach() for linear in linears])
-        joined = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False, device=weight.device, dtype=weight.dtype)
-        joined.weight = torch.nn.Parameter(weight, requires_grad=False)
+        if decoding_layout:
+            joined: Any = DecodingLinear(weight)
+            weight = joined.weight.detach()
+        else:
+            joined = torch.nn.Linear(
+                weight.shape[1], weight.shape[0], bias=False, device=weight.device, dtype=weight.dtype
+            )
+            joined.weight = torch.nn.Parameter(weight, requires_grad=False)
         # the layers' own weights become views of the concatenation: one copy in memory
         start = 0
         for linear in linears:
@@ -137,6 +154,41 @@ def stacked(linears: list[Any]) -> Any:
     if all(type(linear) is Int8Linear and linear.bias is None for linear in linears):
         return Int8Linear.stacked(linears)
     return _SideBySide(linears)
+
+
+class DecodingLinear(torch.nn.Module):
+    """A float32 linear layer on the CPU laid out for the kernels that read it fastest in a
+    decoding step (bench/linear_kernels.py; figures in docs/decisions.md, "The decoding
+    step's matrix products"):
+
+    - one row: ``x @ w.T`` with the transpose stored contiguous (``[in, out]``), which
+      BLAS reads as a stream of rows; ``F.linear`` on the ``[out, in]`` weight reads the
+      same bytes at two thirds of the speed;
+    - more rows: oneDNN's linear on a copy of the weight packed in its blocked layout,
+      ahead of BLAS's GEMM at 8 and 32 rows.
+
+    ``weight`` (``[out, in]``) is a view of the transposed copy, so the model's own layers
+    keep their weights as views of it: the packed copy is the only second one.
+    """
+
+    def __init__(self, weight: torch.Tensor, *, packed_rows: int = 8) -> None:
+        super().__init__()
+        self.weight_t = weight.detach().t().contiguous()  # [in, out]
+        self.weight = torch.nn.Parameter(self.weight_t.t(), requires_grad=False)
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), packed_rows)
+        self.in_features, self.out_features = weight.shape[1], weight.shape[0]
+
+    @staticmethod
+    def covers(weight: torch.Tensor) -> bool:
+        return weight.dtype == torch.float32 and weight.device.type == "cpu" and torch.backends.mkldnn.is_available()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.numel() == x.shape[-1]:  # one row
+            return x @ self.weight_t
+        return torch.ops.mkldnn._linear_pointwise(x, self.packed, None, "none", [], "")
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, decoding layout"
 
 
 class _SideBySide(torch.nn.Module):

@@ -10,7 +10,7 @@ import torch
 
 from inference import Engine, GenerationRequest
 from inference.config import InferenceConfig
-from inference.decoding_step import FusedLlamaStep, supports
+from inference.decoding_step import DecodingLinear, FusedLlamaStep, supports
 from inference.errors import InferenceError
 from inference.kv_cache import roomy_cache
 from inference.quantize import Int8Linear, quantize_int8
@@ -70,6 +70,48 @@ def test_a_float64_model_gives_the_same_logits_and_greedy_answers_fused_as_with_
         got = FusedLlamaStep(model)(step, mask, positions[:, 12:], caches[1])
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(caches[1].layers[1].keys, caches[0].layers[1].keys, rtol=1e-10, atol=1e-10)
+
+
+def one_step_logits(model: Any, step: Any, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The next-token logits of one decoding step over a left-padded batch of ``rows``: the
+    model's forward, then ``step``, each on a cache prefilled by the model."""
+    ids = torch.randint(3, 1000, (rows, 12), generator=torch.Generator().manual_seed(rows))
+    mask = torch.ones(rows, 13, dtype=torch.long)
+    mask[0, :4] = 0
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.inference_mode():
+        caches = [roomy_cache(), roomy_cache()]
+        for cache in caches:
+            model(
+                input_ids=ids, attention_mask=mask[:, :12], position_ids=positions[:, :12], cache=cache, use_cache=True
+            )
+        last = torch.arange(5, 5 + rows)[:, None]
+        expected = model(
+            input_ids=last, attention_mask=mask, position_ids=positions[:, 12:], cache=caches[0], use_cache=True
+        ).logits[:, -1]
+        return expected, step(last, mask, positions[:, 12:], caches[1])
+
+
+def test_a_float32_model_decodes_as_its_forward_with_its_weights_laid_out_for_decoding(chat_tokenizer: Any) -> None:
+    model = build_tiny_model(len(chat_tokenizer)).float()
+    model.config.tie_word_embeddings = True
+    model.lm_head.weight = model.model.embed_tokens.weight
+    pristine = copy.deepcopy(model)
+    step = FusedLlamaStep(model)
+    assert isinstance(step.layers[0].qkv, DecodingLinear)
+    assert isinstance(step.lm_head, DecodingLinear)
+    for rows in (1, 3):  # one row and several take different kernels
+        expected, got = one_step_logits(pristine, step, rows)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    # the model's own layers, and the tied embedding, are views of the step's one copy
+    attention = model.model.layers[0].self_attn
+    transposed = step.layers[0].qkv.weight_t
+    assert attention.k_proj.weight.untyped_storage().data_ptr() == transposed.untyped_storage().data_ptr()
+    assert model.model.embed_tokens.weight is model.lm_head.weight
+    assert model.lm_head.weight.untyped_storage().data_ptr() == step.lm_head.weight_t.untyped_storage().data_ptr()
+    fused, forward = both_answers(pristine, chat_tokenizer, 40)
+    assert fused == forward
+    assert all(fused)
 
 
 def test_the_real_model_gives_the_same_greedy_answers_fused_as_with_its_forward(real_engine: Engine) -> None:
