@@ -69,6 +69,9 @@ class Client:
         email = f"bench-{secrets.token_hex(6)}@example.com"
         password = secrets.token_urlsafe(16)
         self.post("/accounts/signup/", {"email": email, "password1": password, "password2": password}).read()
+        # signing up does not sign in (the same page whether or not the address had an account)
+        self.opener.open(f"{self.url}/accounts/login/", timeout=30).read()
+        self.post("/accounts/login/", {"username": email, "password": password}).read()
 
     def start(self) -> None:
         response = self.post("/chat/start", {"content": self.question})

@@ -88,8 +88,16 @@ def answer_enqueue(*, conversation: Conversation, question_id: int, stop: Sequen
     conversation.current_leaf = answer
     conversation.save(update_fields=["current_leaf", "updated_at"])
     notify_worker(payload=f"queued:{answer.pk}")
-    transaction.on_commit(lambda: publish(_group(answer), events.created(message_id=answer.pk)))
+    transaction.on_commit(partial(_announce_queued, answer))
     return answer
+
+
+def _announce_queued(answer: Message) -> None:
+    if logger.isEnabledFor(logging.DEBUG):
+        committed = time.time()
+        queued = answer.created_at.timestamp()
+        logger.debug("answer %d queued at %.3f, committed %.1f ms later", answer.pk, queued, (committed - queued) * 1e3)
+    publish(_group(answer), events.created(message_id=answer.pk))
 
 
 def answer_claim(*, worker_key: int, model: str, model_name: str, limit: int) -> list[int]:
