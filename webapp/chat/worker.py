@@ -237,17 +237,17 @@ class GenerationWorker:
 
     def claim(self) -> list[int]:
         """Take up to the free capacity of queued answers, oldest first, and start them."""
-        ids = answers.answer_claim(
+        claimed = answers.answer_claim(
             worker_key=self.key,
             model=self.model,
             model_name=self.engine.model_name,
             limit=self.capacity - len(self._answers),
         )
-        if ids:
-            self.begin(ids, claimed_at=time.time())
-        return ids
+        if claimed:
+            self.begin(claimed, claimed_at=time.time())
+        return [answer.pk for answer in claimed]
 
-    def begin(self, message_ids: list[int], *, claimed_at: float = 0.0) -> None:
+    def begin(self, claimed: list[Message], *, claimed_at: float = 0.0) -> None:
         """Submit claimed answers to the engine; the pump thread takes it from there.
 
         Every prompt is built (their contexts read in one query) before any is submitted,
@@ -255,7 +255,6 @@ class GenerationWorker:
         one prefill, and the model does not start on the first while the others are still
         being prepared.
         """
-        claimed = selectors.answers_with_conversations(message_ids=message_ids)
         requests: list[tuple[Message, GenerationRequest]] = []
         try:
             documents.answers_ground(
