@@ -146,10 +146,10 @@ def test_two_workers_claim_each_answer_once(
     served: dict[int, list[int]] = {}
     original = GenerationWorker.begin
 
-    def recording(worker: GenerationWorker, message_ids: list[int]) -> None:
-        for message_id in message_ids:
-            served.setdefault(message_id, []).append(worker.key)
-        original(worker, message_ids)
+    def recording(worker: GenerationWorker, claimed: list[Message], **options: Any) -> None:
+        for answer in claimed:
+            served.setdefault(answer.pk, []).append(worker.key)
+        original(worker, claimed, **options)
 
     monkeypatch.setattr(GenerationWorker, "begin", recording)
     first, second = start_worker(capacity=3), start_worker(capacity=3)
