@@ -69,6 +69,9 @@ class Client:
         email = f"bench-{secrets.token_hex(6)}@example.com"
         password = secrets.token_urlsafe(16)
         self.post("/accounts/signup/", {"email": email, "password1": password, "password2": password}).read()
+        # signing up does not sign in (the same page whether or not the address had an account)
+        self.opener.open(f"{self.url}/accounts/login/", timeout=30).read()
+        self.post("/accounts/login/", {"username": email, "password": password}).read()
 
     def start(self) -> None:
         response = self.post("/chat/start", {"content": self.question})
@@ -79,7 +82,9 @@ class Client:
     async def connect(self) -> None:
         ws_url = self.url.replace("http", "ws", 1) + f"/ws/chat/{self.conversation}/"
         self.socket = await websockets.connect(
-            ws_url, additional_headers={"Cookie": f"sessionid={self.cookie('sessionid')}", "Origin": self.url}
+            ws_url,
+            additional_headers={"Cookie": f"sessionid={self.cookie('sessionid')}", "Origin": self.url},
+            ping_interval=None,  # the server pings; on a loaded machine a client's own pings only time out
         )
 
     async def frame(self) -> dict[str, Any]:
@@ -187,9 +192,10 @@ async def main() -> None:
         await client.settle_first_answer(args.max_tokens)
     from inference import Engine
 
-    engine = Engine.from_config(prefill_tokens=args.prefill_tokens)
+    # in a thread, so this loop keeps answering the server's websocket pings while it loads
+    engine = await asyncio.to_thread(Engine.from_config, prefill_tokens=args.prefill_tokens)
     await web_round(clients[:1])  # warm-up
-    engine_round(engine, questions[:1], args.max_tokens)
+    await asyncio.to_thread(engine_round, engine, questions[:1], args.max_tokens)
 
     # Alternate web and engine rounds so that the machine's noise falls on both alike.
     web: list[Round] = []

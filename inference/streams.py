@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 from inference.errors import InvalidRequestError
@@ -50,7 +51,7 @@ class Stream:
         self._cancelled = threading.Event()
         self._finished = threading.Event()
         self._wake = wake  # set at the first text and at the end (see Engine.submit)
-        self._has_text = False
+        self.first_text_at: float | None = None  # time.time() of the first text, for tracing its way out
         self.stats: GenerationStats | None = None
 
     def __iter__(self) -> Iterator[str]:
@@ -120,8 +121,8 @@ class Stream:
     def _emit(self, delta: str) -> None:
         if delta:
             self._events.put(delta)
-            if not self._has_text:
-                self._has_text = True
+            if self.first_text_at is None:
+                self.first_text_at = time.time()
                 if self._wake is not None:
                     self._wake.set()
 

@@ -28,9 +28,10 @@ until rendering has taken at most ``RENDER_SHARE`` of the time, joining the piec
 arrive meanwhile into the next frame. A short answer streams piece by piece; a long one
 in a few frames a second, instead of the process spending its time re-rendering.
 
-Rendering runs in a thread, never on the event loop: one render of a long answer takes
+Rendering a long answer runs in a thread, never on the event loop: one render takes
 milliseconds to tens of milliseconds, and on the loop that time would hold up every other
-socket of the process (their deltas, their handshakes, the Stop of another user). And it
+socket of the process (their deltas, their handshakes, the Stop of another user); a short
+one (an answer's first pieces) is rendered on the loop, sooner than a thread could. And it
 runs once per update for all the process's sockets on the answer (``webapp/chat/renders.py``):
 each frame's html is asked for by answer and sequence number, and the sockets that ask for
 the same one await the same render. A socket spaces its frames by the render's own time,
@@ -44,6 +45,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +65,8 @@ from webapp.chat.events import (
 from webapp.chat.models import Conversation, Message
 from webapp.chat.renders import answer_renders
 from webapp.core.sockets import AccountSocket
+
+logger = logging.getLogger(__name__)
 
 GAP_WAIT = 0.05  # seconds between reads of the saved text while filling a gap
 GAP_PATIENCE = 3.0  # then the saved text is taken as it is
@@ -161,6 +166,8 @@ class ConversationConsumer(AccountSocket):
             state = self.answers[message_id]
             if seq != state.seq + 1:
                 return
+        if seq == 1:
+            logger.debug("answer %d first text reached the socket at %.3f", message_id, time.time())
         state.seq = seq
         state.text += event["delta"]
         if not state.unsent_from:
@@ -202,6 +209,13 @@ class ConversationConsumer(AccountSocket):
         loop = asyncio.get_running_loop()
         state.next_frame_at = loop.time() + spent / RENDER_SHARE
         await self.send_frame(frame)
+        if frame["from_seq"] == 1:
+            logger.debug(
+                "answer %d first text sent to the browser at %.3f (rendered in %.1f ms)",
+                message_id,
+                time.time(),
+                spent * 1000,
+            )
         if state.unsent_from and state.timer is None:  # pieces that came while rendering
             state.timer = loop.call_at(state.next_frame_at, self._send_unsent_later, message_id)
 

@@ -193,6 +193,8 @@ def answers_ground(*, answers: list[Message], window_tokens: int, count_tokens: 
         .distinct()
     ):
         attachments.setdefault(conversation_id, set()).add(document_id)
+    if not attachments:
+        return  # nothing attached, the common case: no more queries before the answer starts
     grounded = set(
         AnswerGrounding.objects.filter(message_id__in=[a.pk for a in answers]).values_list("message_id", flat=True)
     )

@@ -15,8 +15,12 @@ read on reconnect or to fill a gap, the final text). A socket only ever asks abo
 answer of its own conversation, which it was allowed to open, so sharing crosses no
 owner's line.
 
-Renders run in a thread (``asyncio.to_thread``), never on the event loop, and each
-records how long it took, which the sockets use to space their frames. The renders kept
+Renders of a long text run in a thread (``asyncio.to_thread``), never on the event loop,
+and each records how long it took, which the sockets use to space their frames. A short
+text (up to ``INLINE_CHARS``, an answer's first pieces) is rendered on the loop: that
+takes well under a millisecond, where the way to a thread and back is two wake-ups, and on
+a busy CPU each wake-up can wait tens of milliseconds for its turn (an answer's first
+frame waited 50-60 ms so on the shared 2-core machine, docs/decisions.md). The renders kept
 are the last ``KEPT`` asked for, in each event loop: enough for every answer streaming in
 a process to keep its latest few, and a render pushed out is only done again.
 """
@@ -35,6 +39,7 @@ from webapp.core.rendering import render_markdown
 logger = logging.getLogger(__name__)
 
 KEPT = 128
+INLINE_CHARS = 256  # about 1 ms to render (2,000 characters take about 7 ms)
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,10 @@ class AnswerRenders:
             raise
 
     async def _render(self, message_id: int, seq: int, text: str) -> tuple[str, float]:
-        html, seconds = await asyncio.to_thread(_timed_render, text)
+        if len(text) <= INLINE_CHARS:
+            html, seconds = _timed_render(text)
+        else:
+            html, seconds = await asyncio.to_thread(_timed_render, text)
         logger.debug(
             "rendered answer %d at seq %d (%d characters) in %.1f ms", message_id, seq, len(text), seconds * 1e3
         )

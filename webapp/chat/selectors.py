@@ -338,12 +338,6 @@ def queued_for(*, model: str) -> Q:
     return Q(status=Message.Status.QUEUED, role=Message.Role.ASSISTANT) & asked
 
 
-def answers_with_conversations(*, message_ids: list[int]) -> list[Message]:
-    """These answers in this order, their conversations loaded; any since deleted left out."""
-    found = Message.objects.select_related("conversation").in_bulk(message_ids)
-    return [found[message_id] for message_id in message_ids if message_id in found]
-
-
 def user_busy_conversations(*, user_id: int) -> list[int]:
     """The conversation of each of the user's answers queued or being written (one per answer)."""
     return list(

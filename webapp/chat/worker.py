@@ -48,6 +48,7 @@ import contextlib
 import itertools
 import logging
 import secrets
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -71,6 +72,14 @@ from webapp.core.events import ThreadPublisher
 
 logger = logging.getLogger(__name__)
 
+# Seconds a thread may hold the interpreter while another waits for it (Python's default is
+# 0.005). In a worker the engine's thread computes nearly all the time, and the pump's and
+# the publisher's threads each wait for their turn several times for every delta sent (a
+# Redis round trip is three commands a group): at 5 ms a turn, 8 first texts took 40-285 ms
+# to publish on the loaded 2-core machine. A shorter turn costs the engine's thread a few
+# more switches a step, each microseconds.
+INTERPRETER_SWITCH_INTERVAL = 0.001
+
 FINAL_STATUS = {
     "stop": Message.Status.COMPLETE,
     "length": Message.Status.COMPLETE,
@@ -89,6 +98,9 @@ class LiveAnswer:
     seq: int = 0
     saved_seq: int = 0
     published_at: float = 0.0  # time.monotonic() of its last delta
+    # time.time() when it was claimed and submitted, for the first text's path logged at DEBUG
+    claimed_at: float = 0.0
+    submitted_at: float = 0.0
 
     @property
     def group(self) -> str:
@@ -147,6 +159,7 @@ class GenerationWorker:
         self._titles: list[PendingTitle] = []  # the pump thread's alone
         self._lock = threading.Lock()
         self._listener: psycopg.Connection[Any] | None = None
+        self._notified_at = 0.0  # time.time() of the last "queued" notification (DEBUG's trace)
         self._pump = threading.Thread(target=self._pump_loop, name="pump", daemon=True)
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -154,6 +167,7 @@ class GenerationWorker:
     def start(self) -> None:
         """Take the liveness locks and listen for notifications (the main loop then begins by
         looking for a dead worker's answers)."""
+        sys.setswitchinterval(min(sys.getswitchinterval(), INTERPRETER_SWITCH_INTERVAL))
         self._listener = self._connect()
         threading.Thread(target=self._listen, name="listener", daemon=True).start()
         self._pump.start()
@@ -233,17 +247,17 @@ class GenerationWorker:
 
     def claim(self) -> list[int]:
         """Take up to the free capacity of queued answers, oldest first, and start them."""
-        ids = answers.answer_claim(
+        claimed = answers.answer_claim(
             worker_key=self.key,
             model=self.model,
             model_name=self.engine.model_name,
             limit=self.capacity - len(self._answers),
         )
-        if ids:
-            self.begin(ids)
-        return ids
+        if claimed:
+            self.begin(claimed, claimed_at=time.time())
+        return [answer.pk for answer in claimed]
 
-    def begin(self, message_ids: list[int]) -> None:
+    def begin(self, claimed: list[Message], *, claimed_at: float = 0.0) -> None:
         """Submit claimed answers to the engine; the pump thread takes it from there.
 
         Every prompt is built (their contexts read in one query) before any is submitted,
@@ -251,7 +265,6 @@ class GenerationWorker:
         one prefill, and the model does not start on the first while the others are still
         being prepared.
         """
-        claimed = selectors.answers_with_conversations(message_ids=message_ids)
         requests: list[tuple[Message, GenerationRequest]] = []
         try:
             documents.answers_ground(
@@ -277,7 +290,7 @@ class GenerationWorker:
                 except Exception as error:
                     refused.append((answer.pk, error))
                     continue
-                live = LiveAnswer(message=answer, stream=stream)
+                live = LiveAnswer(message=answer, stream=stream, claimed_at=claimed_at, submitted_at=time.time())
                 with self._lock:
                     self._answers[answer.pk] = live
                 started.append(live)
@@ -324,6 +337,7 @@ class GenerationWorker:
                 for notify in listener.notifies(timeout=1.0):
                     kind, _, message_id = notify.payload.partition(":")
                     if kind == "queued":
+                        self._notified_at = time.time()
                         self.wake.set()
                     elif kind == "stop" and message_id.isdigit():
                         self._cancel(int(message_id))
@@ -419,10 +433,13 @@ class GenerationWorker:
         interval = self.update_interval(len(live))
         deltas: list[tuple[str, events.DeltaEvent]] = []
         ended: list[LiveAnswer] = []
+        firsts: list[tuple[LiveAnswer, float]] = []  # first texts and when they were drained
         for answer in live:
             if answer.seq and not answer.stream.finished and now - answer.published_at < interval:
                 continue  # not due yet; a first text and an end never wait
             piece, done = answer.stream.drain()
+            if piece and not answer.seq:
+                firsts.append((answer, time.time()))
             if piece:
                 answer.text += piece
                 answer.seq += 1
@@ -431,6 +448,10 @@ class GenerationWorker:
             if done:
                 ended.append(answer)
         self.publisher.publish_many(deltas)
+        if firsts and logger.isEnabledFor(logging.DEBUG):
+            published = time.time()
+            for answer, drained in firsts:
+                self._trace_first_text(answer, drained=drained, published=published)
         if now - self._saved_at >= self.save_interval:
             self._save([answer for answer in live if answer.seq != answer.saved_seq and answer not in ended])
             self._saved_at = now
@@ -440,6 +461,29 @@ class GenerationWorker:
                 del self._answers[answer.message.pk]
             self.wake.set()  # room for another claim
         self._save_titles()
+
+    def _trace_first_text(self, answer: LiveAnswer, *, drained: float, published: float) -> None:
+        """Where the time went between an answer's queueing (its row's ``created_at``, in the
+        web process) and its first text leaving for the channel layer, at DEBUG."""
+        queued = answer.message.created_at.timestamp()
+
+        def after(moment: float | None) -> str:
+            return "?" if not moment else f"+{(moment - queued) * 1000:.1f}"
+
+        logger.debug(
+            "answer %d first text published at %.3f, %.1f ms after it was queued at %.3f (ms after queued: "
+            "notified %s, claimed %s, submitted %s, first text from the model %s, drained %s, published %s)",
+            answer.message.pk,
+            published,
+            (published - queued) * 1000,
+            queued,
+            after(self._notified_at if self._notified_at >= queued else None),
+            after(answer.claimed_at),
+            after(answer.submitted_at),
+            after(answer.stream.first_text_at),
+            after(drained),
+            after(published),
+        )
 
     @staticmethod
     def _save(live: list[LiveAnswer]) -> None:

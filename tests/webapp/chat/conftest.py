@@ -79,7 +79,7 @@ def start_worker(chat_tokenizer: Any) -> Iterator[Callable[..., GenerationWorker
 
         def start(*, capacity: int = 8, step_seconds: float = STEP_SECONDS, **options: Any) -> GenerationWorker:
             engine = slow_tiny_engine(chat_tokenizer, step_seconds=step_seconds, max_batch_size=capacity)
-            return run(GenerationWorker(engine, poll_interval=0.2, save_interval=0.05, **options))
+            return run(GenerationWorker(engine, **{"poll_interval": 0.2, "save_interval": 0.05, **options}))
 
         yield start
 

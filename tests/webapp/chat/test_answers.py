@@ -45,7 +45,7 @@ def test_stop_ends_a_queued_answer_once(converse: Converse) -> None:
 @pytest.mark.django_db
 def test_a_queued_answer_is_claimed_once(converse: Converse) -> None:
     _, answer = converse()
-    assert answer_claim(worker_key=7, model=DEFAULT_MODEL, model_name="tiny", limit=5) == [answer.pk]
+    assert answer_claim(worker_key=7, model=DEFAULT_MODEL, model_name="tiny", limit=5) == [answer]
     assert answer_claim(worker_key=8, model=DEFAULT_MODEL, model_name="tiny", limit=5) == []
     answer.refresh_from_db()
     assert (answer.status, answer.worker_key, answer.model_name) == ("generating", 7, "tiny")

@@ -21,7 +21,8 @@ from webapp.core.rendering import render_markdown
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("close_db")]
 
-SLOW = "a piece that takes long to render"
+# past renders.INLINE_CHARS, so it is rendered in a thread (a text this long could be slow)
+SLOW = "a piece that takes long to render. " * 10
 
 
 async def test_a_slow_render_holds_up_no_other_socket(
@@ -32,8 +33,8 @@ async def test_a_slow_render_holds_up_no_other_socket(
     released: list[bool] = []  # per slow render: let go by the test (True) or timed out
 
     def slow_render(text: str) -> str:
-        render_threads.append(threading.get_ident())
         if SLOW in text:
+            render_threads.append(threading.get_ident())
             rendering.set()
             # blocks whichever thread renders until the test lets it go; on the event loop's
             # thread the test could not run to let it go, and the wait would time out
@@ -64,6 +65,7 @@ async def test_a_slow_render_holds_up_no_other_socket(
     slow: dict[str, Any] = json.loads(await slow_socket.receive_from(timeout=5))
     assert (slow["from_seq"], slow["seq"], slow["html"]) == (1, 1, render_markdown(SLOW))
     assert released == [True], "the slow render held the event loop"
+    assert render_threads
     assert threading.get_ident() not in render_threads  # never on the event loop's thread
     await slow_socket.disconnect()
     await other_socket.disconnect()

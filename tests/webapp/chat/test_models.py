@@ -61,9 +61,7 @@ def test_the_settings_panel_offers_the_models_and_saves_the_choice(
     queued = conversation.messages.get(status=Message.Status.QUEUED)
     assert queued.settings["model"] == "team-llama"
     assert answer_claim(worker_key=1, model=LOCAL, model_name="local", limit=5) == []
-    assert answer_claim(worker_key=2, model="team-llama", model_name="team-llama (llama-3.1-8b)", limit=5) == [
-        queued.pk
-    ]
+    assert answer_claim(worker_key=2, model="team-llama", model_name="team-llama (llama-3.1-8b)", limit=5) == [queued]
 
 
 @pytest.mark.django_db
@@ -96,8 +94,8 @@ def test_each_worker_claims_only_its_models_answers(
     # an answer queued before answers recorded their model is the default model's
     _, older = converse(owner=make_user())
     Message.objects.filter(pk=older.pk).update(settings={"temperature": 0.7})
-    assert answer_claim(worker_key=1, model="team-llama", model_name="team", limit=5) == [on_team.pk]
-    assert answer_claim(worker_key=2, model=LOCAL, model_name="local", limit=5) == [on_local.pk, older.pk]
+    assert answer_claim(worker_key=1, model="team-llama", model_name="team", limit=5) == [on_team]
+    assert answer_claim(worker_key=2, model=LOCAL, model_name="local", limit=5) == [on_local, older]
 
 
 @pytest.mark.django_db

@@ -172,3 +172,26 @@ async def test_sockets_asking_at_once_share_one_render_and_another_text_gets_its
     html, _ = await shared.html(message_id=7, seq=3, text="<script>x</script>")
     assert html == "<p>&lt;script&gt;x&lt;/script&gt;</p>\n"
     assert rendered == ["**Hello**", "<script>x</script>"]
+
+
+async def test_an_answers_first_pieces_are_rendered_on_the_loop_and_a_long_text_in_a_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    threads: dict[str, str] = {}
+
+    def where(text: str) -> str:
+        threads[text] = threading.current_thread().name
+        return render_markdown(text)
+
+    monkeypatch.setattr(renders, "render_markdown", where)
+    shared = renders.AnswerRenders()
+    first = "Hello"
+    long = "A sentence of a long answer. " * 20
+    assert len(long) > renders.INLINE_CHARS
+    html, _ = await shared.html(message_id=8, seq=1, text=first)
+    assert html == "<p>Hello</p>\n"
+    html, _ = await shared.html(message_id=8, seq=30, text=long)
+    assert html == render_markdown(long)
+    loop_thread = threading.current_thread().name
+    assert threads[first] == loop_thread, "a first piece waited for a thread"
+    assert threads[long] != loop_thread, "a long render held the event loop"

@@ -125,6 +125,17 @@ def test_between_a_first_text_and_the_end_each_answer_waits_its_turn(
         assert all(later - earlier > 0.9 for earlier, later in itertools.pairwise(times))
 
 
+def test_a_waiting_worker_takes_a_new_answer_when_notified_not_at_its_next_poll(
+    start_worker: Callable[..., GenerationWorker], converse: Converse, make_user: Callable[..., User]
+) -> None:
+    worker = start_worker(poll_interval=600)  # it looks once at start, then only when woken
+    _, first = converse(max_tokens=5)
+    assert wait_for(lambda: settled(first)).status == Message.Status.COMPLETE
+    wait_for(lambda: not worker.wake.is_set())  # it has looked again since, and waits
+    _, second = converse(owner=make_user(), max_tokens=5)
+    assert wait_for(lambda: settled(second), timeout=30).status == Message.Status.COMPLETE
+
+
 def test_two_workers_claim_each_answer_once(
     start_worker: Callable[..., GenerationWorker],
     make_user: Callable[..., User],
@@ -135,10 +146,10 @@ def test_two_workers_claim_each_answer_once(
     served: dict[int, list[int]] = {}
     original = GenerationWorker.begin
 
-    def recording(worker: GenerationWorker, message_ids: list[int]) -> None:
-        for message_id in message_ids:
-            served.setdefault(message_id, []).append(worker.key)
-        original(worker, message_ids)
+    def recording(worker: GenerationWorker, claimed: list[Message], **options: Any) -> None:
+        for answer in claimed:
+            served.setdefault(answer.pk, []).append(worker.key)
+        original(worker, claimed, **options)
 
     monkeypatch.setattr(GenerationWorker, "begin", recording)
     first, second = start_worker(capacity=3), start_worker(capacity=3)
