@@ -33,6 +33,21 @@ def process_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": database_url(), "PARLEY_HTTPS": "0", "DEBUG": "1", **extra}
 
 
+def run_command_against(database: str, var_dir: Path) -> subprocess.CompletedProcess[str]:
+    """``./parley run``'s launcher started against ``database``, its output captured: for
+    the databases it must refuse, so it is expected to stop by itself."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database,
+        "PARLEY_VAR_DIR": str(var_dir),
+        "SECRET_KEY": "k" * 50,
+        "PARLEY_PORT": "0",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "webapp.launcher", "run"], env=env, cwd=BASE_DIR, capture_output=True, text=True
+    )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

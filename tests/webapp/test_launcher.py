@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import run_command_against
 from webapp.launcher import BASE_DIR, LauncherError, check_database, check_port_free, check_redis, run_lock
 
 SECRET = "s3cret-Pa55"
@@ -51,16 +52,7 @@ def test_an_unreachable_database_url_is_one_clear_line() -> None:
 
 
 def test_run_with_an_unreachable_database_prints_one_line(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "DATABASE_URL": "postgres://nobody@127.0.0.1:1/parley",
-        "PARLEY_VAR_DIR": str(tmp_path),
-        "SECRET_KEY": "k" * 50,
-        "PARLEY_PORT": "0",
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "webapp.launcher", "run"], env=env, cwd=BASE_DIR, capture_output=True, text=True
-    )
+    result = run_command_against("postgres://nobody@127.0.0.1:1/parley", tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
     assert "parley: cannot reach the database" in result.stdout

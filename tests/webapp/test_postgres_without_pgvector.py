@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.processes import free_port
+from tests.processes import free_port, run_command_against
 from webapp.launcher import BASE_DIR
 from webapp.vector_extension import MISSING
 
@@ -95,16 +95,7 @@ def test_the_copy_is_a_working_server_without_the_extension(postgres_without_pgv
 def test_the_run_command_stops_naming_the_fix_and_changes_nothing(
     postgres_without_pgvector: str, tmp_path: Path
 ) -> None:
-    env = {
-        **os.environ,
-        "DATABASE_URL": postgres_without_pgvector,
-        "PARLEY_VAR_DIR": str(tmp_path),
-        "SECRET_KEY": "k" * 50,
-        "PARLEY_PORT": "0",
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "webapp.launcher", "run"], env=env, cwd=BASE_DIR, capture_output=True, text=True
-    )
+    result = run_command_against(postgres_without_pgvector, tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
     assert f"parley: {MISSING}" in result.stdout
