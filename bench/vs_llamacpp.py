@@ -14,7 +14,9 @@ the repeats. 1 stream is the mean over ``--single`` prompts one after another.
 Also printed: the share of float32 greedy tokens on which the two agree (each answer's
 tokens up to its first difference; float rounding may tip a later near-tie). Ends with
 one summary line. ``--quick``: 16 tokens, one repeat, one single prompt (under 3 minutes
-on 2 cores). ``--float32-only`` leaves int8 and the Q8_0 and Q4_1 files out.
+on 2 cores). ``--float32-only`` leaves int8 and the Q8_0 and Q4_1 files out. Parley's
+step is what PARLEY_CHAT_STEP says (compiled by default: the engine compiles it before
+the clock starts); ``--uncompiled-too`` adds the uncompiled fused step beside it.
 
 torch and llama.cpp each bring an OpenMP runtime; ``inference`` is imported before torch
 starts so that both wait passively (OMP_WAIT_POLICY, inference/__init__.py): with threads
@@ -117,6 +119,11 @@ def main() -> None:
         action="store_true",
         help="leave out int8 and Q8_0 (on a CPU without VNNI, int8's batches take minutes a run)",
     )
+    arguments.add_argument(
+        "--uncompiled-too",
+        action="store_true",
+        help="also the uncompiled step (PARLEY_CHAT_STEP=fused) on its own copy of the model, for comparison",
+    )
     args = arguments.parse_args()
     if args.quick:
         args.new_tokens, args.repeats, args.single = 16, 1, 1
@@ -126,13 +133,18 @@ def main() -> None:
     if config.chat_quantize != "none":
         sys.exit("run the benchmark on the float model: it measures int8 itself (unset PARLEY_CHAT_QUANTIZE).")
     model, tokenizer = load_chat_model(config)
-    engines = {"parley fp32": Engine(model, tokenizer, max_batch_size=32)}
+    uncompiled_model = copy.deepcopy(model) if args.uncompiled_too else None
+    started = time.perf_counter()
+    engines = {"parley fp32": Engine(model, tokenizer, max_batch_size=32, chat_step=config.chat_step)}
+    print(f"Parley's engine ready in {time.perf_counter() - started:.1f} s (PARLEY_CHAT_STEP={config.chat_step})")
+    if uncompiled_model is not None:
+        engines["parley fp32 fused"] = Engine(uncompiled_model, tokenizer, max_batch_size=32, chat_step="fused")
     started = time.perf_counter()
     files = {"llama.cpp F32": gguf_from_safetensors(chat_model_dir(config), packaged_gguf(), "F32")}
     if not args.float32_only:
         int8_model = copy.deepcopy(model)
         quantize_int8(int8_model)
-        engines["parley int8"] = Engine(int8_model, tokenizer, max_batch_size=32)
+        engines["parley int8"] = Engine(int8_model, tokenizer, max_batch_size=32, chat_step=config.chat_step)
         files["llama.cpp Q8_0"] = gguf_from_safetensors(chat_model_dir(config), packaged_gguf(), "Q8_0")
         files["llama.cpp Q4_1"] = packaged_gguf()
     print(f"GGUF files ready in {time.perf_counter() - started:.1f} s: {', '.join(p.name for p in files.values())}")

@@ -25,7 +25,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 QUANTIZATIONS = ("none", "int8")
-CHAT_STEPS = ("fused", "transformers")
+CHAT_STEPS = ("compiled", "fused", "transformers")
 MODEL_NAME_MAX_LENGTH = 100  # Conversation.model holds it
 
 
@@ -47,8 +47,12 @@ class InferenceConfig:
     # conversation without prefilling it all again (inference/prefix_cache.py); 0 turns it off
     prefix_cache_mb: int = 256
     # "fused": a Llama chat model's decoding step written out in few operations
-    # (inference/decoding_step.py); "transformers": the model's own forward for every step
-    chat_step: str = "fused"
+    # (inference/decoding_step.py); "compiled": that step compiled by torch.compile where the
+    # model runs in float32 on a CPU (the fused step elsewhere); "transformers": the model's
+    # own forward for every step
+    chat_step: str = "compiled"
+    # torch.compile's cache of compiled code, so that a restarted worker compiles in seconds
+    compile_cache_dir: Path | None = None
     # the chat models users choose from (PARLEY_MODELS); unset: the one local model above
     models: ModelRegistry = field(default_factory=lambda: default_registry())
 
@@ -64,11 +68,12 @@ class InferenceConfig:
         chat_quantize = os.environ.get("PARLEY_CHAT_QUANTIZE", "none").strip().lower() or "none"
         if chat_quantize not in QUANTIZATIONS:
             raise InferenceError(f"PARLEY_CHAT_QUANTIZE={chat_quantize!r} must be one of {', '.join(QUANTIZATIONS)}.")
-        chat_step = os.environ.get("PARLEY_CHAT_STEP", "fused").strip().lower() or "fused"
+        chat_step = os.environ.get("PARLEY_CHAT_STEP", "compiled").strip().lower() or "compiled"
         if chat_step not in CHAT_STEPS:
             raise InferenceError(f"PARLEY_CHAT_STEP={chat_step!r} must be one of {', '.join(CHAT_STEPS)}.")
         return cls(
             chat_step=chat_step,
+            compile_cache_dir=var_dir / "cache" / "torchinductor",
             prefix_cache_mb=_whole_number("PARLEY_PREFIX_CACHE_MB", 256, "0 = off"),
             threads=_whole_number("PARLEY_TORCH_THREADS", 0, "0 = one per core"),
             models_dir=Path(os.environ.get("PARLEY_MODELS_DIR") or var_dir / "models"),

@@ -24,7 +24,9 @@ matrix products, not the dispatch.
 
 Used for ``LlamaForCausalLM`` models without biases (SmolLM2, Llama, many others); any
 other model, or ``PARLEY_CHAT_STEP=transformers``, decodes with the model's forward.
-Figures in docs/decisions.md ("A decoding step written out").
+``PARLEY_CHAT_STEP=compiled`` (the default) compiles the layer step and the head with
+``torch.compile`` for float32 and float64 weights on a CPU. Figures in docs/decisions.md
+("A decoding step written out", "The compiled decoding step").
 
 Imported only when an engine starts (it imports torch and transformers).
 """
@@ -32,12 +34,19 @@ Imported only when an engine starts (it imports torch and transformers).
 from __future__ import annotations
 
 import functools
+import weakref
 from typing import Any
 
 import torch
 from transformers.models.llama.modeling_llama import rotate_half
 
 from inference.quantize import Int8Linear
+
+# asked once: a compiled step cannot call it (DecodingLinear.covers)
+_ONEDNN = torch.backends.mkldnn.is_available()
+
+# what the compiled step is compiled for (and tested in); other dtypes decode uncompiled
+COMPILED_DTYPES = (torch.float32, torch.float64)
 
 
 def supports(model: Any) -> bool:
@@ -55,77 +64,197 @@ def supports(model: Any) -> bool:
 class _Layer:
     """One decoder layer's weights, the projections concatenated."""
 
-    def __init__(self, layer: Any, decoding_layout: bool) -> None:
+    def __init__(self, layer: Any, decoding_layout: bool, transposed: bool) -> None:
         attention, mlp = layer.self_attn, layer.mlp
-        stacked = functools.partial(stacked_linear, decoding_layout=decoding_layout)
-        self.input_norm = layer.input_layernorm
-        self.post_attention_norm = layer.post_attention_layernorm
+        stacked = functools.partial(stacked_linear, decoding_layout=decoding_layout, transposed=transposed)
+        self.input_norm = layer.input_layernorm.weight
+        self.post_attention_norm = layer.post_attention_layernorm.weight
+        self.eps = float(layer.input_layernorm.variance_epsilon)
         self.qkv = stacked([attention.q_proj, attention.k_proj, attention.v_proj])
         self.output = stacked([attention.o_proj])
         self.gate_up = stacked([mlp.gate_proj, mlp.up_proj])
         self.down = stacked([mlp.down_proj])
+
+    def projections(self, *, as_weights: bool) -> tuple[Any, Any, Any, Any]:
+        """The four projections, as modules or as their weights (``_project``), which a
+        compiled layer takes as inputs so that one compiled graph serves every layer."""
+        parts = (self.qkv, self.output, self.gate_up, self.down)
+        return tuple(part.weight for part in parts) if as_weights else parts
+
+    def plain(self) -> bool:
+        """Whether every projection is its weight alone (a DecodingLinear or a Linear without bias)."""
+        return all(_plain(part) for part in self.projections(as_weights=False))
 
 
 class FusedLlamaStep:
     """``step(input_ids, mask, positions, cache)``: the next-token logits ``[rows, vocab]``
     of a one-token step over the engine's batch, as ``model(...)`` computes them."""
 
-    def __init__(self, model: Any, *, decoding_layout: bool = True) -> None:
+    def __init__(self, model: Any, *, decoding_layout: bool = True, compiled: bool = False) -> None:
         """``decoding_layout``: float32 weights laid out for the step's kernels (DecodingLinear);
-        False keeps the model's own layers (for comparing the two)."""
+        False keeps the model's own layers (for comparing the two). ``compiled``: the layer
+        step compiled by ``torch.compile`` where every projection is a DecodingLinear (the
+        first steps of each kind then compile it: ``warm_up``)."""
         config, inner = model.config, model.model
         self.embed = inner.embed_tokens
         self.rotary = inner.rotary_emb
         self.norm = inner.norm
         tied = inner.embed_tokens.weight is getattr(model.lm_head, "weight", None)
-        self.lm_head = stacked_linear([model.lm_head], decoding_layout=decoding_layout)
+        self.lm_head = stacked_linear([model.lm_head], decoding_layout=decoding_layout, transposed=not compiled)
         if tied:  # the embedding looks its rows up in the view: still one copy
             inner.embed_tokens.weight = model.lm_head.weight
-        self.layers = [_Layer(layer, decoding_layout) for layer in inner.layers]
+        self.layers = [_Layer(layer, decoding_layout, not compiled) for layer in inner.layers]
         self.heads = config.num_attention_heads
         self.kv_heads = config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
         self.scaling = inner.layers[0].self_attn.scaling
+        self.compiled = (
+            compiled
+            and self.embed.weight.dtype in COMPILED_DTYPES
+            and self.embed.weight.device.type == "cpu"
+            and _plain(self.lm_head)
+            and all(layer.plain() for layer in self.layers)
+        )
+        # one graph for every layer: the weights are inputs, so layers differ only in data
+        self.layer_step = torch.compile(layer_step, dynamic=True, fullgraph=True) if self.compiled else layer_step
+        self.head_step = torch.compile(head_step, dynamic=True, fullgraph=True) if self.compiled else head_step
+
+    def uncompiled(self) -> None:
+        """Go on without the compiled step (when compiling it failed)."""
+        self.compiled = False
+        self.layer_step, self.head_step = layer_step, head_step
 
     def __call__(
         self, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
     ) -> torch.Tensor:
-        rows = input_ids.shape[0]
-        heads, kv_heads, dim = self.heads, self.kv_heads, self.head_dim
-        group = heads // kv_heads
+        """The step over a cache of RoomyLayers (kv_cache.py): each layer's buffers get room
+        for the new column first, so ``forward`` only writes into them (and a compiled
+        forward sees no Python cache object)."""
+        columns = mask.shape[1]
+        # room for a column more than the step writes: the used part is then never the whole
+        # buffer, a case a compiled step would be compiled for again
+        rooms = [layer.reserve(columns + 1) for layer in cache.layers]
+        logits = self.forward(input_ids, mask, positions, [k for k, _ in rooms], [v for _, v in rooms])
+        for layer, (keys, values) in zip(cache.layers, rooms, strict=True):
+            layer.keys, layer.values = keys[:, :, :columns], values[:, :, :columns]
+        return logits
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        mask: torch.Tensor,
+        positions: torch.Tensor,
+        key_buffers: list[torch.Tensor],
+        value_buffers: list[torch.Tensor],
+    ) -> torch.Tensor:
+        """The logits of a one-token step; writes the new keys and values into column
+        ``mask.shape[1] - 1`` of each layer's buffers, whose earlier columns hold the cache."""
         x = self.embed(input_ids)  # [rows, 1, hidden]
         cos, sin = (part[:, None] for part in self.rotary(x, positions))  # [rows, 1, 1, dim]: every head alike
         # padding columns get the dtype's lowest value, as transformers' eager attention does
         additive = torch.zeros(mask.shape, dtype=x.dtype, device=x.device)
         additive.masked_fill_(mask == 0, torch.finfo(x.dtype).min)
         additive = additive[:, None, None, :]  # [rows, 1, 1, columns]: every head alike
-        # half-precision scores are summed in float32, as the attention kernels do
-        softmax_dtype = torch.float32 if x.dtype in (torch.bfloat16, torch.float16) else x.dtype
-        for index, layer in enumerate(self.layers):
-            qkv = layer.qkv(_norm(layer.input_norm, x))  # [rows, 1, (heads + 2 kv heads) * dim]
-            # queries and keys rotated together: [rows, heads + kv heads, 1, dim]
-            qk = qkv[..., : (heads + kv_heads) * dim].view(rows, 1, heads + kv_heads, dim).transpose(1, 2)
-            qk = qk * cos + rotate_half(qk) * sin
-            queries, keys = qk[:, :heads], qk[:, heads:]
-            values = qkv[..., (heads + kv_heads) * dim :].view(rows, 1, kv_heads, dim).transpose(1, 2)
-            keys, values = cache.layers[index].update(keys, values)  # [rows, kv heads, columns, dim]
-            # the query heads sharing a key head, as the rows of one product with it
-            grouped = queries.reshape(rows, kv_heads, group, dim) * self.scaling
-            scores = torch.matmul(grouped, keys.transpose(2, 3)) + additive
-            attended = torch.matmul(torch.softmax(scores, dim=-1, dtype=softmax_dtype).to(x.dtype), values)
-            x = x + layer.output(attended.reshape(rows, 1, heads * dim))
-            gate, up = layer.gate_up(_norm(layer.post_attention_norm, x)).chunk(2, dim=-1)
-            x = x + layer.down(torch.nn.functional.silu(gate) * up)
-        return self.lm_head(_norm(self.norm, x))[:, -1, :]
+        for layer, key_buffer, value_buffer in zip(self.layers, key_buffers, value_buffers, strict=True):
+            x = self.layer_step(
+                x,
+                cos,
+                sin,
+                additive,
+                key_buffer,
+                value_buffer,
+                layer.input_norm,
+                layer.post_attention_norm,
+                *layer.projections(as_weights=self.compiled),
+                eps=layer.eps,
+                heads=self.heads,
+                kv_heads=self.kv_heads,
+                scaling=self.scaling,
+            )
+        head = self.lm_head.weight if self.compiled else self.lm_head
+        return self.head_step(x, self.norm.weight, head, eps=float(self.norm.variance_epsilon))
 
 
-def _norm(norm: Any, x: torch.Tensor) -> torch.Tensor:
+def layer_step(
+    x: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    additive: torch.Tensor,
+    key_buffer: torch.Tensor,
+    value_buffer: torch.Tensor,
+    input_norm: torch.Tensor,
+    post_attention_norm: torch.Tensor,
+    qkv: Any,
+    output: Any,
+    gate_up: Any,
+    down: Any,
+    *,
+    eps: float,
+    heads: int,
+    kv_heads: int,
+    scaling: float,
+) -> torch.Tensor:
+    """One decoder layer's step: ``x`` after the layer, with the new keys and values written
+    into column ``additive.shape[-1] - 1`` of the buffers. The projections are modules, or
+    DecodingLinear weights (``_project``)."""
+    rows, columns = x.shape[0], additive.shape[-1]
+    dim = key_buffer.shape[-1]
+    group = heads // kv_heads
+    qkv_out = _project(_norm(x, input_norm, eps), qkv)  # [rows, 1, (heads + 2 kv heads) * dim]
+    # queries and keys rotated together: [rows, heads + kv heads, 1, dim]
+    qk = qkv_out[..., : (heads + kv_heads) * dim].view(rows, 1, heads + kv_heads, dim).transpose(1, 2)
+    qk = qk * cos + rotate_half(qk) * sin
+    key_buffer[:, :, columns - 1 : columns] = qk[:, heads:]
+    value_buffer[:, :, columns - 1 : columns] = (
+        qkv_out[..., (heads + kv_heads) * dim :].view(rows, 1, kv_heads, dim).transpose(1, 2)
+    )
+    keys, values = key_buffer[:, :, :columns], value_buffer[:, :, :columns]  # [rows, kv heads, columns, dim]
+    # the query heads sharing a key head, as the rows of one product with it
+    grouped = qk[:, :heads].reshape(rows, kv_heads, group, dim) * scaling
+    scores = torch.matmul(grouped, keys.transpose(2, 3)) + additive
+    # half-precision scores are summed in float32, as the attention kernels do
+    softmax_dtype = torch.float32 if x.dtype in (torch.bfloat16, torch.float16) else x.dtype
+    attended = torch.matmul(torch.softmax(scores, dim=-1, dtype=softmax_dtype).to(x.dtype), values)
+    x = x + _project(attended.reshape(rows, 1, heads * dim), output)
+    gate, up = _project(_norm(x, post_attention_norm, eps), gate_up).chunk(2, dim=-1)
+    return x + _project(torch.nn.functional.silu(gate) * up, down)
+
+
+def head_step(x: torch.Tensor, norm: torch.Tensor, head: Any, *, eps: float) -> torch.Tensor:
+    """The next-token logits ``[rows, vocab]`` of the last layer's ``x``."""
+    return _project(_norm(x, norm, eps), head)[:, -1, :]
+
+
+def _plain(part: Any) -> bool:
+    return type(part) is DecodingLinear or (type(part) is torch.nn.Linear and part.bias is None)
+
+
+def _project(x: torch.Tensor, projection: Any) -> torch.Tensor:
+    """``x`` through a projection: a module, or in a compiled step its weight."""
+    if not isinstance(projection, torch.Tensor):
+        return projection(x)
+    if not DecodingLinear.covers(projection):
+        return torch.nn.functional.linear(x, projection)
+    # a DecodingLinear's [out, in] weight
+    if x.numel() == x.shape[-1]:
+        # one row: written as products and a sum over each weight row, which the compiler
+        # turns into one vectorized loop reading the weight once at nearly the memory's
+        # speed (BLAS's product on this layout reads it at half that: docs/decisions.md)
+        return (x[..., None, :] * projection).sum(-1)
+    return decoding_linear(x, projection)
+
+
+def _norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """transformers' LlamaRMSNorm: for float32 its one operation, for other dtypes its own
+    arithmetic (in float32, cast back before the weight)."""
     if x.dtype == torch.float32:
-        return torch.nn.functional.rms_norm(x, norm.weight.shape, norm.weight, norm.variance_epsilon)
-    return norm(x)
+        return torch.nn.functional.rms_norm(x, weight.shape, weight, eps)
+    normed = x.to(torch.float32)
+    normed = normed * torch.rsqrt(normed.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * normed.to(x.dtype)
 
 
-def stacked_linear(linears: list[Any], *, decoding_layout: bool = True) -> Any:
+def stacked_linear(linears: list[Any], *, decoding_layout: bool = True, transposed: bool = True) -> Any:
     """One layer computing ``linears`` side by side (their outputs concatenated): for float32
     a DecodingLinear of the concatenated weights (of which theirs become views), for other
     floats a Linear of them (the same), an Int8Linear of the concatenated int8 weights and
@@ -137,7 +266,7 @@ def stacked_linear(linears: list[Any], *, decoding_layout: bool = True) -> Any:
     if plain:
         weight = torch.cat([linear.weight.detach() for linear in linears])
         if decoding_layout:
-            joined: Any = DecodingLinear(weight)
+            joined: Any = DecodingLinear(weight, transposed=transposed)
             weight = joined.weight.detach()
         else:
             joined = torch.nn.Linear(
@@ -156,6 +285,23 @@ def stacked_linear(linears: list[Any], *, decoding_layout: bool = True) -> Any:
     return _SideBySide(linears)
 
 
+# each DecodingLinear by its weight's address, for the compiled step's operator below
+_DECODING_LINEARS: weakref.WeakValueDictionary[int, DecodingLinear] = weakref.WeakValueDictionary()
+
+
+@torch.library.custom_op("parley::decoding_linear", mutates_args=())
+def decoding_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """A DecodingLinear's product, as one operator the compiler leaves whole: its packed copy
+    is in oneDNN's own layout, which the compiler cannot trace, so a compiled step passes the
+    weight and the layer is found by it."""
+    return _DECODING_LINEARS[weight.data_ptr()](x)
+
+
+@decoding_linear.register_fake
+def _decoding_linear_shape(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return x.new_empty((*x.shape[:-1], weight.shape[0]))
+
+
 class DecodingLinear(torch.nn.Module):
     """A float32 linear layer on the CPU laid out for the kernels that read it fastest in a
     decoding step (bench/linear_kernels.py; figures in docs/decisions.md, "The decoding
@@ -171,20 +317,24 @@ class DecodingLinear(torch.nn.Module):
     keep their weights as views of it: the packed copy is the only second one.
     """
 
-    def __init__(self, weight: torch.Tensor, *, packed_rows: int = 8) -> None:
+    def __init__(self, weight: torch.Tensor, *, packed_rows: int = 8, transposed: bool = True) -> None:
+        """``transposed``: one row reads the stored transpose; False keeps the ``[out, in]``
+        weight contiguous, for a compiled step's one-row loop (``_project``)."""
         super().__init__()
-        self.weight_t = weight.detach().t().contiguous()  # [in, out]
-        self.weight = torch.nn.Parameter(self.weight_t.t(), requires_grad=False)
-        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), packed_rows)
+        weight = weight.detach()
+        self.weight_t = weight.t().contiguous() if transposed else None  # [in, out]
+        self.weight = torch.nn.Parameter(weight if self.weight_t is None else self.weight_t.t(), requires_grad=False)
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, packed_rows)
         self.in_features, self.out_features = weight.shape[1], weight.shape[0]
+        _DECODING_LINEARS[self.weight.data_ptr()] = self
 
     @staticmethod
     def covers(weight: torch.Tensor) -> bool:
-        return weight.dtype == torch.float32 and weight.device.type == "cpu" and torch.backends.mkldnn.is_available()
+        return weight.dtype == torch.float32 and weight.device.type == "cpu" and _ONEDNN
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.numel() == x.shape[-1]:  # one row
-            return x @ self.weight_t
+            return x @ self.weight_t if self.weight_t is not None else torch.nn.functional.linear(x, self.weight)
         return torch.ops.mkldnn._linear_pointwise(x, self.packed, None, "none", [], "")
 
     def extra_repr(self) -> str:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -61,6 +62,9 @@ if TYPE_CHECKING:
     import torch
 
 logger = logging.getLogger(__name__)
+
+# the prompt length the compiled step is compiled on (Engine._compile_step)
+WARM_UP_TOKENS = 17
 
 
 @dataclass
@@ -100,8 +104,11 @@ class Engine:
         max_new_tokens_limit: int = 4096,
         prefill_tokens: int = 0,
         prefix_cache_mb: int = 256,
-        fused_step: bool = True,
+        chat_step: str = "fused",
     ) -> None:
+        """``chat_step``: how a decoding step is taken (InferenceConfig.chat_step): "compiled"
+        compiles the fused step here, before the engine serves (tens of seconds the first
+        time, seconds once torch.compile's cache holds it)."""
         import torch
 
         from inference import decoding_step
@@ -126,10 +133,17 @@ class Engine:
         self._torch = torch
         # the one-token step in few operations (decoding_step.py) where the model allows it
         self._step = None
-        if fused_step and decoding_step.supports(model):
+        if chat_step != "transformers" and decoding_step.supports(model):
             started = time.perf_counter()
-            self._step = decoding_step.FusedLlamaStep(model)
+            self._step = decoding_step.FusedLlamaStep(model, compiled=chat_step == "compiled")
             logger.info("fused decoding step ready in %.0f ms", 1000 * (time.perf_counter() - started))
+            if chat_step == "compiled" and not self._step.compiled:
+                logger.info(
+                    "the decoding step is compiled only for float32 or float64 weights on a CPU (not int8): "
+                    "this model decodes uncompiled"
+                )
+            if self._step.compiled:
+                self._compile_step()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
@@ -151,7 +165,9 @@ class Engine:
 
         config = config or InferenceConfig.from_env()
         model, tokenizer = load_chat_model(config)
-        options = {"prefix_cache_mb": config.prefix_cache_mb, "fused_step": config.chat_step == "fused", **options}
+        if config.chat_step == "compiled" and config.compile_cache_dir is not None:
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(config.compile_cache_dir))
+        options = {"prefix_cache_mb": config.prefix_cache_mb, "chat_step": config.chat_step, **options}
         return cls(model, tokenizer, model_name=chat_model_name(config, model, name), **options)
 
     # ---- public API --------------------------------------------------------------
@@ -266,6 +282,36 @@ class Engine:
     def _wake(self) -> None:
         with self._wakeup:
             self._wakeup.notify()
+
+    def _compile_step(self) -> None:
+        """Compile the step for one row and for several (the two graphs it has), so the first
+        answers do not wait for it. If compiling fails (no C++ compiler, say), the step goes
+        on uncompiled and the log says why."""
+        from inference.kv_cache import roomy_cache
+
+        torch = self._torch
+        assert self._step is not None
+        logger.info("compiling the decoding step (up to a minute the first time, seconds once cached)…")
+        started = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                # sizes no other dimension has: a size shared at compile time would be
+                # assumed shared for good, and a step without it compiled again
+                for rows in (1, 2):
+                    cache = roomy_cache()
+                    ids = torch.full((rows, WARM_UP_TOKENS), self.pad_id, device=self.device)
+                    mask = torch.ones_like(ids)
+                    self.model(input_ids=ids, attention_mask=mask, cache=cache, use_cache=True, logits_to_keep=1)
+                    positions = torch.full((rows, 1), WARM_UP_TOKENS, device=self.device)
+                    self._step(ids[:, -1:], batch.grown(mask), positions, cache)
+        except Exception as error:  # torch.compile raises many kinds; any of them means uncompiled
+            self._step.uncompiled()
+            logger.warning(
+                "compiling the decoding step failed, so it runs uncompiled (PARLEY_CHAT_STEP=fused skips trying): %s",
+                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__,
+            )
+            return
+        logger.info("decoding step compiled in %.1f s", time.perf_counter() - started)
 
     def _position(self, stream: Stream) -> int:
         with self._lock:

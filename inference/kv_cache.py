@@ -34,20 +34,31 @@ class RoomyLayer(DynamicLayer):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-        keys, values = self.keys, self.values
-        assert keys is not None
-        assert values is not None
-        used = keys.shape[-2] if keys.numel() else 0
+        used = self.keys.shape[-2] if self.keys is not None and self.keys.numel() else 0
         needed = used + key_states.shape[-2]
-        buffers: tuple[torch.Tensor, torch.Tensor] | None = getattr(self, "_room", None)
-        if buffers is None or not _views_of(keys, values, buffers, key_states.shape[0], needed):
-            buffers = self._grow(keys, values, key_states, value_states, used, needed)
-        key_buffer, value_buffer = buffers
+        key_buffer, value_buffer = self.reserve(needed, key_states, value_states)
         key_buffer[:, :, used:needed] = key_states
         value_buffer[:, :, used:needed] = value_states
         self.keys = key_buffer[:, :, :needed]
         self.values = value_buffer[:, :, :needed]
         return self.keys, self.values
+
+    def reserve(
+        self, needed: int, key_like: torch.Tensor | None = None, value_like: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Buffers whose first columns are the layer's keys and values, with room for ``needed``
+        columns in all (``key_like``/``value_like``: the shape and dtype of new columns, by
+        default the layer's own)."""
+        keys, values = self.keys, self.values
+        assert keys is not None
+        assert values is not None
+        key_like = keys if key_like is None else key_like
+        value_like = values if value_like is None else value_like
+        used = keys.shape[-2] if keys.numel() else 0
+        buffers: tuple[torch.Tensor, torch.Tensor] | None = getattr(self, "_room", None)
+        if buffers is None or not _views_of(keys, values, buffers, key_like.shape[0], needed):
+            buffers = self._grow(keys, values, key_like, value_like, used, needed)
+        return buffers
 
     def _grow(
         self,

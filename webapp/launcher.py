@@ -525,6 +525,9 @@ def test(pytest_args: list[str]) -> int:
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("PARLEY_MODELS_DIR", str(BASE_DIR / "var" / "models"))
+    # the worker processes the tests start decode uncompiled: compiling costs each one tens
+    # of seconds at start; tests/inference/test_compiled_step.py checks the compiled step
+    env.setdefault("PARLEY_CHAT_STEP", "fused")
     env["DEBUG"] = "1"
     env.setdefault("SECRET_KEY", local_secret_key(var_dir))
     with run_lock(var_dir, "test"), services(var_dir, "parley") as service_env:

@@ -33,7 +33,7 @@ def answers(engine: Engine, tokens: int) -> list[str]:
 
 def both_answers(model: Any, tokenizer: Any, tokens: int) -> tuple[list[str], list[str]]:
     fused = Engine(model, tokenizer, max_batch_size=8)
-    forward = Engine(model, tokenizer, max_batch_size=8, fused_step=False)
+    forward = Engine(model, tokenizer, max_batch_size=8, chat_step="transformers")
     try:
         assert fused._step is not None
         assert forward._step is None
@@ -106,6 +106,8 @@ def test_a_float32_model_decodes_as_its_forward_with_its_weights_laid_out_for_de
     # the model's own layers, and the tied embedding, are views of the step's one copy
     attention = model.model.layers[0].self_attn
     transposed = step.layers[0].qkv.weight_t
+    assert transposed is not None
+    assert step.lm_head.weight_t is not None
     assert attention.k_proj.weight.untyped_storage().data_ptr() == transposed.untyped_storage().data_ptr()
     assert model.model.embed_tokens.weight is model.lm_head.weight
     assert model.lm_head.weight.untyped_storage().data_ptr() == step.lm_head.weight_t.untyped_storage().data_ptr()
@@ -151,9 +153,10 @@ def test_a_model_the_step_does_not_cover_decodes_with_its_own_forward(chat_token
 
 
 def test_the_step_is_chosen_by_a_setting_and_a_bad_value_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert InferenceConfig.from_env().chat_step == "fused"
+    monkeypatch.delenv("PARLEY_CHAT_STEP", raising=False)
+    assert InferenceConfig.from_env().chat_step == "compiled"
     monkeypatch.setenv("PARLEY_CHAT_STEP", "Transformers")
     assert InferenceConfig.from_env().chat_step == "transformers"
-    monkeypatch.setenv("PARLEY_CHAT_STEP", "compiled")
-    with pytest.raises(InferenceError, match="PARLEY_CHAT_STEP='compiled' must be one of fused, transformers"):
+    monkeypatch.setenv("PARLEY_CHAT_STEP", "graphs")
+    with pytest.raises(InferenceError, match="PARLEY_CHAT_STEP='graphs' must be one of compiled, fused, transformers"):
         InferenceConfig.from_env()

@@ -1,0 +1,105 @@
+"""The compiled decoding step (PARLEY_CHAT_STEP=compiled) gives what the uncompiled one
+gives, compiles a bounded number of graphs, and falls back when it cannot compile."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from typing import Any
+
+import torch
+from torch._dynamo.utils import counters
+
+from inference import Engine
+from inference.decoding_step import FusedLlamaStep
+from tests.inference.test_decoding_step import PROMPTS, answers, greedy, one_step_logits
+from tests.models import build_tiny_model
+from tests.processes import BASE_DIR
+
+
+def engines(model: Any, tokenizer: Any) -> tuple[Engine, Engine]:
+    compiled = Engine(model, tokenizer, max_batch_size=8, chat_step="compiled")
+    fused = Engine(model, tokenizer, max_batch_size=8, chat_step="fused")
+    assert compiled._step is not None
+    assert compiled._step.compiled
+    assert fused._step is not None
+    assert not fused._step.compiled
+    return compiled, fused
+
+
+def test_a_float64_model_gives_the_same_logits_and_greedy_answers_compiled_as_uncompiled(chat_tokenizer: Any) -> None:
+    model = build_tiny_model(len(chat_tokenizer))
+    compiled, fused = engines(model, chat_tokenizer)
+    try:
+        together = answers(compiled, 40)
+        assert together == answers(fused, 40)
+        assert all(together)
+        alone = compiled.generate(greedy("hi", 30)).text
+        assert alone == fused.generate(greedy("hi", 30)).text
+    finally:
+        compiled.close()
+        fused.close()
+    for rows in (1, 3):
+        expected, got = one_step_logits(model, FusedLlamaStep(model, compiled=True), rows)
+        # the model's norm computes in float32 even for float64 weights, and compiled code
+        # orders that float32 arithmetic its own way: float32's rounding, not float64's
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_a_float32_model_compiled_decodes_as_its_forward_without_compiling_again(chat_tokenizer: Any) -> None:
+    model = build_tiny_model(len(chat_tokenizer)).float()
+    compiled, fused = engines(model, chat_tokenizer)
+    try:
+        graphs = counters["stats"]["unique_graphs"]
+        # batches of 1 to 8 rows, and keys and values growing past their first buffers
+        for rows in (1, 3, 8):
+            streams = [compiled.submit(greedy(prompt, 90)) for prompt in (PROMPTS * 2)[:rows]]
+            assert all(stream.result().stats.completion_tokens == 90 for stream in streams)
+        assert counters["stats"]["unique_graphs"] == graphs
+        assert answers(compiled, 24) == answers(fused, 24)
+    finally:
+        compiled.close()
+        fused.close()
+    pristine = build_tiny_model(len(chat_tokenizer)).float()
+    step = FusedLlamaStep(build_tiny_model(len(chat_tokenizer)).float(), compiled=True)
+    for rows in (1, 3):  # one row reads the weights in a compiled loop, several through oneDNN
+        expected, got = one_step_logits(pristine, step, rows)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_the_real_model_gives_the_same_greedy_answers_compiled_as_uncompiled(real_engine: Engine) -> None:
+    compiled, fused = engines(copy.deepcopy(real_engine.model), real_engine.tokenizer)
+    try:
+        together = answers(compiled, 32)
+        assert together == answers(fused, 32)
+        assert "sky" in "".join(together).lower() or "blue" in "".join(together).lower()
+        request = greedy("Why is the sky blue?", 24)
+        assert compiled.generate(request).text == fused.generate(request).text
+    finally:
+        compiled.close()
+        fused.close()
+
+
+FALLBACK = """
+import logging
+logging.basicConfig(level=logging.INFO)
+from inference import Engine, GenerationRequest
+from tests.models import build_tiny_model, load_chat_tokenizer
+tokenizer = load_chat_tokenizer()
+engine = Engine(build_tiny_model(len(tokenizer)).float(), tokenizer, chat_step="compiled")
+request = GenerationRequest.of([{"role": "user", "content": "hi"}], max_new_tokens=5, temperature=0, ignore_eos=True)
+print("compiled", engine._step.compiled, "tokens", engine.generate(request).stats.completion_tokens)
+engine.close()
+"""
+
+
+def test_without_a_working_compiler_the_step_runs_uncompiled_and_says_why(tmp_path: Any) -> None:
+    env = {**os.environ, "CXX": "/bin/false", "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [sys.executable, "-c", FALLBACK], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    assert "compiled False tokens 5" in done.stdout
+    assert "compiling the decoding step failed, so it runs uncompiled (PARLEY_CHAT_STEP=fused" in done.stderr
