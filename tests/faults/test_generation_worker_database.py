@@ -31,13 +31,28 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def cut_every_other_connection() -> int:
-    """Terminate every session on this database but the caller's, as a restart would."""
+    """Terminate every session on this database but the caller's, as a restart would, and
+    wait until they have ended: ``pg_terminate_backend`` only signals, and a session still
+    ending holds its locks, which would pass for a worker that had already reconnected."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+        pids = [pid for (pid,) in cursor.fetchall()]
+        cursor.execute("SELECT count(*) FROM unnest(%s::int[]) AS pid WHERE pg_terminate_backend(pid)", [pids])
         (count,) = cursor.fetchone()
+
+    def ended() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT (SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s))"
+                " + (SELECT count(*) FROM pg_locks WHERE pid = ANY(%s))",
+                [pids, pids],
+            )
+            (left,) = cursor.fetchone()
+        return left == 0
+
+    wait_for(ended, what="the terminated sessions to end")
     return int(count)
 
 
