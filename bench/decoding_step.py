@@ -1,12 +1,14 @@
-"""One decoding step: the model's own forward against the fused step, and where the time goes.
+"""One decoding step: the model's own forward against the fused and compiled steps, and where the time goes.
 
     python -m bench.decoding_step [--rows 1 8 32] [--context 100] [--steps 10] [--int8]
 
 For each batch size, the steps run on the same prefilled batch (the engine's kind of
 cache, one padded row), taking turns step by step: the model's own forward, the fused
-step on the model's own layers (``fused-model-layout``), and the fused step with its
-float32 weights laid out for decoding (``fused``, the engine's; DecodingLinear). Each
-runs on its own copy of the model. Prints the median milliseconds of each and the ratios,
+step on the model's own layers (``fused-model-layout``), the fused step with its
+float32 weights laid out for decoding (``fused``; DecodingLinear), and the engine's
+default, that step with its one-row programs compiled ahead of time (``compiled``:
+inference/ahead_of_time.py; several rows run it as ``fused``, and with ``--int8`` there
+is no compiled kind). Each runs on its own copy of the model. Prints the median milliseconds of each and the ratios,
 then, per step kind, torch.profiler's top operations at the first batch size with their
 share of the step's time and how many calls a step makes.
 """
@@ -20,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.common import compared, median, parser
+from inference import ahead_of_time
 from inference.config import InferenceConfig
 from inference.decoding_step import FusedLlamaStep
 from inference.models import load_chat_model
@@ -43,6 +46,17 @@ def prefilled(model: Any, rows: int, context: int) -> tuple[Any, Any, Any, Any]:
     return cache, mask, ids[:, -1:], positions[:, -1:] + 1
 
 
+def profiled_as(name: str, program: Any) -> Callable[..., Any]:
+    """``program``, each call recorded as one operation for torch.profiler."""
+    from torch.profiler import record_function
+
+    def call(*tensors: Any, **constants: Any) -> Any:
+        with record_function(f"one-row {name} program"):
+            return program(*tensors, **constants)
+
+    return call
+
+
 def main() -> None:
     arguments = parser(__doc__)
     arguments.add_argument("--rows", type=int, nargs="+", default=[1, 8, 32])
@@ -59,7 +73,7 @@ def main() -> None:
     if args.int8:
         model = copy.deepcopy(model)
         quantize_int8(model)
-    copies = {name: copy.deepcopy(model) for name in ("fused-model-layout", "fused")}
+    copies = {name: copy.deepcopy(model) for name in ("fused-model-layout", "fused", "compiled")}
 
     def transformers_step(ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
         return model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True).logits
@@ -69,6 +83,14 @@ def main() -> None:
         "fused-model-layout": FusedLlamaStep(copies["fused-model-layout"], decoding_layout=False),
         "fused": FusedLlamaStep(copies["fused"]),
     }
+    if not args.int8:  # int8 decodes uncompiled
+        compiled = FusedLlamaStep(copies["compiled"], compiled=True)
+        ahead_of_time.compile_one_row(compiled)
+        assert compiled.one_row is not None
+        # named in the profile: what the programs run is C++ the profiler cannot see into
+        layer_program, head_program = compiled.one_row
+        compiled.one_row = (profiled_as("layer", layer_program), profiled_as("head", head_program))
+        steps["compiled"] = compiled
     with torch.inference_mode():
         for rows in args.rows:
             batches = {name: list(prefilled(model, rows, args.context)) for name in steps}
@@ -86,6 +108,9 @@ def main() -> None:
             for name, words in against.items():
                 figures = compared(ms["fused"], ms[name], "ms", words, lower_is_better=True)
                 print(f"{rows:2} rows: fused step {figures}", flush=True)
+            if "compiled" in ms:
+                figures = compared(ms["compiled"], ms["fused"], "ms", "the fused step", lower_is_better=True)
+                print(f"{rows:2} rows: compiled step {figures}", flush=True)
         rows = args.rows[0]
         for name, step in steps.items():
             cache, mask, ids, positions = prefilled(model, rows, args.context)

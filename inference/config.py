@@ -47,11 +47,13 @@ class InferenceConfig:
     # conversation without prefilling it all again (inference/prefix_cache.py); 0 turns it off
     prefix_cache_mb: int = 256
     # "fused": a Llama chat model's decoding step written out in few operations
-    # (inference/decoding_step.py); "compiled": that step compiled by torch.compile where the
-    # model runs in float32 on a CPU (the fused step elsewhere); "transformers": the model's
-    # own forward for every step
+    # (inference/decoding_step.py); "compiled": that step's one-row programs compiled ahead
+    # of time by AOTInductor where the model runs in float32 or float64 on a CPU
+    # (inference/ahead_of_time.py; the fused step elsewhere and for several rows);
+    # "transformers": the model's own forward for every step
     chat_step: str = "compiled"
-    # torch.compile's cache of compiled code, so that a restarted worker compiles in seconds
+    # inductor's cache directory, where the compiled programs are kept, so that a restarted
+    # worker loads them in a second
     compile_cache_dir: Path | None = None
     # the chat models users choose from (PARLEY_MODELS); unset: the one local model above
     models: ModelRegistry = field(default_factory=lambda: default_registry())

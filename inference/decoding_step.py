@@ -24,9 +24,10 @@ matrix products, not the dispatch.
 
 Used for ``LlamaForCausalLM`` models without biases (SmolLM2, Llama, many others); any
 other model, or ``PARLEY_CHAT_STEP=transformers``, decodes with the model's forward.
-``PARLEY_CHAT_STEP=compiled`` (the default) compiles the layer step and the head with
-``torch.compile`` for float32 and float64 weights on a CPU. Figures in docs/decisions.md
-("A decoding step written out", "The compiled decoding step").
+``PARLEY_CHAT_STEP=compiled`` (the default) runs a lone row's step, for float32 and float64
+weights on a CPU, as the layer step and the head compiled ahead of time (ahead_of_time.py);
+several rows take the fused step uncompiled, which their matrix products dominate. Figures
+in docs/decisions.md ("A decoding step written out", "The compiled decoding step").
 
 Imported only when an engine starts (it imports torch and transformers).
 """
@@ -34,7 +35,6 @@ Imported only when an engine starts (it imports torch and transformers).
 from __future__ import annotations
 
 import functools
-import weakref
 from typing import Any
 
 import torch
@@ -42,10 +42,9 @@ from transformers.models.llama.modeling_llama import rotate_half
 
 from inference.quantize import Int8Linear
 
-# asked once: a compiled step cannot call it (DecodingLinear.covers)
-_ONEDNN = torch.backends.mkldnn.is_available()
+_ONEDNN = torch.backends.mkldnn.is_available()  # asked once, not at every product
 
-# what the compiled step is compiled for (and tested in); other dtypes decode uncompiled
+# what the one-row programs are compiled for (and tested in); other dtypes decode uncompiled
 COMPILED_DTYPES = (torch.float32, torch.float64)
 
 
@@ -76,8 +75,8 @@ class _Layer:
         self.down = stacked([mlp.down_proj])
 
     def projections(self, *, as_weights: bool) -> tuple[Any, Any, Any, Any]:
-        """The four projections, as modules or as their weights (``_project``), which a
-        compiled layer takes as inputs so that one compiled graph serves every layer."""
+        """The four projections, as modules or as their weights (``_project``), which the
+        compiled layer takes as inputs so that one program serves every layer."""
         parts = (self.qkv, self.output, self.gate_up, self.down)
         return tuple(part.weight for part in parts) if as_weights else parts
 
@@ -92,9 +91,9 @@ class FusedLlamaStep:
 
     def __init__(self, model: Any, *, decoding_layout: bool = True, compiled: bool = False) -> None:
         """``decoding_layout``: float32 weights laid out for the step's kernels (DecodingLinear);
-        False keeps the model's own layers (for comparing the two). ``compiled``: the layer
-        step compiled by ``torch.compile`` where every projection is a DecodingLinear (the
-        first steps of each kind then compile it: ``warm_up``)."""
+        False keeps the model's own layers (for comparing the two). ``compiled``: the weights
+        laid out for the one-row programs, where the model allows them (``self.compiled``);
+        ``ahead_of_time.compile_one_row`` then gives the step its programs (``self.one_row``)."""
         config, inner = model.config, model.model
         self.embed = inner.embed_tokens
         self.rotary = inner.rotary_emb
@@ -115,24 +114,23 @@ class FusedLlamaStep:
             and _plain(self.lm_head)
             and all(layer.plain() for layer in self.layers)
         )
-        # one graph for every layer: the weights are inputs, so layers differ only in data
-        self.layer_step = torch.compile(layer_step, dynamic=True, fullgraph=True) if self.compiled else layer_step
-        self.head_step = torch.compile(head_step, dynamic=True, fullgraph=True) if self.compiled else head_step
+        # the layer step and the head for one row compiled ahead of time (ahead_of_time.py)
+        self.one_row: tuple[Any, Any] | None = None
 
     def uncompiled(self) -> None:
-        """Go on without the compiled step (when compiling it failed)."""
+        """Go on without the one-row programs (when compiling them failed)."""
         self.compiled = False
-        self.layer_step, self.head_step = layer_step, head_step
+        self.one_row = None
 
     def __call__(
         self, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
     ) -> torch.Tensor:
         """The step over a cache of RoomyLayers (kv_cache.py): each layer's buffers get room
-        for the new column first, so ``forward`` only writes into them (and a compiled
-        forward sees no Python cache object)."""
+        for the new column first, so ``forward`` only writes into them (and the compiled
+        programs see no Python cache object)."""
         columns = mask.shape[1]
-        # room for a column more than the step writes: the used part is then never the whole
-        # buffer, a case a compiled step would be compiled for again
+        # room for a column more than the step writes: the programs are compiled for a used
+        # part shorter than the buffer
         rooms = [layer.reserve(columns + 1) for layer in cache.layers]
         logits = self.forward(input_ids, mask, positions, [k for k, _ in rooms], [v for _, v in rooms])
         for layer, (keys, values) in zip(cache.layers, rooms, strict=True):
@@ -155,8 +153,10 @@ class FusedLlamaStep:
         additive = torch.zeros(mask.shape, dtype=x.dtype, device=x.device)
         additive.masked_fill_(mask == 0, torch.finfo(x.dtype).min)
         additive = additive[:, None, None, :]  # [rows, 1, 1, columns]: every head alike
+        programs = self.one_row if input_ids.shape[0] == 1 else None
+        step_layer, step_head = programs or (layer_step, head_step)
         for layer, key_buffer, value_buffer in zip(self.layers, key_buffers, value_buffers, strict=True):
-            x = self.layer_step(
+            x = step_layer(
                 x,
                 cos,
                 sin,
@@ -165,14 +165,14 @@ class FusedLlamaStep:
                 value_buffer,
                 layer.input_norm,
                 layer.post_attention_norm,
-                *layer.projections(as_weights=self.compiled),
+                *layer.projections(as_weights=programs is not None),
                 eps=layer.eps,
                 heads=self.heads,
                 kv_heads=self.kv_heads,
                 scaling=self.scaling,
             )
-        head = self.lm_head.weight if self.compiled else self.lm_head
-        return self.head_step(x, self.norm.weight, head, eps=float(self.norm.variance_epsilon))
+        head = self.lm_head.weight if programs is not None else self.lm_head
+        return step_head(x, self.norm.weight, head, eps=float(self.norm.variance_epsilon))
 
 
 def layer_step(
@@ -230,18 +230,16 @@ def _plain(part: Any) -> bool:
 
 
 def _project(x: torch.Tensor, projection: Any) -> torch.Tensor:
-    """``x`` through a projection: a module, or in a compiled step its weight."""
+    """``x`` through a projection: a module, or in a compiled program its weight."""
     if not isinstance(projection, torch.Tensor):
         return projection(x)
-    if not DecodingLinear.covers(projection):
-        return torch.nn.functional.linear(x, projection)
-    # a DecodingLinear's [out, in] weight
-    if x.numel() == x.shape[-1]:
-        # one row: written as products and a sum over each weight row, which the compiler
-        # turns into one vectorized loop reading the weight once at nearly the memory's
-        # speed (BLAS's product on this layout reads it at half that: docs/decisions.md)
+    if DecodingLinear.covers(projection) and x.numel() == x.shape[-1]:
+        # one row by a DecodingLinear's [out, in] weight: written as products and a sum over
+        # each weight row, which the compiler turns into one vectorized loop reading the
+        # weight once at nearly the memory's speed (BLAS's product on this layout reads it
+        # at half that: docs/decisions.md)
         return (x[..., None, :] * projection).sum(-1)
-    return decoding_linear(x, projection)
+    return torch.nn.functional.linear(x, projection)
 
 
 def _norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -285,23 +283,6 @@ def stacked_linear(linears: list[Any], *, decoding_layout: bool = True, transpos
     return _SideBySide(linears)
 
 
-# each DecodingLinear by its weight's address, for the compiled step's operator below
-_DECODING_LINEARS: weakref.WeakValueDictionary[int, DecodingLinear] = weakref.WeakValueDictionary()
-
-
-@torch.library.custom_op("parley::decoding_linear", mutates_args=())
-def decoding_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """A DecodingLinear's product, as one operator the compiler leaves whole: its packed copy
-    is in oneDNN's own layout, which the compiler cannot trace, so a compiled step passes the
-    weight and the layer is found by it."""
-    return _DECODING_LINEARS[weight.data_ptr()](x)
-
-
-@decoding_linear.register_fake
-def _decoding_linear_shape(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    return x.new_empty((*x.shape[:-1], weight.shape[0]))
-
-
 class DecodingLinear(torch.nn.Module):
     """A float32 linear layer on the CPU laid out for the kernels that read it fastest in a
     decoding step (bench/linear_kernels.py; figures in docs/decisions.md, "The decoding
@@ -319,14 +300,13 @@ class DecodingLinear(torch.nn.Module):
 
     def __init__(self, weight: torch.Tensor, *, packed_rows: int = 8, transposed: bool = True) -> None:
         """``transposed``: one row reads the stored transpose; False keeps the ``[out, in]``
-        weight contiguous, for a compiled step's one-row loop (``_project``)."""
+        weight contiguous, for the compiled one-row loop (``_project``)."""
         super().__init__()
         weight = weight.detach()
         self.weight_t = weight.t().contiguous() if transposed else None  # [in, out]
         self.weight = torch.nn.Parameter(weight if self.weight_t is None else self.weight_t.t(), requires_grad=False)
         self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, packed_rows)
         self.in_features, self.out_features = weight.shape[1], weight.shape[0]
-        _DECODING_LINEARS[self.weight.data_ptr()] = self
 
     @staticmethod
     def covers(weight: torch.Tensor) -> bool:

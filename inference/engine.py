@@ -63,7 +63,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# the prompt length the compiled step is compiled on (Engine._compile_step)
+# the prompt length of the step the compiled programs are first run on (Engine._compile_step)
 WARM_UP_TOKENS = 17
 
 
@@ -107,8 +107,8 @@ class Engine:
         chat_step: str = "fused",
     ) -> None:
         """``chat_step``: how a decoding step is taken (InferenceConfig.chat_step): "compiled"
-        compiles the fused step here, before the engine serves (tens of seconds the first
-        time, seconds once torch.compile's cache holds it)."""
+        compiles the fused step's one-row programs here, before the engine serves (tens of
+        seconds the first time, a second once inductor's cache directory holds them)."""
         import torch
 
         from inference import decoding_step
@@ -284,34 +284,37 @@ class Engine:
             self._wakeup.notify()
 
     def _compile_step(self) -> None:
-        """Compile the step for one row and for several (the two graphs it has), so the first
-        answers do not wait for it. If compiling fails (no C++ compiler, say), the step goes
-        on uncompiled and the log says why."""
+        """Give the step its one-row programs (compiled, or loaded from the cache) and take
+        one step with them, so the first answer does not wait for them. If compiling fails
+        (no C++ compiler, say), the step goes on uncompiled and the log says why."""
+        from inference import ahead_of_time
         from inference.kv_cache import roomy_cache
 
         torch = self._torch
         assert self._step is not None
-        logger.info("compiling the decoding step (up to a minute the first time, seconds once cached)…")
+        logger.info("compiling the decoding step (up to a minute the first time, a second once cached)…")
         started = time.perf_counter()
         try:
+            compiled = ahead_of_time.compile_one_row(self._step)
             with torch.inference_mode():
-                # sizes no other dimension has: a size shared at compile time would be
-                # assumed shared for good, and a step without it compiled again
-                for rows in (1, 2):
-                    cache = roomy_cache()
-                    ids = torch.full((rows, WARM_UP_TOKENS), self.pad_id, device=self.device)
-                    mask = torch.ones_like(ids)
-                    self.model(input_ids=ids, attention_mask=mask, cache=cache, use_cache=True, logits_to_keep=1)
-                    positions = torch.full((rows, 1), WARM_UP_TOKENS, device=self.device)
-                    self._step(ids[:, -1:], batch.grown(mask), positions, cache)
-        except Exception as error:  # torch.compile raises many kinds; any of them means uncompiled
+                cache = roomy_cache()
+                ids = torch.full((1, WARM_UP_TOKENS), self.pad_id, device=self.device)
+                mask = torch.ones_like(ids)
+                self.model(input_ids=ids, attention_mask=mask, cache=cache, use_cache=True, logits_to_keep=1)
+                positions = torch.full((1, 1), WARM_UP_TOKENS, device=self.device)
+                self._step(ids[:, -1:], batch.grown(mask), positions, cache)
+        except Exception as error:  # export and AOTInductor raise many kinds; any of them means uncompiled
             self._step.uncompiled()
             logger.warning(
                 "compiling the decoding step failed, so it runs uncompiled (PARLEY_CHAT_STEP=fused skips trying): %s",
                 str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__,
             )
             return
-        logger.info("decoding step compiled in %.1f s", time.perf_counter() - started)
+        logger.info(
+            "decoding step %s in %.1f s",
+            "compiled" if compiled else "loaded from the compile cache",
+            time.perf_counter() - started,
+        )
 
     def _position(self, stream: Stream) -> int:
         with self._lock:

@@ -1,5 +1,6 @@
-"""The compiled decoding step (PARLEY_CHAT_STEP=compiled) gives what the uncompiled one
-gives, compiles a bounded number of graphs, and falls back when it cannot compile."""
+"""The compiled decoding step (PARLEY_CHAT_STEP=compiled: one row's programs compiled ahead
+of time) gives what the uncompiled one gives, serves every context and buffer size with the
+programs compiled once, keeps them for the next start, and falls back when it cannot compile."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
 import torch
-from torch._dynamo.utils import counters
 
-from inference import Engine
+from inference import Engine, ahead_of_time
 from inference.decoding_step import FusedLlamaStep
 from tests.inference.test_decoding_step import PROMPTS, answers, greedy, one_step_logits
 from tests.models import build_tiny_model
@@ -24,6 +25,7 @@ def engines(model: Any, tokenizer: Any) -> tuple[Engine, Engine]:
     fused = Engine(model, tokenizer, max_batch_size=8, chat_step="fused")
     assert compiled._step is not None
     assert compiled._step.compiled
+    assert compiled._step.one_row is not None  # one row runs the programs compiled ahead of time
     assert fused._step is not None
     assert not fused._step.compiled
     return compiled, fused
@@ -36,34 +38,41 @@ def test_a_float64_model_gives_the_same_logits_and_greedy_answers_compiled_as_un
         together = answers(compiled, 40)
         assert together == answers(fused, 40)
         assert all(together)
-        alone = compiled.generate(greedy("hi", 30)).text
-        assert alone == fused.generate(greedy("hi", 30)).text
+        for prompt in PROMPTS:  # one row: the compiled programs
+            alone = compiled.generate(greedy(prompt, 40)).text
+            assert alone == fused.generate(greedy(prompt, 40)).text
+            assert alone
     finally:
         compiled.close()
         fused.close()
+    step = FusedLlamaStep(copy.deepcopy(model), compiled=True)
+    assert not ahead_of_time.compile_one_row(step)  # the engine's programs, kept
     for rows in (1, 3):
-        expected, got = one_step_logits(model, FusedLlamaStep(model, compiled=True), rows)
+        expected, got = one_step_logits(model, step, rows)
         # the model's norm computes in float32 even for float64 weights, and compiled code
         # orders that float32 arithmetic its own way: float32's rounding, not float64's
         torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
 
 
-def test_a_float32_model_compiled_decodes_as_its_forward_without_compiling_again(chat_tokenizer: Any) -> None:
+def test_a_float32_model_compiled_decodes_as_its_forward_as_context_and_buffers_grow(chat_tokenizer: Any) -> None:
     model = build_tiny_model(len(chat_tokenizer)).float()
     compiled, fused = engines(model, chat_tokenizer)
+    assert compiled._step is not None
+    programs = compiled._step.one_row
     try:
-        graphs = counters["stats"]["unique_graphs"]
-        # batches of 1 to 8 rows, and keys and values growing past their first buffers
-        for rows in (1, 3, 8):
+        # batches of 1 to 8 rows, and keys and values growing past their first buffers: the
+        # programs checked every input's shape and layout at each call (ahead_of_time.py)
+        for rows in (1, 3, 8, 1):
             streams = [compiled.submit(greedy(prompt, 90)) for prompt in (PROMPTS * 2)[:rows]]
             assert all(stream.result().stats.completion_tokens == 90 for stream in streams)
-        assert counters["stats"]["unique_graphs"] == graphs
+        assert compiled._step.one_row is programs  # still the ones compiled at start
         assert answers(compiled, 24) == answers(fused, 24)
     finally:
         compiled.close()
         fused.close()
     pristine = build_tiny_model(len(chat_tokenizer)).float()
     step = FusedLlamaStep(build_tiny_model(len(chat_tokenizer)).float(), compiled=True)
+    ahead_of_time.compile_one_row(step)
     for rows in (1, 3):  # one row reads the weights in a compiled loop, several through oneDNN
         expected, got = one_step_logits(pristine, step, rows)
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
@@ -80,6 +89,44 @@ def test_the_real_model_gives_the_same_greedy_answers_compiled_as_uncompiled(rea
     finally:
         compiled.close()
         fused.close()
+
+
+def test_the_one_row_programs_are_kept_checked_and_a_damaged_one_is_compiled_again(
+    chat_tokenizer: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    pristine = build_tiny_model(len(chat_tokenizer)).float()
+
+    def step() -> FusedLlamaStep:
+        return FusedLlamaStep(copy.deepcopy(pristine), compiled=True)
+
+    first = step()
+    assert ahead_of_time.compile_one_row(first)  # compiled now
+    kept = sorted((tmp_path / "parley-one-row").glob("*.pt2"))
+    assert [path.name.split("-")[0] for path in kept] == ["head", "layer"]
+    again = step()
+    assert not ahead_of_time.compile_one_row(again)  # loaded
+    expected, got = one_step_logits(pristine, again, 1)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert again.one_row is not None
+    layer_program = again.one_row[0]
+    # inputs laid out otherwise than compiled for are refused, not read wrongly
+    layer = again.layers[0]
+    x = torch.zeros(1, 1, pristine.config.hidden_size)
+    rotary = torch.zeros(1, 1, 1, again.head_dim)
+    sideways = torch.zeros(1, again.kv_heads, again.head_dim, 20).transpose(2, 3)
+    inputs = (x, rotary, rotary, torch.zeros(1, 1, 1, 10), sideways, sideways.clone(), layer.input_norm)
+    with pytest.raises(RuntimeError, match="stride"):
+        layer_program(
+            *inputs, layer.post_attention_norm, *layer.projections(as_weights=True), **layer_program.constants
+        )
+    with pytest.raises(ValueError, match="compiled for"):
+        layer_program(*inputs, **{**layer_program.constants, "heads": 1})
+    kept[1].write_bytes(b"not a program")
+    damaged = step()
+    assert ahead_of_time.compile_one_row(damaged)  # compiled again
+    expected, got = one_step_logits(pristine, damaged, 1)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
 FALLBACK = """
