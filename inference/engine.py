@@ -164,9 +164,11 @@ class Engine:
         from inference.models import chat_model_name, load_chat_model
 
         config = config or InferenceConfig.from_env()
-        model, tokenizer = load_chat_model(config)
+        # before the model loads: inductor settles on its directory (the environment's, else
+        # one under /tmp) the first time anything asks for it
         if config.chat_step == "compiled" and config.compile_cache_dir is not None:
             os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(config.compile_cache_dir))
+        model, tokenizer = load_chat_model(config)
         options = {"prefix_cache_mb": config.prefix_cache_mb, "chat_step": config.chat_step, **options}
         return cls(model, tokenizer, model_name=chat_model_name(config, model, name), **options)
 

@@ -105,7 +105,7 @@ class Int8Linear(torch.nn.Module):
         """oneDNN's product of the inputs shifted to unsigned bytes by ``zero_point``, which
         it takes off again."""
         packed = self.packed
-        return torch.ops.onednn.qlinear_pointwise(  # type: ignore[no-any-return]
+        return torch.ops.onednn.qlinear_pointwise(
             (quantized + zero_point).to(torch.uint8),
             1.0,
             zero_point,

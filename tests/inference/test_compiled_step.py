@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from inference import Engine, ahead_of_time
+from inference.config import InferenceConfig
 from inference.decoding_step import FusedLlamaStep
 from tests.inference.test_decoding_step import PROMPTS, answers, greedy, one_step_logits
 from tests.models import build_tiny_model
@@ -127,6 +128,35 @@ def test_the_one_row_programs_are_kept_checked_and_a_damaged_one_is_compiled_aga
     assert ahead_of_time.compile_one_row(damaged)  # compiled again
     expected, got = one_step_logits(pristine, damaged, 1)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+RESTART = """
+import logging
+logging.basicConfig(level=logging.INFO)
+from inference import Engine, GenerationRequest
+engine = Engine.from_config()
+request = GenerationRequest.of([{"role": "user", "content": "Name a colour."}], max_new_tokens=6, temperature=0)
+print("answered", bool(engine.generate(request).text))
+engine.close()
+"""
+
+
+def test_a_restarted_engine_loads_the_programs_kept_under_var_instead_of_compiling(tmp_path: Any) -> None:
+    var = tmp_path / "var"
+    env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"}
+    models = str(InferenceConfig.from_env().models_dir)
+    env.update(PARLEY_VAR_DIR=str(var), PARLEY_MODELS_DIR=models, PARLEY_CHAT_STEP="compiled", PARLEY_DTYPE="float32")
+    logs = []
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-c", RESTART], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, done.stderr
+        assert "answered True" in done.stdout
+        logs.append(done.stderr)
+    assert "decoding step compiled in" in logs[0]
+    assert len(list((var / "cache" / "torchinductor" / "parley-one-row").glob("*.pt2"))) == 2
+    assert "decoding step loaded from the compile cache in" in logs[1]
 
 
 FALLBACK = """
