@@ -1,13 +1,13 @@
 """Two model processes on one CPU: chat answers streaming while a document is summarized.
 
-    python -m bench.shared_cpu [--streams 8] [--repeats 2]
+    python -m bench.shared_cpu [--streams 8] [--repeats 2] [--spin-count 300000]
 
 Parley runs the chat model in the generation worker and again in the Celery worker
 (document summaries), on the same cores. This starts both as separate processes, as
 Parley does: one summarizes the held-out text once while the other writes ``--streams``
 chat answers at a time, round after round, until the summary is done. It does so twice
-per repeat (taking turns), once with libgomp's default of spinning OpenMP threads
-(``GOMP_SPINCOUNT=300000``, the library's own default) and once with Parley's default,
+per repeat (taking turns), once with spinning OpenMP threads (``GOMP_SPINCOUNT``,
+``--spin-count`` turns: by default 300,000, the library's own default) and once with Parley's default,
 waiting threads that sleep (``OMP_WAIT_POLICY=PASSIVE``, see ``inference/__init__.py``),
 and reports the medians: the summary's seconds and the chat rounds' tokens per second.
 Each process alone, under both settings, comes first: what a process pays for sleeping
@@ -28,7 +28,7 @@ from typing import Any
 
 from bench.common import PROJECT_DIR, median, parser, taking_turns
 
-SPINNING = {"GOMP_SPINCOUNT": "300000"}  # what libgomp does when nothing is set
+LIBGOMP_SPIN_COUNT = 300000  # what libgomp does when nothing is set
 PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE"}  # what Parley sets when nothing is set
 
 
@@ -115,6 +115,7 @@ def main() -> None:
     arguments = parser(__doc__)
     arguments.add_argument("--streams", type=int, default=8)
     arguments.add_argument("--repeats", type=int, default=2)
+    arguments.add_argument("--spin-count", type=int, default=LIBGOMP_SPIN_COUNT, help="GOMP_SPINCOUNT when spinning")
     arguments.add_argument("--role", nargs="+", help=argparse.SUPPRESS)
     arguments.add_argument("--done", type=Path, help=argparse.SUPPRESS)
     args = arguments.parse_args()
@@ -131,7 +132,8 @@ def main() -> None:
         return
 
     chat, summary = ["chat", str(args.streams)], ["summary"]
-    for name, policy in (("spinning", SPINNING), ("passive", PASSIVE)):
+    spinning = {"GOMP_SPINCOUNT": str(args.spin_count)}
+    for name, policy in (("spinning", spinning), ("passive", PASSIVE)):
         alone_summary = run_together([summary], policy)["summary_s"]
         # the chat alone, for as long as the summary took alone
         alone_chat = run_together([chat, ["sleep", str(alone_summary)]], policy)["chat_tps"]
@@ -148,7 +150,7 @@ def main() -> None:
 
     results = taking_turns(
         args.repeats,
-        {"spinning": lambda: together("spinning", SPINNING), "passive": lambda: together("passive", PASSIVE)},
+        {"spinning": lambda: together("spinning", spinning), "passive": lambda: together("passive", PASSIVE)},
     )
 
     def middle(name: str, key: str) -> float:

@@ -26,6 +26,20 @@ def test_an_int8_layer_computes_nearly_what_the_float_layer_does() -> None:
     assert relative < 0.02, f"relative error {relative:.4f}"
 
 
+@pytest.mark.parametrize("rows", [1, 8, 32])
+def test_an_int8_layer_multiplies_exactly_as_integers_do_even_at_the_extremes(rows: int) -> None:
+    # oneDNN's products without VNNI sum pairs in 16 bits: inputs of ±127 against weights
+    # of ±127 would saturate them if they went in whole
+    torch.manual_seed(rows)
+    layer = Int8Linear(torch.nn.Linear(1536, 576, bias=False))
+    layer.weight_t[:, :3] = 127
+    layer.weight_t[:, 3:6] = -127
+    quantized = torch.randint(-127, 128, (rows, 1536)).float()
+    quantized[0] = 127
+    expected = (quantized.double() @ layer.weight_t.double()).float()
+    assert torch.equal(layer._integer_product(quantized), expected)
+
+
 def test_int8_keeps_the_default_models_perplexity_within_five_percent_and_its_answers() -> None:
     config = dataclasses.replace(InferenceConfig.from_env(), chat_quantize="none", dtype="float32")
     text = HELD_OUT_TEXT.read_text()
