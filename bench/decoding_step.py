@@ -8,9 +8,10 @@ step on the model's own layers (``fused-model-layout``), the fused step with its
 float32 weights laid out for decoding (``fused``; DecodingLinear), and the engine's
 default, that step with its one-row programs compiled ahead of time (``compiled``:
 inference/ahead_of_time.py; several rows run it as ``fused``, and with ``--int8`` there
-is no compiled kind). Each runs on its own copy of the model. Prints the median milliseconds of each and the ratios,
-then, per step kind, torch.profiler's top operations at the first batch size with their
-share of the step's time and how many calls a step makes.
+is no compiled kind). Each runs on its own copy of the model. Prints the median
+milliseconds of each and the ratios, then, per step kind, torch.profiler's top operations
+at the first batch size with their share of the step's time and how many calls a step
+makes.
 """
 
 from __future__ import annotations

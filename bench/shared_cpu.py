@@ -7,8 +7,8 @@ Parley runs the chat model in the generation worker and again in the Celery work
 Parley does: one summarizes the held-out text once while the other writes ``--streams``
 chat answers at a time, round after round, until the summary is done. It does so twice
 per repeat (taking turns), once with spinning OpenMP threads (``GOMP_SPINCOUNT``,
-``--spin-count`` turns: by default 300,000, the library's own default) and once with Parley's default,
-waiting threads that sleep (``OMP_WAIT_POLICY=PASSIVE``, see ``inference/__init__.py``),
+``--spin-count`` turns: by default 300,000, the library's own default) and once with
+Parley's default, waiting threads that sleep (``OMP_WAIT_POLICY=PASSIVE``, see ``inference/__init__.py``),
 and reports the medians: the summary's seconds and the chat rounds' tokens per second.
 Each process alone, under both settings, comes first: what a process pays for sleeping
 threads when it has the CPU to itself.

@@ -42,8 +42,6 @@ from transformers.models.llama.modeling_llama import rotate_half
 
 from inference.quantize import Int8Linear
 
-_ONEDNN = torch.backends.mkldnn.is_available()  # asked once, not at every product
-
 # what the one-row programs are compiled for (and tested in); other dtypes decode uncompiled
 COMPILED_DTYPES = (torch.float32, torch.float64)
 
@@ -310,7 +308,7 @@ class DecodingLinear(torch.nn.Module):
 
     @staticmethod
     def covers(weight: torch.Tensor) -> bool:
-        return weight.dtype == torch.float32 and weight.device.type == "cpu" and _ONEDNN
+        return weight.dtype == torch.float32 and weight.device.type == "cpu" and torch.backends.mkldnn.is_available()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.numel() == x.shape[-1]:  # one row

@@ -26,7 +26,6 @@ from typing import Any
 
 import torch
 
-_ONEDNN = torch.backends.mkldnn.is_available()
 # whether oneDNN's int8 products take 8-bit inputs whole (VNNI) or in halves (above)
 _WHOLE_INPUTS = torch.cpu._is_vnni_supported()
 
@@ -87,7 +86,7 @@ class Int8Linear(torch.nn.Module):
     def _integer_product(self, quantized: torch.Tensor) -> torch.Tensor:
         """The exact integer product of the quantized inputs (whole numbers within ±127, as
         floats) and the int8 weights, as float32."""
-        if not _ONEDNN:
+        if not torch.backends.mkldnn.is_available():
             return torch._int_mm(quantized.to(torch.int8), self.weight_t).float()
         packed = self.packed
         if packed.weights is None:
